@@ -1,0 +1,52 @@
+# The single entry point. Every target sets up what it needs, so on a fresh machine
+# `make demo` and `make test` work with nothing installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENV ?= dev
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install test lint typecheck unit infra-test local-test bench demo local synth deploy destroy e2e clean
+
+## install: create .venv and install everything (quick when nothing changed)
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+## test: every offline check: lint, types, unit, infra and local-mode tests
+test: install lint typecheck
+	$(PY) -m pytest --cov --cov-branch --cov-report=term --cov-fail-under=90 tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+## bench: per-job overhead of the pipeline against the bare path of the seed's sample code
+bench: install
+	$(PY) -m img2img_local.bench
+
+## demo: start local mode, run one image through both doors, copy results to local-output/
+demo: install
+	$(PY) -m img2img_local.demo
+
+## local: serve local mode until Ctrl-C
+local: install
+	$(PY) -m img2img_local
+
+clean:
+	rm -rf $(VENV) .build cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage local-output
+
+# Each area keeps its own targets in mk/<area>.mk (infra, local, client, ...).
+-include mk/*.mk

@@ -1,0 +1,57 @@
+"""Typed settings, read once from the environment at cold start. The CDK stack and local mode
+set the same variables; nothing else in the code reads os.environ. AWS endpoints are not
+settings of ours: boto3 reads AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> itself, which is
+the only thing local mode changes."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SDXL_V1 = "stability.stable-diffusion-xl-v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMG2IMG_", extra="ignore", frozen=True)
+
+    env: str = "local"
+    input_bucket: str
+    output_bucket: str
+    jobs_table: str
+    queue_url: str = ""
+    allowed_model_ids: Annotated[tuple[str, ...], NoDecode] = (SDXL_V1,)
+    default_model_id: str = SDXL_V1
+    bedrock_region: str | None = None  # defaults to the function's own region
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    presign_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    job_ttl_days: int = Field(default=30, gt=0)
+    # The sync route gives up in time to answer before API Gateway's integration timeout.
+    sync_budget_seconds: float = Field(default=25.0, gt=0)
+    # Bounded application-level retries of ModelTimeoutException (botocore retries the rest).
+    model_timeout_retries: int = Field(default=1, ge=0, le=5)
+
+    @field_validator("allowed_model_ids", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _default_is_allowed(self) -> Settings:
+        if self.default_model_id not in self.allowed_model_ids:
+            raise ValueError(
+                f"IMG2IMG_DEFAULT_MODEL_ID {self.default_model_id!r} is not in IMG2IMG_ALLOWED_MODEL_IDS"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment

@@ -1,0 +1,112 @@
+"""Domain errors. Each carries a stable code, the HTTP status the API door answers with,
+whether a retry can succeed, and the fields it is about. Handlers map these, and only these,
+to responses (see handlers/errors.py); the S3 door writes `code` into the metadata JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class ServiceError(Exception):
+    code = "internal_error"
+    status = 500
+    retryable = False
+
+    def __init__(self, message: str, details: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "details": [d.to_dict() for d in self.details],
+        }
+
+
+class InvalidRequest(ServiceError):
+    """The request body or parameters break a rule of the contract."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class SourceNotFound(ServiceError):
+    """`init_image_s3_key` names an object that is not in the input bucket."""
+
+    code = "source_not_found"
+    status = 400
+
+
+class UnsupportedImage(ServiceError):
+    """The source is not a still PNG, JPEG or WebP image, or it is corrupt."""
+
+    code = "unsupported_image"
+    status = 415
+
+
+class ImageTooLarge(ServiceError):
+    """The source breaks the byte or pixel cap (also guards against decompression bombs)."""
+
+    code = "image_too_large"
+    status = 413
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status = 413
+
+
+class JobNotFound(ServiceError):
+    code = "job_not_found"
+    status = 404
+
+
+class ModelThrottled(ServiceError):
+    code = "model_throttled"
+    status = 429
+    retryable = True
+
+
+class ModelTimeout(ServiceError):
+    code = "model_timeout"
+    status = 504
+    retryable = True
+
+
+class ModelUnavailable(ServiceError):
+    """End of life, no access, wrong region or id: a person must change configuration."""
+
+    code = "model_unavailable"
+    status = 503
+
+
+class ModelBusy(ServiceError):
+    """Bedrock answered 5xx or 'not ready' after the client's own retries: worth retrying later."""
+
+    code = "model_busy"
+    status = 503
+    retryable = True
+
+
+class ModelError(ServiceError):
+    """The model failed on this input (ModelErrorException, a rejected body, a bad response)."""
+
+    code = "model_error"
+    status = 502
+
+
+class StorageError(ServiceError):
+    code = "storage_error"
+    status = 500
+    retryable = True

@@ -1,0 +1,205 @@
+"""The public request contract: the Stability SDXL 1.0 image-to-image body as Amazon Bedrock
+documents it, plus a few service options. Rules follow the seed document and
+shared/reference/bedrock-facts.md section 1. Unknown fields are rejected so typos surface."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from img2img.domain.errors import FieldError, InvalidRequest
+
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 4294967295
+
+ClipGuidancePreset = Literal["FAST_BLUE", "FAST_GREEN", "NONE", "SIMPLE", "SLOW", "SLOWER", "SLOWEST"]
+Sampler = Literal[
+    "DDIM",
+    "DDPM",
+    "K_DPMPP_2M",
+    "K_DPMPP_2S_ANCESTRAL",
+    "K_DPM_2",
+    "K_DPM_2_ANCESTRAL",
+    "K_EULER",
+    "K_EULER_ANCESTRAL",
+    "K_HEUN",
+    "K_LMS",
+]
+StylePreset = Literal[
+    "3d-model",
+    "analog-film",
+    "anime",
+    "cinematic",
+    "comic-book",
+    "digital-art",
+    "enhance",
+    "fantasy-art",
+    "isometric",
+    "line-art",
+    "low-poly",
+    "modeling-compound",
+    "neon-punk",
+    "origami",
+    "photographic",
+    "pixel-art",
+    "tile-texture",
+]
+ResizeMode = Literal["fit", "pad", "reject"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+DEFAULT_IMAGE_STRENGTH = 0.35
+DEFAULT_STEP_SCHEDULE_START = 0.65
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class TextPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    text: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+    weight: float = 1.0
+
+
+class ImageToImageRequest(BaseModel):
+    """One image-to-image request. Field names and rules are Bedrock's SDXL 1.0 ones."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    text_prompts: Annotated[list[TextPrompt], Field(min_length=1)]
+    init_image: str | None = None
+    init_image_s3_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    init_image_mode: Literal["IMAGE_STRENGTH", "STEP_SCHEDULE"] = "IMAGE_STRENGTH"
+    image_strength: Unit | None = None
+    step_schedule_start: Unit | None = None
+    step_schedule_end: Unit | None = None
+    cfg_scale: Annotated[float, Field(ge=0, le=35)] = 7.0
+    clip_guidance_preset: ClipGuidancePreset | None = None
+    sampler: Sampler | None = None
+    samples: int = 1
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    steps: Annotated[int, Field(ge=10, le=50)] = 30
+    style_preset: StylePreset | None = None
+    extras: dict[str, Any] | None = None
+
+    # Service options (not Bedrock fields): which model runs it and how the image is shaped.
+    model_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    resize_mode: ResizeMode = "fit"
+    output_format: OutputFormat = "png"
+
+    @field_validator("style_preset", mode="before")
+    @classmethod
+    def _accept_accented_anime(cls, value: object) -> object:
+        # The seed document prints "animé"; the API's value is "anime".
+        return "anime" if value == "animé" else value
+
+    @field_validator("samples")
+    @classmethod
+    def _one_sample(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("Bedrock generates exactly one image: samples must be 1")
+        return value
+
+    @field_validator("init_image_s3_key")
+    @classmethod
+    def _key_inside_input_bucket(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "://" in value or value.startswith("arn:"):
+            raise ValueError("must be a key in the input bucket, not a URI of another bucket")
+        if value.startswith("/"):
+            raise ValueError("must be a relative key in the input bucket, not an absolute path")
+        if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
+            raise ValueError("must not contain '..', '.' or empty path segments")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ImageToImageRequest:
+        errors: list[FieldError] = []
+        if not any(p.weight > 0 for p in self.text_prompts):
+            errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
+        if (self.init_image is None) == (self.init_image_s3_key is None):
+            errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
+        if self.init_image_mode == "IMAGE_STRENGTH":
+            for name in ("step_schedule_start", "step_schedule_end"):
+                if getattr(self, name) is not None:
+                    errors.append(FieldError(name, "only used with init_image_mode STEP_SCHEDULE"))
+        else:
+            if self.image_strength is not None:
+                errors.append(FieldError("image_strength", "only used with init_image_mode IMAGE_STRENGTH"))
+            start, end = self.effective_step_schedule_start, self.step_schedule_end
+            if end is not None and end < start:
+                errors.append(FieldError("step_schedule_end", "must be >= step_schedule_start"))
+        if self.clip_guidance_preset not in (None, "NONE") and not (
+            self.sampler and self.sampler.endswith("_ANCESTRAL")
+        ):
+            errors.append(
+                FieldError(
+                    "clip_guidance_preset",
+                    "CLIP guidance needs an ancestral sampler (K_DPMPP_2S_ANCESTRAL, K_DPM_2_ANCESTRAL "
+                    "or K_EULER_ANCESTRAL)",
+                )
+            )
+        if errors:
+            raise _CrossFieldErrors(errors)
+        return self
+
+    @property
+    def effective_image_strength(self) -> float:
+        """How close the result stays to the source, 0..1, whichever mode the caller used."""
+        if self.init_image_mode == "STEP_SCHEDULE":
+            return 1.0 - self.effective_step_schedule_start
+        return DEFAULT_IMAGE_STRENGTH if self.image_strength is None else self.image_strength
+
+    @property
+    def effective_step_schedule_start(self) -> float:
+        if self.step_schedule_start is None:
+            return DEFAULT_STEP_SCHEDULE_START
+        return self.step_schedule_start
+
+    @property
+    def positive_prompts(self) -> list[TextPrompt]:
+        return [p for p in self.text_prompts if p.weight > 0]
+
+    @property
+    def negative_prompts(self) -> list[TextPrompt]:
+        return [p for p in self.text_prompts if p.weight < 0]
+
+    def bedrock_fields(self) -> dict[str, Any]:
+        """The SDXL body fields the caller set (or that have a default), without the source
+        image and without service options: what an engine translates."""
+        return self.model_dump(
+            exclude_none=True,
+            exclude={"init_image", "init_image_s3_key", "model_id", "resize_mode", "output_format"},
+        )
+
+
+class _CrossFieldErrors(ValueError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def parse_request(data: object) -> ImageToImageRequest:
+    """Validate a decoded JSON body. Raises InvalidRequest naming every bad field."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object", [FieldError("body", "not an object")])
+    try:
+        return ImageToImageRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest("the request is not a valid SDXL image-to-image body", _field_errors(exc)) from exc
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    details: list[FieldError] = []
+    for err in exc.errors(include_url=False):
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, _CrossFieldErrors):
+            details.extend(cause.errors)
+            continue
+        field = ".".join(str(part) for part in err["loc"]) or "body"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        details.append(FieldError(field, message))
+    return details
