@@ -110,3 +110,17 @@ class StorageError(ServiceError):
     code = "storage_error"
     status = 500
     retryable = True
+
+
+class IdempotencyConflict(ServiceError):
+    """The same Idempotency-Key came with a different request, or its first use is still running."""
+
+    code = "idempotency_conflict"
+    status = 409
+
+
+class MissingParameters(ServiceError):
+    """An image reached the S3 door with neither a manifest nor a prompt in its metadata."""
+
+    code = "missing_parameters"
+    status = 400

@@ -1,0 +1,95 @@
+"""The one place that calls Bedrock Runtime InvokeModel. botocore's standard retry mode
+retries throttling, ModelNotReady and 5xx with jittered backoff; ModelTimeoutException is
+retried here a bounded number of times; nothing that cannot succeed is retried. Every
+Bedrock error leaves this module as a domain error a person can act on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from img2img.domain.errors import (
+    InvalidRequest,
+    ModelBusy,
+    ModelError,
+    ModelThrottled,
+    ModelTimeout,
+    ModelUnavailable,
+    ServiceError,
+)
+from img2img.domain.ports import ModelReply
+
+EMULATOR_HEADER = "x-img2img-emulator"
+
+
+class BedrockInvoker:
+    def __init__(self, client: Any, timeout_retries: int = 1) -> None:
+        self._client = client
+        self._timeout_retries = timeout_retries
+
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
+    def invoke(self, model_id: str, body: dict[str, Any]) -> ModelReply:
+        payload = json.dumps(body).encode()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response = self._client.invoke_model(
+                    modelId=model_id, body=payload, contentType="application/json", accept="application/json"
+                )
+                return ModelReply(_read_json(response), _is_emulated(response), attempts)
+            except ClientError as exc:
+                error = self._translate(exc, model_id)
+                if isinstance(error, ModelTimeout) and attempts <= self._timeout_retries:
+                    continue
+                raise error from exc
+            except BotoCoreError as exc:  # connection and read timeouts after botocore's retries
+                raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
+
+    def _translate(self, exc: ClientError, model_id: str) -> ServiceError:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        region = self.region
+        if code == "ResourceNotFoundException":
+            return ModelUnavailable(
+                f"model {model_id} is not available in region {region} ({message}). It may have reached "
+                "end of life or need a cross-region inference profile id (us./eu. prefix): choose a live "
+                "model and set allowed_model_ids / default_model_id for this environment in cdk.json."
+            )
+        if code == "AccessDeniedException":
+            return ModelUnavailable(
+                f"access to model {model_id} in region {region} is denied ({message}). Request model access "
+                "in the Bedrock console for this account and region, or choose another model in cdk.json."
+            )
+        if code == "ThrottlingException":
+            return ModelThrottled(f"Bedrock throttled model {model_id}: {message}")
+        if code == "ServiceQuotaExceededException":
+            return ModelThrottled(f"the Bedrock quota for model {model_id} is exhausted: {message}")
+        if code == "ModelTimeoutException":
+            return ModelTimeout(f"model {model_id} timed out: {message}")
+        if code in ("ModelNotReadyException", "InternalServerException", "ServiceUnavailableException"):
+            return ModelBusy(f"Bedrock could not serve model {model_id} now ({code}): {message}")
+        if code == "ValidationException":
+            return InvalidRequest(f"model {model_id} rejected the request: {message}")
+        return ModelError(f"model {model_id} failed ({code or 'unknown error'}): {message}")
+
+
+def _read_json(response: dict[str, Any]) -> dict[str, Any]:
+    raw = response["body"].read()
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise ModelError("the model answered with a body that is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise ModelError("the model answered with JSON that is not an object")
+    return payload
+
+
+def _is_emulated(response: dict[str, Any]) -> bool:
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get(EMULATOR_HEADER, "")).lower() == "true"

@@ -1,0 +1,62 @@
+"""Job records in DynamoDB (the same table holds Powertools idempotency records, under other
+keys). A record is small: status, times and a JSON view of the job, never image bytes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from img2img.domain.errors import JobNotFound, StorageError
+from img2img.domain.job import FINAL_STATUSES, JobView
+
+
+def _pk(job_id: str) -> dict[str, str]:
+    return {"S": f"job#{job_id}"}
+
+
+class JobStore:
+    def __init__(self, client: Any, table: str, ttl_days: int) -> None:
+        self._client = client
+        self._table = table
+        self._ttl_seconds = ttl_days * 86400
+
+    def save(self, view: JobView) -> None:
+        """Write the job's current state. A final state is never overwritten by a non-final one
+        (a late redelivery must not turn SUCCEEDED back into RUNNING)."""
+        item = {
+            "pk": _pk(view.job_id),
+            "status": {"S": view.status},
+            "updated_at": {"S": view.updated_at},
+            "doc": {"S": json.dumps(view.to_dict(), separators=(",", ":"))},
+            "ttl": {"N": str(int(time.time()) + self._ttl_seconds)},
+        }
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if view.status not in FINAL_STATUSES:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR NOT #s IN (:a, :b, :c)"
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+            kwargs["ExpressionAttributeValues"] = {
+                f":{name}": {"S": status} for name, status in zip("abc", sorted(FINAL_STATUSES), strict=True)
+            }
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise StorageError(f"could not record job {view.job_id}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not record job {view.job_id}: {exc}") from exc
+
+    def get(self, job_id: str) -> JobView:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"pk": _pk(job_id)}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"could not read job {job_id}: {exc}") from exc
+        item = response.get("Item")
+        if not item:
+            raise JobNotFound(f"no job {job_id}")
+        return JobView.from_dict(json.loads(item["doc"]["S"]))

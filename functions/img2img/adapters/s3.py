@@ -1,0 +1,89 @@
+"""S3 access for both buckets: read sources (with a size cap checked before the body is read),
+write results, presign downloads and uploads. Errors leave as domain errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from img2img.domain.errors import FieldError, ImageTooLarge, SourceNotFound, StorageError
+from img2img.domain.ports import PresignedPost, StoredObject
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class ObjectStore:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def get(self, bucket: str, key: str, *, max_bytes: int, version_id: str | None = None) -> StoredObject:
+        args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            response = self._client.get_object(**args)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise SourceNotFound(
+                    f"s3://{bucket}/{key} does not exist",
+                    [FieldError("init_image_s3_key", "no such object in the input bucket")],
+                ) from exc
+            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+        body = response["Body"]
+        try:
+            if response.get("ContentLength", 0) > max_bytes:
+                raise ImageTooLarge(
+                    f"the source is {response['ContentLength']} bytes; the limit is {max_bytes}",
+                    [FieldError("init_image", f"larger than {max_bytes} bytes")],
+                )
+            data = body.read()
+        finally:
+            body.close()
+        return StoredObject(
+            bucket=bucket,
+            key=key,
+            data=data,
+            etag=str(response.get("ETag", "")).strip('"'),
+            version_id=response.get("VersionId"),
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata") or {}),
+        )
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        """Read an object of our own (a stored result); a missing one is a storage fault."""
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+            return bytes(response["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
+        """Write an object and answer its ETag. botocore's retries cover transient faults."""
+        try:
+            response = self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"could not write s3://{bucket}/{key}: {exc}") from exc
+        return str(response.get("ETag", "")).strip('"')
+
+    def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
+        return str(
+            self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+    def presign_post(
+        self, bucket: str, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> PresignedPost:
+        """A browser-style POST policy: this exact key, this content type, at most max_bytes."""
+        post = self._client.generate_presigned_post(
+            Bucket=bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in,
+        )
+        return PresignedPost(url=str(post["url"]), fields={k: str(v) for k, v in post["fields"].items()})

@@ -1,0 +1,238 @@
+"""pipeline.run(job): read the source, prepare it, call the model through its engine, write
+the result image and its metadata JSON, and record the job's status. It knows nothing about
+events or HTTP; both doors call it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from img2img import __version__
+from img2img.domain.errors import ServiceError
+from img2img.domain.imaging import FILE_EXTENSIONS, MIME_TYPES, ImageLimits, encode_result, prepare_image
+from img2img.domain.job import Job, JobView, OutputKeys, SourceRef, Status
+from img2img.domain.ports import JobStorePort, ModelInvokerPort, ObjectStorePort
+from img2img.engines import engine_for
+from img2img.engines.base import Artifact
+
+_STATUS_BY_FINISH: dict[str, Status] = {
+    "SUCCESS": "SUCCEEDED",
+    "CONTENT_FILTERED": "CONTENT_FILTERED",
+    "ERROR": "FAILED",
+}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Outcome:
+    """What a run produced. `image` holds the result bytes for the sync API door only."""
+
+    job_id: str
+    status: Status
+    metadata: dict[str, Any]
+    image: bytes | None = None
+    error: ServiceError | None = None
+
+    @property
+    def image_key(self) -> str | None:
+        result = self.metadata.get("result") or {}
+        return result.get("key")
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-able record of the outcome (what idempotency stores; no image bytes)."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "result": self.metadata.get("result"),
+            "output": self.metadata.get("output"),
+            "error": self.metadata.get("error"),
+        }
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, int] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round((time.perf_counter() - start) * 1000)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: ObjectStorePort,
+        invoker: ModelInvokerPort,
+        jobs: JobStorePort,
+        limits: ImageLimits,
+        environment: str,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self._store = store
+        self._invoker = invoker
+        self._jobs = jobs
+        self._limits = limits
+        self._environment = environment
+        self._clock = clock
+
+    def run(self, job: Job, *, final_attempt: bool = True) -> Outcome:
+        """Run one job to a final status. A retryable failure (throttling, model timeout,
+        storage fault) is raised instead when another attempt will follow; otherwise every
+        failure ends as a FAILED job with its metadata written."""
+        meta = self._base_metadata(job)
+        timer = _Timer()
+        started = time.perf_counter()
+        self._jobs.save(JobView.of(job, "RUNNING", self._clock()))
+        try:
+            outcome = self._execute(job, meta, timer)
+        except ServiceError as error:
+            if error.retryable and not final_attempt:
+                raise
+            meta["status"] = "FAILED"
+            meta["error"] = error.to_dict()
+            outcome = Outcome(job.job_id, "FAILED", meta, error=error)
+        meta["timings_ms"] = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
+        meta["completed_at"] = self._clock()
+        self._finish(job, outcome)
+        return outcome
+
+    def reject(
+        self, job_id: str, source: SourceRef, output: OutputKeys, error: ServiceError
+    ) -> dict[str, Any]:
+        """Record a job that could not start (no parameters, a bad manifest): its metadata says
+        why, where the result would have been."""
+        now = self._clock()
+        meta: dict[str, Any] = {
+            "job_id": job_id,
+            "status": "FAILED",
+            "door": "s3",
+            "created_at": now,
+            "completed_at": now,
+            "source": {"bucket": source.bucket, "key": source.key, "version_id": source.version_id},
+            "output": {"bucket": output.bucket, "metadata_key": output.metadata_key},
+            "error": error.to_dict(),
+            "service": self._service_info(),
+        }
+        body = json.dumps(meta, indent=2).encode()
+        self._store.put(output.bucket, output.metadata_key, body, "application/json")
+        view = JobView(
+            job_id=job_id,
+            status="FAILED",
+            door="s3",
+            created_at=now,
+            updated_at=now,
+            model_id="",
+            request={},
+            source=meta["source"],
+            output=meta["output"],
+            error=meta["error"],
+        )
+        self._jobs.save(view)
+        return Outcome(job_id, "FAILED", meta, error=error).summary()
+
+    def _service_info(self) -> dict[str, str]:
+        return {"name": "img2img", "version": __version__, "environment": self._environment}
+
+    def _execute(self, job: Job, meta: dict[str, Any], timer: _Timer) -> Outcome:
+        with timer.step("read"):
+            data = self._read_source(job, meta)
+        with timer.step("prepare"):
+            prepared = prepare_image(data, job.request.resize_mode, self._limits)
+            engine = engine_for(job.model_id)
+            call = engine.build_body(job.request, prepared)
+        meta["source"].update(
+            format=prepared.source_format, width=prepared.source_width, height=prepared.source_height
+        )
+        meta["preparation"] = {
+            "resize_mode": prepared.resize_mode,
+            "from": [prepared.source_width, prepared.source_height],
+            "to": [prepared.width, prepared.height],
+            "passthrough": prepared.passthrough,
+            "operations": list(prepared.operations),
+        }
+        meta["model"].update(engine=engine.family, notes=list(call.notes))
+        with timer.step("model"):
+            reply = self._invoker.invoke(job.model_id, call.body)
+            artifact = engine.parse_response(reply.payload, call)
+        meta["model"].update(emulated=reply.emulated, attempts=reply.attempts)
+        status = _STATUS_BY_FINISH[artifact.finish_reason]
+        meta["status"] = status
+        image: bytes | None = None
+        with timer.step("write"):
+            if artifact.finish_reason != "ERROR" and artifact.image:
+                image = self._write_result(job, artifact, meta)
+        if status == "FAILED":
+            meta["error"] = {
+                "code": "model_error",
+                "message": f"the model finished with ERROR: {artifact.detail or 'no reason given'}",
+                "details": [],
+            }
+        return Outcome(job.job_id, status, meta, image=image)
+
+    def _read_source(self, job: Job, meta: dict[str, Any]) -> bytes:
+        if job.source_data is not None:
+            data = job.source_data
+        else:
+            stored = self._store.get(
+                job.source.bucket,
+                job.source.key,
+                max_bytes=self._limits.max_bytes,
+                version_id=job.source.version_id,
+            )
+            data = stored.data
+            meta["source"].update(etag=stored.etag, version_id=stored.version_id)
+        meta["source"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        return data
+
+    def _write_result(self, job: Job, artifact: Artifact, meta: dict[str, Any]) -> bytes:
+        fmt = job.request.output_format
+        image = encode_result(artifact.image, fmt)
+        key = job.output.image_key(FILE_EXTENSIONS[fmt])
+        self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt])
+        meta["result"] = {
+            "bucket": job.output.bucket,
+            "key": key,
+            "seed": artifact.seed,
+            "finish_reason": artifact.finish_reason,
+            "format": fmt,
+            "bytes": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(),
+        }
+        return image
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        """Metadata goes last: whoever sees it can rely on the image being there."""
+        body = json.dumps(outcome.metadata, indent=2, sort_keys=False).encode()
+        self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
+        view = JobView.of(job, outcome.status, self._clock())
+        view.output = outcome.metadata["output"]
+        view.result = outcome.metadata.get("result")
+        view.error = outcome.metadata.get("error")
+        self._jobs.save(view)
+
+    def _base_metadata(self, job: Job) -> dict[str, Any]:
+        return {
+            "job_id": job.job_id,
+            "status": "RUNNING",
+            "door": job.door,
+            "created_at": job.created_at,
+            "source": {"bucket": job.source.bucket, "key": job.source.key},
+            "request": job.effective_request(),
+            "model": {"id": job.model_id, "region": self._invoker.region},
+            "output": {"bucket": job.output.bucket, "metadata_key": job.output.metadata_key},
+            "service": self._service_info(),
+        }

@@ -1,0 +1,60 @@
+"""What the domain needs from the outside world. Adapters implement these with boto3; tests
+may pass anything of the same shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from img2img.domain.job import JobView
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    data: bytes
+    etag: str
+    version_id: str | None
+    content_type: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    payload: dict[str, Any]
+    emulated: bool  # answered by the local Bedrock emulator, not a real model
+    attempts: int
+
+
+class ObjectStorePort(Protocol):
+    def get(
+        self, bucket: str, key: str, *, max_bytes: int, version_id: str | None = None
+    ) -> StoredObject: ...
+    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str: ...
+    def presign_get(self, bucket: str, key: str, expires_in: int) -> str: ...
+    def presign_post(
+        self, bucket: str, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> PresignedPost: ...
+
+
+class ModelInvokerPort(Protocol):
+    @property
+    def region(self) -> str: ...
+    def invoke(self, model_id: str, body: dict[str, Any]) -> ModelReply: ...
+
+
+class JobStorePort(Protocol):
+    def save(self, view: JobView) -> None: ...
+    def get(self, job_id: str) -> JobView: ...
+
+
+class JobQueuePort(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...

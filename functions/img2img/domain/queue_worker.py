@@ -1,0 +1,163 @@
+"""What the worker does with one queue message: an async API job, or an S3 notification of
+objects dropped under inbox/ (images or manifests). Each job runs at most once per object
+version and parameters; a retryable failure raises, so the message comes back (and, once it
+has used its receives, goes to the dead-letter queue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from img2img.domain.api_door import Once
+from img2img.domain.errors import FieldError, InvalidRequest, ServiceError
+from img2img.domain.job import Job, OutputKeys, SourceRef, stable_id
+from img2img.domain.models import resolve_model_id
+from img2img.domain.pipeline import Pipeline, utc_now
+from img2img.domain.ports import ObjectStorePort
+from img2img.domain.request import parse_request
+from img2img.domain.s3_door import (
+    SourceObject,
+    is_manifest,
+    job_id_for,
+    manifest_requests,
+    output_keys,
+    request_from_metadata,
+    starts_jobs,
+)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    input_bucket: str
+    output_bucket: str
+    allowed_model_ids: tuple[str, ...]
+    default_model_id: str
+    max_image_bytes: int
+    max_manifest_bytes: int = 1024 * 1024
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        *,
+        settings: WorkerSettings,
+        pipeline: Pipeline,
+        store: ObjectStorePort,
+        once: Once,
+        on_skip: Callable[[str], None] = lambda reason: None,
+    ) -> None:
+        self._s = settings
+        self._pipeline = pipeline
+        self._store = store
+        self._once = once
+        self._on_skip = on_skip
+
+    def handle(self, message: dict[str, Any], *, final_attempt: bool) -> list[dict[str, Any]]:
+        """Run every job a message carries; answers their summaries."""
+        if message.get("Event") == "s3:TestEvent":
+            self._on_skip("s3:TestEvent")
+            return []
+        if message.get("kind") == "api_job":
+            return [self._run_api_job(message, final_attempt)]
+        summaries: list[dict[str, Any]] = []
+        for obj in s3_objects(message):
+            if obj.bucket != self._s.input_bucket or not starts_jobs(obj.key):
+                self._on_skip(f"not an input under inbox/: s3://{obj.bucket}/{obj.key}")
+                continue
+            summaries.extend(self._run_object(obj, final_attempt))
+        return summaries
+
+    def _run_api_job(self, message: dict[str, Any], final_attempt: bool) -> dict[str, Any]:
+        request = parse_request(message["request"])
+        out = message["output"]
+        job = Job(
+            job_id=message["job_id"],
+            door="api",
+            request=request,
+            model_id=message["model_id"],
+            source=SourceRef(self._s.input_bucket, str(request.init_image_s3_key)),
+            output=OutputKeys(out["bucket"], out["stem"], out["metadata_key"]),
+            created_at=message["created_at"],
+        )
+        return self._run_once("api-job", job, final_attempt)
+
+    def _run_object(self, obj: SourceObject, final_attempt: bool) -> list[dict[str, Any]]:
+        manifest = is_manifest(obj.key)
+        try:
+            stored = self._store.get(
+                obj.bucket,
+                obj.key,
+                max_bytes=self._s.max_manifest_bytes if manifest else self._s.max_image_bytes,
+                version_id=obj.version_id,
+            )
+            bodies = manifest_requests(stored.data) if manifest else [request_from_metadata(stored.metadata)]
+            jobs = [self._job(body, obj, None if manifest else stored.data) for body in bodies]
+        except ServiceError as error:
+            if error.retryable and not final_attempt:
+                raise
+            # Nothing runnable came out of this object: say why where its result would be.
+            return [
+                self._pipeline.reject(
+                    stable_id(obj.bucket, obj.key, obj.version_id or obj.etag),
+                    SourceRef(obj.bucket, obj.key, obj.version_id),
+                    output_keys(self._s.output_bucket, obj.key),
+                    error,
+                )
+            ]
+        return [self._run_once("s3-job", job, final_attempt) for job in jobs]
+
+    def _job(self, body: dict[str, Any], obj: SourceObject, data: bytes | None) -> Job:
+        """A job for one body: the dropped image itself (data given), or an image a manifest names."""
+        if data is not None:
+            body = {**body, "init_image_s3_key": obj.key}
+            source = obj
+        else:
+            key = body.get("init_image_s3_key")
+            if not isinstance(key, str):
+                raise InvalidRequest(
+                    "the manifest names no image",
+                    [FieldError("init_image_s3_key", "give init_image_s3_key or init_image_s3_keys")],
+                )
+            source = SourceObject(self._s.input_bucket, key, None, "")
+        request = parse_request(body)
+        model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
+        return Job(
+            job_id=job_id_for(source, request.model_dump(exclude_none=True)),
+            door="s3",
+            request=request,
+            model_id=model_id,
+            source=SourceRef(self._s.input_bucket, source.key, source.version_id),
+            output=output_keys(self._s.output_bucket, source.key),
+            created_at=utc_now(),
+            source_data=data,
+        )
+
+    def _run_once(self, scope: str, job: Job, final_attempt: bool) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            outcome = self._pipeline.run(job, final_attempt=final_attempt)
+            if outcome.error is not None and outcome.error.retryable:
+                # Recorded as FAILED, but raised so the message goes on to the dead-letter
+                # queue and the idempotency record is dropped, leaving a redrive free to retry.
+                raise outcome.error
+            return outcome.summary()
+
+        return self._once(scope, job.job_id, job.job_id, compute)
+
+
+def s3_objects(message: dict[str, Any]) -> Iterator[SourceObject]:
+    """The objects of an S3 event notification. Keys arrive URL-encoded ('+' for a space)."""
+    for record in message.get("Records", []):
+        if record.get("eventSource") != "aws:s3" or not str(record.get("eventName", "")).startswith(
+            "ObjectCreated"
+        ):
+            continue
+        s3 = record["s3"]
+        obj = s3["object"]
+        yield SourceObject(
+            bucket=s3["bucket"]["name"],
+            key=unquote_plus(obj["key"]),
+            version_id=obj.get("versionId"),
+            etag=str(obj.get("eTag", "")),
+        )

@@ -1,0 +1,125 @@
+"""The S3 door's rules: which objects start jobs, where their parameters come from (a JSON
+manifest, else the image's own metadata), and where results go. Result keys are
+deterministic, so a redelivered event overwrites rather than duplicates."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from email.header import decode_header
+from typing import Any
+
+from img2img.domain.errors import FieldError, InvalidRequest, MissingParameters
+from img2img.domain.job import OutputKeys, stable_id
+
+INBOX = "inbox/"
+RESULTS = "results/"
+
+# x-amz-meta-<name> -> (request field, parser). S3 lower-cases metadata names.
+_NUMBER_FIELDS = {
+    "image-strength": ("image_strength", float),
+    "cfg-scale": ("cfg_scale", float),
+    "seed": ("seed", int),
+    "steps": ("steps", int),
+}
+_TEXT_FIELDS = {
+    "style-preset": "style_preset",
+    "sampler": "sampler",
+    "model-id": "model_id",
+    "resize-mode": "resize_mode",
+    "output-format": "output_format",
+}
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+
+
+def is_manifest(key: str) -> bool:
+    return key.lower().endswith(".json")
+
+
+def starts_jobs(key: str) -> bool:
+    """Only objects under inbox/ start jobs; folder markers do not."""
+    return key.startswith(INBOX) and not key.endswith("/")
+
+
+def output_keys(output_bucket: str, source_key: str) -> OutputKeys:
+    """inbox/<path>/<name>.<ext> -> results/<path>/<name>.<fmt> and results/<path>/<name>.json.
+    Sources named by a manifest outside inbox/ (uploads/, api/) map the same way."""
+    _, _, rest = source_key.partition("/")
+    stem = posixpath.splitext(rest or source_key)[0]
+    return OutputKeys(output_bucket, f"{RESULTS}{stem}", f"{RESULTS}{stem}.json")
+
+
+def job_id_for(source: SourceObject, body: dict[str, Any]) -> str:
+    """The same object version with the same parameters is the same job."""
+    return stable_id(source.bucket, source.key, source.version_id or source.etag, body)
+
+
+def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
+    """Build an SDXL body from x-amz-meta-* values. Names the metadata key on any error."""
+    meta = {name.lower(): _decode(value) for name, value in metadata.items()}
+    prompt = meta.get("prompt", "").strip()
+    if not prompt:
+        raise MissingParameters(
+            "no parameters for this image: set a prompt in its metadata "
+            "(aws s3 cp IMAGE s3://<input bucket>/inbox/ --metadata prompt='...') "
+            "or drop a JSON manifest under inbox/ naming it in init_image_s3_key",
+            [FieldError("x-amz-meta-prompt", "missing")],
+        )
+    prompts: list[dict[str, Any]] = [{"text": prompt, "weight": 1.0}]
+    if meta.get("negative-prompt", "").strip():
+        prompts.append({"text": meta["negative-prompt"].strip(), "weight": -1.0})
+    body: dict[str, Any] = {"text_prompts": prompts}
+    errors: list[FieldError] = []
+    for name, (field, parse) in _NUMBER_FIELDS.items():
+        if name in meta:
+            try:
+                body[field] = parse(meta[name].strip())
+            except ValueError:
+                errors.append(FieldError(f"x-amz-meta-{name}", f"{meta[name]!r} is not a {parse.__name__}"))
+    for name, field_name in _TEXT_FIELDS.items():
+        if name in meta:
+            body[field_name] = meta[name].strip()
+    if errors:
+        raise InvalidRequest("the image's metadata has values that are not numbers", errors)
+    return body
+
+
+def manifest_requests(raw: bytes) -> list[dict[str, Any]]:
+    """A manifest is an SDXL body with `init_image_s3_key`, or with `init_image_s3_keys` (a list)
+    to run the same parameters over several images. Answers one body per image."""
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest("the manifest is not valid JSON", [FieldError("manifest", str(exc))]) from exc
+    if not isinstance(document, dict):
+        raise InvalidRequest("the manifest must be a JSON object", [FieldError("manifest", "not an object")])
+    keys = document.pop("init_image_s3_keys", None)
+    if keys is None:
+        return [document]
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise InvalidRequest(
+            "init_image_s3_keys must be a non-empty list of keys",
+            [FieldError("init_image_s3_keys", "must be a non-empty list of strings")],
+        )
+    if "init_image_s3_key" in document or "init_image" in document:
+        raise InvalidRequest(
+            "give init_image_s3_keys alone, without init_image_s3_key or init_image",
+            [FieldError("init_image_s3_keys", "conflicts with init_image_s3_key / init_image")],
+        )
+    return [{**document, "init_image_s3_key": key} for key in keys]
+
+
+def _decode(value: str) -> str:
+    """Some clients send non-ASCII metadata RFC 2047-encoded (=?UTF-8?B?...?=)."""
+    if "=?" not in value:
+        return value
+    parts = decode_header(value)
+    return "".join(p.decode(c or "utf-8") if isinstance(p, bytes) else p for p, c in parts)

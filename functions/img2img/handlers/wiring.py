@@ -1,0 +1,117 @@
+"""The composition root: settings -> boto3 clients -> adapters -> domain services, built once
+per process on first use (not at import, so tests can set the environment first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.idempotency import Idempotency
+from img2img.adapters.jobs import JobStore
+from img2img.adapters.queue import JobQueue
+from img2img.adapters.s3 import ObjectStore
+from img2img.config import Settings, get_settings
+from img2img.domain.api_door import ApiDoor, DoorSettings
+from img2img.domain.imaging import ImageLimits
+from img2img.domain.pipeline import Pipeline
+from img2img.domain.queue_worker import QueueWorker, WorkerSettings
+
+_AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: Settings
+    api: ApiDoor
+    worker: QueueWorker
+    idempotency: Idempotency
+
+
+def model_client_config(settings: Settings, *, sync: bool) -> Config:
+    """The sync route must answer inside API Gateway's timeout: one retry and a read timeout
+    of the sync budget. The worker can wait for slow models and retry more."""
+    if sync:
+        return Config(
+            retries={"mode": "standard", "total_max_attempts": 2},
+            connect_timeout=3,
+            read_timeout=settings.sync_budget_seconds,
+        )
+    return Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=120)
+
+
+def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None) -> Service:
+    session = boto3.session.Session()
+    s3 = session.client("s3", config=Config(signature_version="s3v4", **_config_kwargs()))
+    dynamodb = session.client("dynamodb", config=_AWS)
+    bedrock = bedrock_client or session.client(
+        "bedrock-runtime",
+        region_name=settings.bedrock_region,
+        config=model_client_config(settings, sync=sync),
+    )
+    store = ObjectStore(s3)
+    jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
+    idempotency = Idempotency(dynamodb, settings.jobs_table)
+    pipeline = Pipeline(
+        store=store,
+        invoker=BedrockInvoker(bedrock, timeout_retries=0 if sync else settings.model_timeout_retries),
+        jobs=jobs,
+        limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
+        environment=settings.env,
+    )
+    api = ApiDoor(
+        settings=DoorSettings(
+            input_bucket=settings.input_bucket,
+            output_bucket=settings.output_bucket,
+            allowed_model_ids=settings.allowed_model_ids,
+            default_model_id=settings.default_model_id,
+            max_image_bytes=settings.max_image_bytes,
+            upload_max_bytes=settings.upload_max_bytes,
+            presign_expiry_seconds=settings.presign_expiry_seconds,
+        ),
+        pipeline=pipeline,
+        store=store,
+        jobs=jobs,
+        queue=JobQueue(session.client("sqs", config=_AWS), settings.queue_url),
+        once=idempotency.once,
+    )
+    worker = QueueWorker(
+        settings=WorkerSettings(
+            input_bucket=settings.input_bucket,
+            output_bucket=settings.output_bucket,
+            allowed_model_ids=settings.allowed_model_ids,
+            default_model_id=settings.default_model_id,
+            max_image_bytes=settings.max_image_bytes,
+        ),
+        pipeline=pipeline,
+        store=store,
+        once=idempotency.once,
+    )
+    return Service(settings, api, worker, idempotency)
+
+
+def _config_kwargs() -> dict[str, object]:
+    return {"retries": {"mode": "standard", "max_attempts": 4}, "connect_timeout": 5, "read_timeout": 30}
+
+
+_built: dict[bool, Service] = {}
+
+
+def get_service(*, sync: bool) -> Service:
+    if sync not in _built:
+        _built[sync] = build_service(get_settings(), sync=sync)
+    return _built[sync]
+
+
+def install(service: Service, *, sync: bool) -> None:
+    """Use this service instead of building one (tests inject fakes here)."""
+    _built[sync] = service
+
+
+def reset() -> None:
+    """Forget the built services and settings (tests and local mode change the environment)."""
+    _built.clear()
+    get_settings.cache_clear()

@@ -1,0 +1,60 @@
+"""The worker: SQS batches (S3 notifications of inbox/ and async API jobs) -> domain/queue_worker.py.
+Partial batch responses: only the records that failed come back to the queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from img2img.domain.errors import ServiceError
+from img2img.handlers.observability import count_outcome, logger, metrics, tracer
+from img2img.handlers.wiring import get_service
+
+# Answer every failed record instead of raising when all failed: the queue redelivers either
+# way, and the response stays one shape.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _receive_count(record: SQSRecord) -> int:
+    return int(record.attributes.approximate_receive_count or 1)
+
+
+@tracer.capture_method
+def process_record(record: SQSRecord) -> list[dict[str, Any]]:
+    service = get_service(sync=False)
+    final_attempt = _receive_count(record) >= service.settings.max_receive_count
+    try:
+        message = json.loads(record.body)
+    except ValueError:
+        logger.error("dropping a message that is not JSON", extra={"message_id": record.message_id})
+        return []
+    try:
+        summaries = service.worker.handle(message, final_attempt=final_attempt)
+    except ServiceError as error:
+        logger.warning(
+            "job will be retried" if not final_attempt else "job failed on its last attempt",
+            extra={
+                "code": error.code,
+                "error_message": error.message,
+                "receive_count": _receive_count(record),
+            },
+        )
+        raise
+    for summary in summaries:
+        logger.info("job finished", extra={"job_id": summary["job_id"], "status": summary["status"]})
+        count_outcome(summary["status"], "s3")
+    return summaries
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    get_service(sync=False).idempotency.register_lambda_context(context)
+    return process_partial_response(
+        event=event, record_handler=process_record, processor=processor, context=context
+    )

@@ -1,0 +1,61 @@
+"""SQS events as Lambda delivers them to the worker, wrapping S3 notifications or job messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote_plus
+
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:jobs-queue"
+
+
+def s3_notification(bucket: str, key: str, *, version_id: str | None = None, etag: str = "abc") -> dict[str, Any]:
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": etag, "sequencer": "0A1B"}
+    if version_id:
+        obj["versionId"] = version_id
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-25T10:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:EXAMPLE"},
+                "requestParameters": {"sourceIPAddress": "203.0.113.7"},
+                "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "inbox",
+                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": obj,
+                },
+            }
+        ]
+    }
+
+
+def sqs_event(*bodies: Any, receive_count: int = 1) -> dict[str, Any]:
+    records = []
+    for body in bodies:
+        text = body if isinstance(body, str) else json.dumps(body)
+        records.append(
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "AQEB" + uuid.uuid4().hex,
+                "body": text,
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": "1795600000000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1795600000001",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": QUEUE_ARN,
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}

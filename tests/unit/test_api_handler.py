@@ -1,0 +1,200 @@
+"""The API door through its real entry point: API Gateway proxy events in, HTTP responses out,
+with moto behind S3, DynamoDB and SQS and a fake Bedrock client."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from img2img.handlers import api
+from tests.unit.api_events import FakeContext, api_event
+from tests.unit.conftest import INPUT, OUTPUT, World
+from tests.unit.fakes import png_bytes
+
+pytestmark = pytest.mark.unit
+
+
+def call(method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = api.handler(api_event(method, path, body, **kw), FakeContext())
+    headers = {**(response.get("headers") or {})}
+    headers.update({k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()})
+    payload = json.loads(response["body"]) if response.get("body") else {}
+    return response["statusCode"], payload, headers
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "text_prompts": [{"text": "A space ship."}],
+        "init_image": base64.b64encode(png_bytes()).decode(),
+        "style_preset": "isometric",
+    }
+    base.update(overrides)
+    return base
+
+
+def test_sync_answers_bedrock_shape_and_stores_result(world: World) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", body())
+    assert status == 200
+    assert payload["result"] == "success"
+    artifact = payload["artifacts"][0]
+    assert artifact["finishReason"] == "SUCCESS" and artifact["seed"] == 1234
+    assert base64.b64decode(artifact["base64"]).startswith(b"\x89PNG")
+    assert payload["image"]["s3_uri"] == f"s3://{OUTPUT}/jobs/{payload['job_id']}/result.png"
+    meta = world.read_json(OUTPUT, f"jobs/{payload['job_id']}/metadata.json")
+    assert meta["status"] == "SUCCEEDED"
+    assert meta["source"]["bucket"] == INPUT and meta["source"]["format"] == "png"
+    assert meta["request"]["style_preset"] == "isometric" and "init_image" not in meta["request"]
+    assert set(meta["timings_ms"]) >= {"read", "prepare", "model", "write", "total"}
+    # The seed's own body went to the model unchanged (SDXL passes through).
+    sent = world.bedrock.calls[0]["body"]
+    assert sent["style_preset"] == "isometric" and sent["text_prompts"][0]["text"] == "A space ship."
+
+
+def test_return_url_leaves_out_base64(world: World) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", body(), query={"return": "url"})
+    assert status == 200 and "base64" not in payload["artifacts"][0]
+    assert payload["image"]["url"].startswith("https://")
+
+
+def test_content_filtered_is_a_200_with_that_finish_reason(world: World) -> None:
+    world.bedrock.finish_reason = "CONTENT_FILTERED"
+    status, payload, _ = call("POST", "/v1/image-to-image", body())
+    assert status == 200
+    assert payload["artifacts"][0]["finishReason"] == "CONTENT_FILTERED"
+    assert payload["status"] == "CONTENT_FILTERED"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"cfg_scale": 36}, "cfg_scale"),
+        ({"samples": 2}, "samples"),
+        ({"steps": "30"}, "steps"),
+        ({"unknown": 1}, "unknown"),
+        ({"text_prompts": [{"text": "x", "weight": -1.0}]}, "text_prompts"),
+        ({"init_image": "not base64!"}, "init_image"),
+        ({"model_id": "stability.sd3-5-large-v1:0x"}, "model_id"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field_and_cost_no_model_call(
+    world: World, overrides: dict[str, Any], field: str
+) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", body(**overrides))
+    assert status == 400, payload
+    assert payload["error"]["code"] == "invalid_request"
+    assert field in [d["field"] for d in payload["error"]["details"]]
+    assert world.bedrock.calls == []
+
+
+def test_body_that_is_not_json_is_400(world: World) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", raw_body="{not json")
+    assert status == 400 and payload["error"]["details"][0]["field"] == "body"
+
+
+def test_not_an_image_is_415(world: World) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", body(init_image=base64.b64encode(b"hello").decode()))
+    assert status == 415 and payload["error"]["code"] == "unsupported_image"
+    assert world.bedrock.calls == []
+
+
+def test_missing_s3_source_is_400_naming_the_key(world: World) -> None:
+    request = body(init_image_s3_key="uploads/missing.png")
+    del request["init_image"]
+    status, payload, _ = call("POST", "/v1/image-to-image", request)
+    assert status == 400 and payload["error"]["code"] == "source_not_found"
+    assert payload["error"]["details"][0]["field"] == "init_image_s3_key"
+
+
+def test_source_by_key_in_input_bucket(world: World) -> None:
+    world.s3.put_object(Bucket=INPUT, Key="uploads/cat.png", Body=png_bytes())
+    request = body(init_image_s3_key="uploads/cat.png")
+    del request["init_image"]
+    status, payload, _ = call("POST", "/v1/image-to-image", request)
+    assert status == 200 and payload["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ("ThrottlingException", 429, "model_throttled"),
+        ("ModelTimeoutException", 504, "model_timeout"),
+        ("ResourceNotFoundException", 503, "model_unavailable"),
+        ("AccessDeniedException", 503, "model_unavailable"),
+        ("ServiceUnavailableException", 503, "model_busy"),
+        ("ModelErrorException", 502, "model_error"),
+    ],
+)
+def test_bedrock_errors_map_to_documented_statuses(world: World, error: str, status: int, code: str) -> None:
+    world.bedrock.errors = [error] * 3
+    got, payload, headers = call("POST", "/v1/image-to-image", body())
+    assert got == status and payload["error"]["code"] == code
+    if status == 429:
+        assert headers["Retry-After"] == "5"
+    if status == 504:
+        assert "/v1/jobs" in payload["error"]["message"]
+    if code == "model_unavailable":
+        assert "cdk.json" in payload["error"]["message"]
+
+
+def test_idempotency_key_replays_without_a_second_model_call(world: World) -> None:
+    headers = {"Idempotency-Key": "abc-123"}
+    first = call("POST", "/v1/image-to-image", body(), headers=headers)
+    second = call("POST", "/v1/image-to-image", body(), headers=headers)
+    assert first[0] == second[0] == 200
+    assert first[1]["job_id"] == second[1]["job_id"]
+    assert first[1]["artifacts"] == second[1]["artifacts"]
+    assert len(world.bedrock.calls) == 1
+
+
+def test_idempotency_key_with_another_body_is_409(world: World) -> None:
+    headers = {"Idempotency-Key": "abc-123"}
+    call("POST", "/v1/image-to-image", body(), headers=headers)
+    status, payload, _ = call("POST", "/v1/image-to-image", body(seed=7), headers=headers)
+    assert status == 409 and payload["error"]["code"] == "idempotency_conflict"
+
+
+def test_async_job_is_queued_then_visible(world: World) -> None:
+    status, payload, headers = call("POST", "/v1/jobs", body())
+    assert status == 202 and payload["status"] == "QUEUED"
+    assert headers["Location"] == f"/v1/jobs/{payload['job_id']}"
+    (message,) = world.queued()
+    queued = json.loads(message["Body"])
+    assert queued["kind"] == "api_job" and "init_image" not in queued["request"]
+    status, job, _ = call("GET", f"/v1/jobs/{payload['job_id']}")
+    assert status == 200 and job["status"] == "QUEUED"
+    assert world.bedrock.calls == []
+
+
+def test_unknown_job_is_404(world: World) -> None:
+    status, payload, _ = call("GET", "/v1/jobs/nope")
+    assert status == 404 and payload["error"]["code"] == "job_not_found"
+
+
+def test_uploads_answer_a_presigned_post(world: World) -> None:
+    status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/jpeg"})
+    assert status == 201
+    assert payload["init_image_s3_key"].startswith("uploads/") and payload["init_image_s3_key"].endswith(".jpg")
+    policy = json.loads(base64.b64decode(payload["upload"]["fields"]["policy"]))
+    assert ["content-length-range", 1, world.settings.upload_max_bytes] in policy["conditions"]
+    status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/gif"})
+    assert status == 400 and payload["error"]["details"][0]["field"] == "content_type"
+
+
+def test_models_health_openapi_docs(world: World) -> None:
+    status, models, _ = call("GET", "/v1/models")
+    assert status == 200 and models["default"] == "stability.stable-diffusion-xl-v1"
+    assert {m["engine"] for m in models["models"]} == {"sdxl", "sd3", "nova"}
+    assert call("GET", "/v1/health")[1]["status"] == "ok"
+    status, spec, _ = call("GET", "/v1/openapi.json")
+    assert status == 200
+    assert {"/v1/image-to-image", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/models"} <= set(spec["paths"])
+    docs = api.handler(api_event("GET", "/v1/docs"), FakeContext())
+    assert docs["statusCode"] == 200 and "swagger" in docs["body"].lower()
+
+
+def test_unknown_route_is_404_in_error_shape(world: World) -> None:
+    status, payload, _ = call("GET", "/v1/nothing")
+    assert status == 404 and payload["error"]["code"] == "not_found"

@@ -1,0 +1,95 @@
+"""The Bedrock adapter against a real bedrock-runtime client with botocore's Stubber: every
+InvokeModel error becomes the documented domain error; only model timeouts are retried here."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from img2img.adapters.bedrock import BedrockInvoker
+from img2img.domain import errors
+
+pytestmark = pytest.mark.unit
+MODEL = "stability.stable-diffusion-xl-v1"
+
+
+@pytest.fixture
+def client(aws_env: None):  # type: ignore[no-untyped-def]
+    return boto3.client("bedrock-runtime", region_name="us-west-2")
+
+
+def ok_response(payload: dict[str, object], headers: dict[str, str] | None = None) -> dict[str, object]:
+    return {
+        "body": io.BytesIO(json.dumps(payload).encode()),
+        "contentType": "application/json",
+        "ResponseMetadata": {"HTTPHeaders": headers or {}},
+    }
+
+
+def test_success_reads_json_and_emulator_header(client) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_response("invoke_model", {"body": io.BytesIO(b'{"result": "success"}'), "contentType": "application/json"})
+        reply = BedrockInvoker(client).invoke(MODEL, {"a": 1})
+    assert reply.payload == {"result": "success"} and reply.attempts == 1 and reply.emulated is False
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected", "retryable"),
+    [
+        ("ValidationException", 400, errors.InvalidRequest, False),
+        ("AccessDeniedException", 403, errors.ModelUnavailable, False),
+        ("ResourceNotFoundException", 404, errors.ModelUnavailable, False),
+        ("ServiceQuotaExceededException", 400, errors.ModelThrottled, True),
+        ("ThrottlingException", 429, errors.ModelThrottled, True),
+        ("ModelNotReadyException", 429, errors.ModelBusy, True),
+        ("InternalServerException", 500, errors.ModelBusy, True),
+        ("ServiceUnavailableException", 503, errors.ModelBusy, True),
+        ("ModelErrorException", 424, errors.ModelError, False),
+    ],
+)
+def test_errors_translate(client, code: str, status: int, expected: type, retryable: bool) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_model", service_error_code=code, service_message="m", http_status_code=status)
+        with pytest.raises(expected) as caught:
+            BedrockInvoker(client, timeout_retries=0).invoke(MODEL, {})
+    assert caught.value.retryable is retryable
+    assert MODEL in caught.value.message
+
+
+def test_end_of_life_message_says_what_to_change(client) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "invoke_model",
+            service_error_code="ResourceNotFoundException",
+            service_message="This model version has reached the end of its life.",
+            http_status_code=404,
+        )
+        with pytest.raises(errors.ModelUnavailable) as caught:
+            BedrockInvoker(client).invoke(MODEL, {})
+    assert "us-west-2" in caught.value.message and "cdk.json" in caught.value.message
+    assert "end of its life" in caught.value.message
+
+
+def test_model_timeout_is_retried_a_bounded_number_of_times(client) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_model", service_error_code="ModelTimeoutException", http_status_code=408)
+        stub.add_response("invoke_model", {"body": io.BytesIO(b"{}"), "contentType": "application/json"})
+        assert BedrockInvoker(client, timeout_retries=1).invoke(MODEL, {}).attempts == 2
+    with Stubber(client) as stub:
+        for _ in range(3):
+            stub.add_client_error("invoke_model", service_error_code="ModelTimeoutException", http_status_code=408)
+        with pytest.raises(errors.ModelTimeout):
+            BedrockInvoker(client, timeout_retries=2).invoke(MODEL, {})
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]"])
+def test_garbled_bodies_are_model_errors(client, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_response("invoke_model", {"body": io.BytesIO(raw), "contentType": "application/json"})
+        with pytest.raises(errors.ModelError):
+            BedrockInvoker(client).invoke(MODEL, {})

@@ -1,0 +1,116 @@
+"""The S3 door's conventions: which keys start jobs, result keys, metadata and manifests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from img2img.domain.errors import InvalidRequest, MissingParameters
+from img2img.domain.queue_worker import s3_objects
+from img2img.domain.s3_door import (
+    SourceObject,
+    job_id_for,
+    manifest_requests,
+    output_keys,
+    request_from_metadata,
+    starts_jobs,
+)
+from tests.unit.sqs_events import s3_notification
+
+pytestmark = pytest.mark.unit
+
+
+def test_only_objects_under_inbox_start_jobs() -> None:
+    assert starts_jobs("inbox/a.png") and starts_jobs("inbox/x/y/b.jpg")
+    assert not starts_jobs("inbox/") and not starts_jobs("inbox/folder/")
+    assert not starts_jobs("uploads/a.png") and not starts_jobs("results/a.png") and not starts_jobs("a.png")
+
+
+def test_result_keys_mirror_the_source_path() -> None:
+    keys = output_keys("out", "inbox/trips/2026/cat photo.jpeg")
+    assert keys.image_key(".png") == "results/trips/2026/cat photo.png"
+    assert keys.metadata_key == "results/trips/2026/cat photo.json"
+    assert output_keys("out", "uploads/u1.webp").metadata_key == "results/u1.json"
+
+
+def test_event_keys_are_url_decoded() -> None:
+    event = s3_notification("in", "inbox/my cat+dog é.png", version_id="v1")
+    (obj,) = s3_objects(event)
+    assert obj.key == "inbox/my cat+dog é.png" and obj.version_id == "v1"
+    moto_style = s3_notification("in", "x")
+    moto_style["Records"][0]["s3"]["object"]["key"] = "inbox%2Fa+b.png"
+    assert next(s3_objects(moto_style)).key == "inbox/a b.png"
+
+
+def test_non_create_events_are_skipped() -> None:
+    event = s3_notification("in", "inbox/a.png")
+    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    assert list(s3_objects(event)) == []
+
+
+def test_job_id_is_deterministic_per_version_and_parameters() -> None:
+    a = SourceObject("in", "inbox/a.png", "v1", "e")
+    assert job_id_for(a, {"seed": 1}) == job_id_for(a, {"seed": 1})
+    assert job_id_for(a, {"seed": 1}) != job_id_for(a, {"seed": 2})
+    assert job_id_for(a, {"seed": 1}) != job_id_for(SourceObject("in", "inbox/a.png", "v2", "e"), {"seed": 1})
+
+
+def test_metadata_becomes_an_sdxl_body() -> None:
+    body = request_from_metadata(
+        {
+            "prompt": "a cat",
+            "negative-prompt": "blurry",
+            "style-preset": "anime",
+            "image-strength": "0.6",
+            "cfg-scale": "9",
+            "seed": "42",
+            "steps": "40",
+            "sampler": "K_EULER",
+            "model-id": "amazon.nova-canvas-v1:0",
+            "resize-mode": "pad",
+            "output-format": "webp",
+            "mtime": "ignored",
+        }
+    )
+    assert body == {
+        "text_prompts": [{"text": "a cat", "weight": 1.0}, {"text": "blurry", "weight": -1.0}],
+        "image_strength": 0.6,
+        "cfg_scale": 9.0,
+        "seed": 42,
+        "steps": 40,
+        "style_preset": "anime",
+        "sampler": "K_EULER",
+        "model_id": "amazon.nova-canvas-v1:0",
+        "resize_mode": "pad",
+        "output_format": "webp",
+    }
+
+
+def test_metadata_errors_name_the_metadata_key() -> None:
+    with pytest.raises(MissingParameters) as missing:
+        request_from_metadata({"style-preset": "anime"})
+    assert missing.value.details[0].field == "x-amz-meta-prompt"
+    with pytest.raises(InvalidRequest) as bad:
+        request_from_metadata({"prompt": "x", "seed": "1.5", "steps": "many"})
+    assert [d.field for d in bad.value.details] == ["x-amz-meta-seed", "x-amz-meta-steps"]
+
+
+def test_rfc2047_encoded_prompt_is_decoded() -> None:
+    assert request_from_metadata({"prompt": "=?UTF-8?B?Y2hhdCDDqXTDqQ==?="})["text_prompts"][0]["text"] == "chat été"
+
+
+def test_manifests() -> None:
+    one = manifest_requests(json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}).encode())
+    assert one == [{"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}]
+    many = manifest_requests(json.dumps({"text_prompts": [], "init_image_s3_keys": ["a.png", "b.png"]}).encode())
+    assert [m["init_image_s3_key"] for m in many] == ["a.png", "b.png"]
+    for bad, field in [
+        (b"{nope", "manifest"),
+        (b"[1]", "manifest"),
+        (json.dumps({"init_image_s3_keys": []}).encode(), "init_image_s3_keys"),
+        (json.dumps({"init_image_s3_keys": ["a"], "init_image_s3_key": "b"}).encode(), "init_image_s3_keys"),
+    ]:
+        with pytest.raises(InvalidRequest) as caught:
+            manifest_requests(bad)
+        assert caught.value.details[0].field == field

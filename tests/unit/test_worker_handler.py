@@ -1,0 +1,129 @@
+"""The S3 door and async jobs through the worker's real entry point: SQS events in, result
+images and metadata JSON in the output bucket, partial batch failures out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from img2img.handlers import api, worker
+from tests.unit.api_events import FakeContext, api_event
+from tests.unit.conftest import INPUT, OUTPUT, World
+from tests.unit.fakes import png_bytes
+from tests.unit.sqs_events import s3_notification, sqs_event
+
+pytestmark = pytest.mark.unit
+
+
+def drop(world: World, key: str, data: bytes | None = None, **metadata: str) -> dict[str, Any]:
+    put = world.s3.put_object(Bucket=INPUT, Key=key, Body=data or png_bytes(), Metadata=metadata)
+    return s3_notification(INPUT, key, version_id=put.get("VersionId"), etag=put["ETag"].strip('"'))
+
+
+def run(*bodies: Any, receive_count: int = 1) -> dict[str, Any]:
+    return worker.handler(sqs_event(*bodies, receive_count=receive_count), FakeContext("img2img-unit-worker"))
+
+
+def test_image_with_metadata_gives_result_and_metadata(world: World) -> None:
+    out = run(drop(world, "inbox/trips/my cat+1.png", prompt="a cat astronaut", **{"style-preset": "anime", "seed": "42"}))
+    assert out == {"batchItemFailures": []}
+    meta = world.read_json(OUTPUT, "results/trips/my cat+1.json")
+    assert meta["status"] == "SUCCEEDED" and meta["door"] == "s3"
+    assert meta["source"]["key"] == "inbox/trips/my cat+1.png"
+    assert meta["result"]["key"] == "results/trips/my cat+1.png" and meta["result"]["seed"] == 42
+    assert world.bedrock.calls[0]["body"]["style_preset"] == "anime"
+
+
+def test_same_event_twice_costs_one_model_call(world: World) -> None:
+    event = drop(world, "inbox/dup.png", prompt="twice")
+    run(event)
+    run(event, receive_count=2)
+    assert len(world.bedrock.calls) == 1
+
+
+def test_image_without_prompt_gets_failed_metadata_and_no_retry(world: World) -> None:
+    out = run(drop(world, "inbox/bare.png"))
+    assert out == {"batchItemFailures": []}
+    meta = world.read_json(OUTPUT, "results/bare.json")
+    assert meta["status"] == "FAILED" and meta["error"]["code"] == "missing_parameters"
+    assert "--metadata prompt=" in meta["error"]["message"]
+    assert world.bedrock.calls == []
+
+
+def test_metadata_that_is_not_a_number_names_the_key(world: World) -> None:
+    run(drop(world, "inbox/bad.png", prompt="x", **{"cfg-scale": "lots"}))
+    meta = world.read_json(OUTPUT, "results/bad.json")
+    assert meta["error"]["code"] == "invalid_request"
+    assert meta["error"]["details"][0]["field"] == "x-amz-meta-cfg-scale"
+
+
+def test_not_an_image_fails_without_model_call(world: World) -> None:
+    run(drop(world, "inbox/notes.png", b"just text", prompt="x"))
+    meta = world.read_json(OUTPUT, "results/notes.json")
+    assert meta["status"] == "FAILED" and meta["error"]["code"] == "unsupported_image"
+    assert world.bedrock.calls == []
+
+
+def test_manifest_runs_each_named_image_and_reports_missing_ones(world: World) -> None:
+    world.s3.put_object(Bucket=INPUT, Key="uploads/a.png", Body=png_bytes())
+    manifest = {
+        "text_prompts": [{"text": "watercolour"}],
+        "init_image_s3_keys": ["uploads/a.png", "uploads/missing.png"],
+    }
+    out = run(drop(world, "inbox/batch.json", json.dumps(manifest).encode()))
+    assert out == {"batchItemFailures": []}
+    assert world.read_json(OUTPUT, "results/a.json")["status"] == "SUCCEEDED"
+    missing = world.read_json(OUTPUT, "results/missing.json")
+    assert missing["status"] == "FAILED" and missing["error"]["code"] == "source_not_found"
+    assert len(world.bedrock.calls) == 1
+
+
+def test_test_event_and_objects_outside_inbox_are_ignored(world: World) -> None:
+    out = run({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": INPUT}, s3_notification(INPUT, "api/x.png"))
+    assert out == {"batchItemFailures": []}
+    assert "Contents" not in world.s3.list_objects_v2(Bucket=OUTPUT)
+
+
+def test_throttling_is_retried_through_the_queue_then_recorded(world: World) -> None:
+    event = drop(world, "inbox/busy.png", prompt="x")
+    world.bedrock.errors = ["ThrottlingException"] * 20
+    first = run(event, receive_count=1)
+    assert len(first["batchItemFailures"]) == 1
+    assert "Contents" not in world.s3.list_objects_v2(Bucket=OUTPUT)
+    last = run(event, receive_count=3)  # the queue's maxReceiveCount: recorded, then on to the DLQ
+    assert len(last["batchItemFailures"]) == 1
+    meta = world.read_json(OUTPUT, "results/busy.json")
+    assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_throttled"
+    world.bedrock.errors = []
+    assert run(event, receive_count=1) == {"batchItemFailures": []}  # a redrive can still succeed
+    assert world.read_json(OUTPUT, "results/busy.json")["status"] == "SUCCEEDED"
+
+
+def test_partial_batch_failure_reports_only_the_failed_record(world: World) -> None:
+    done = drop(world, "inbox/good.png", prompt="x")
+    assert run(done) == {"batchItemFailures": []}
+    world.bedrock.errors = ["ServiceUnavailableException"]
+    event = sqs_event(drop(world, "inbox/third.png", prompt="z"), done)
+    out = worker.handler(event, FakeContext("img2img-unit-worker"))
+    # The first record hit a 5xx and comes back; the second was already done (idempotent replay).
+    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+
+
+def test_async_api_job_runs_in_the_worker(world: World) -> None:
+    request = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes()).decode()}
+    response = api.handler(api_event("POST", "/v1/jobs", request), FakeContext())
+    job_id = json.loads(response["body"])["job_id"]
+    (message,) = world.queued()
+    assert run(message["Body"]) == {"batchItemFailures": []}
+    view = json.loads(api.handler(api_event("GET", f"/v1/jobs/{job_id}"), FakeContext())["body"])
+    assert view["status"] == "SUCCEEDED"
+    assert view["image"]["s3_uri"] == f"s3://{OUTPUT}/jobs/{job_id}/result.png"
+    run(message["Body"], receive_count=2)
+    assert len(world.bedrock.calls) == 1
+
+
+def test_message_that_is_not_json_is_dropped(world: World) -> None:
+    assert run("{{nope") == {"batchItemFailures": []}
