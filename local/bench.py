@@ -1,0 +1,202 @@
+"""`make bench`: what the service adds per job over the bare path of the seed's sample code.
+
+Both paths run side by side in one process against the same local S3 (moto's server over
+loopback HTTP) and the same zero-latency model stand-in (an in-process bedrock-runtime
+client double that answers a fixed 1024x1024 PNG at once), so what differs is only the
+service's own work: validation, image preparation, engine translation, metadata, job
+records. Peak memory per job is measured in a fresh subprocess per case.
+
+The bare path is the seed document's sample: read the file, base64 it, invoke, decode the
+artifact, write the result. It cannot resize, so for the 4000x3000 JPEG it sends the JPEG as
+is (a real SDXL would reject it); that is the fair floor for the time a job must take."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.jobs import JobStore
+from img2img.adapters.s3 import ObjectStore
+from img2img.domain.imaging import ImageLimits
+from img2img.domain.job import Job, OutputKeys, SourceRef
+from img2img.domain.pipeline import Pipeline
+from img2img.domain.request import parse_request
+from img2img_local import resources as r
+from img2img_local.aws import aws_client, create_resources, start_moto
+from PIL import Image
+
+MODEL = "stability.stable-diffusion-xl-v1"
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise(size, 40).convert("RGB").save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def _jpeg(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise(size, 40).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+CASES: dict[str, Callable[[], bytes]] = {
+    "png-1024x1024 (no resize)": lambda: _png((1024, 1024)),
+    "jpeg-4000x3000 (resize)": lambda: _jpeg((4000, 3000)),
+}
+
+
+class InstantModel:
+    """A bedrock-runtime client double with zero latency: always the same SDXL answer."""
+
+    def __init__(self) -> None:
+        artifact = base64.b64encode(_png((1024, 1024))).decode()
+        self._answer = json.dumps(
+            {"result": "success", "artifacts": [{"seed": 1, "base64": artifact, "finishReason": "SUCCESS"}]}
+        ).encode()
+        self.meta = SimpleNamespace(region_name=r.REGION)
+
+    def invoke_model(self, **_: Any) -> dict[str, Any]:
+        return {"body": io.BytesIO(self._answer), "ResponseMetadata": {"HTTPHeaders": {}}}
+
+
+def bare_path(s3: Any, model: InstantModel, key: str, n: int) -> None:
+    """The seed's sample code, with S3 in place of local files."""
+    data = s3.get_object(Bucket=r.INPUT_BUCKET, Key=key)["Body"].read()
+    body = json.dumps(
+        {
+            "text_prompts": [{"text": "A space ship."}],
+            "init_image": base64.b64encode(data).decode("utf8"),
+            "style_preset": "isometric",
+        }
+    )
+    response = model.invoke_model(
+        body=body, modelId=MODEL, accept="application/json", contentType="application/json"
+    )
+    image = base64.b64decode(json.loads(response["body"].read())["artifacts"][0]["base64"])
+    s3.put_object(Bucket=r.OUTPUT_BUCKET, Key=f"bare/{n}.png", Body=image)
+
+
+def service_path(pipeline: Pipeline, key: str, n: int) -> None:
+    request = parse_request(
+        {"text_prompts": [{"text": "A space ship."}], "init_image_s3_key": key, "style_preset": "isometric"}
+    )
+    job = Job(
+        job_id=f"bench-{n}",
+        door="api",
+        request=request,
+        model_id=MODEL,
+        source=SourceRef(r.INPUT_BUCKET, key),
+        output=OutputKeys(r.OUTPUT_BUCKET, f"bench/{n}/result", f"bench/{n}/metadata.json"),
+        created_at="2026-01-01T00:00:00.000Z",
+    )
+    outcome = pipeline.run(job)
+    if outcome.status != "SUCCEEDED":
+        raise RuntimeError(f"benchmark job failed: {outcome.metadata.get('error')}")
+
+
+def _median_ms(fn: Callable[[int], None], runs: int) -> float:
+    times = []
+    for n in range(runs):
+        start = time.perf_counter()
+        fn(n)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def timing(runs: int) -> list[dict[str, Any]]:
+    server = start_moto(port=0)
+    try:
+        create_resources(server.url)
+        s3 = aws_client("s3", server.url)
+        model = InstantModel()
+        pipeline = Pipeline(
+            store=ObjectStore(s3),
+            invoker=BedrockInvoker(model),
+            jobs=JobStore(aws_client("dynamodb", server.url), r.JOBS_TABLE, 1),
+            limits=ImageLimits(),
+            environment="bench",
+        )
+        rows = []
+        for name, make in CASES.items():
+            key = f"bench/{name.split()[0]}"
+            s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=make())
+            bare_path(s3, model, key, -1)  # warm both paths (imports, connections)
+            service_path(pipeline, key, -1)
+            bare, service = [], []
+            for _ in range(3):  # interleave rounds so drift on a noisy machine hits both alike
+                bare.append(_median_ms(lambda n, k=key: bare_path(s3, model, k, n), runs))
+                service.append(_median_ms(lambda n, k=key: service_path(pipeline, k, n), runs))
+            b, s = statistics.median(bare), statistics.median(service)
+            rows.append({"case": name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b})
+        return rows
+    finally:
+        server.stop()
+
+
+def peak_rss_mb(case: str) -> tuple[float, float]:
+    """Peak RSS of a fresh process that runs one job of the case through pipeline.run, and
+    how much of it the job added over the process's peak before the job (moto's server and
+    the imports share the process)."""
+    out = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "img2img_local.bench", "--rss-child", case],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    before, after = out.stdout.strip().splitlines()[-1].split()
+    return float(after), float(after) - float(before)
+
+
+def _rss_child(case: str) -> None:
+    server = start_moto(port=0)
+    create_resources(server.url)
+    s3 = aws_client("s3", server.url)
+    s3.put_object(Bucket=r.INPUT_BUCKET, Key="rss", Body=CASES[case]())
+    pipeline = Pipeline(
+        store=ObjectStore(s3),
+        invoker=BedrockInvoker(InstantModel()),
+        jobs=JobStore(aws_client("dynamodb", server.url), r.JOBS_TABLE, 1),
+        limits=ImageLimits(),
+        environment="bench",
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    service_path(pipeline, "rss", 0)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    server.stop()
+    print(f"{before:.1f} {after:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="jobs per path per round (3 rounds)")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        _rss_child(args.rss_child)
+        return
+    print(f"pipeline.run vs the seed's bare path; median of 3 interleaved rounds x {args.runs} jobs")
+    columns = ("bare ms", "service ms", "added ms", "ratio", "peak RSS MB", "job adds MB")
+    print(f"{'case':28} " + " ".join(f"{c:>11}" for c in columns))
+    for row in timing(args.runs):
+        peak, added = peak_rss_mb(row["case"])
+        print(
+            f"{row['case']:28} {row['bare_ms']:11.1f} {row['service_ms']:11.1f} {row['added_ms']:11.1f} "
+            f"{row['ratio']:11.2f} {peak:11.0f} {added:11.0f}"
+        )
+    print("targets: added <= 50 ms for the no-resize case; peak RSS < 250 MB for the 4000x3000 JPEG")
+
+
+if __name__ == "__main__":
+    main()

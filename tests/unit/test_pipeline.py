@@ -1,0 +1,155 @@
+"""pipeline.run(job) on its own: metadata contents, statuses, failures and retries."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import boto3
+import pytest
+from PIL import Image
+
+from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.jobs import JobStore
+from img2img.adapters.s3 import ObjectStore
+from img2img.domain.errors import StorageError
+from img2img.domain.imaging import ImageLimits
+from img2img.domain.job import Job, JobView, OutputKeys, SourceRef
+from img2img.domain.pipeline import Pipeline
+from img2img.domain.request import parse_request
+from tests import imagegen
+from tests.unit.conftest import INPUT, OUTPUT, TABLE, World
+
+pytestmark = pytest.mark.unit
+
+
+def make_job(
+    job_id: str = "job1", data: bytes | None = None, key: str = "uploads/src.png", **fields: Any
+) -> Job:
+    request = parse_request({"text_prompts": [{"text": "x"}], "init_image_s3_key": key, **fields})
+    return Job(
+        job_id=job_id,
+        door="api",
+        request=request,
+        model_id=request.model_id or "stability.stable-diffusion-xl-v1",
+        source=SourceRef(INPUT, key),
+        output=OutputKeys(OUTPUT, f"jobs/{job_id}/result", f"jobs/{job_id}/metadata.json"),
+        created_at="2026-11-25T10:00:00.000Z",
+        source_data=data,
+    )
+
+
+def pipeline(world: World, store: Any = None) -> Pipeline:
+    return Pipeline(
+        store=store or ObjectStore(world.s3),
+        invoker=BedrockInvoker(world.bedrock),
+        jobs=JobStore(world.dynamodb, TABLE, 1),
+        limits=ImageLimits(),
+        environment="unit",
+        clock=lambda: "2026-11-25T10:00:01.000Z",
+    )
+
+
+def test_metadata_has_every_documented_part(world: World) -> None:
+    world.s3.put_object(Bucket=INPUT, Key="uploads/src.png", Body=imagegen.jpeg(4000, 3000))
+    outcome = pipeline(world).run(make_job(output_format="jpeg", seed=7))
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert outcome.status == meta["status"] == "SUCCEEDED"
+    assert set(meta) >= {
+        "job_id",
+        "status",
+        "source",
+        "preparation",
+        "request",
+        "model",
+        "result",
+        "timings_ms",
+        "created_at",
+        "completed_at",
+        "service",
+    }
+    assert (
+        meta["source"]["format"] == "jpeg" and meta["source"]["etag"] and len(meta["source"]["sha256"]) == 64
+    )
+    assert meta["preparation"]["from"] == [4000, 3000] and meta["preparation"]["to"] == [1152, 896]
+    assert meta["preparation"]["passthrough"] is False
+    assert meta["model"] == {
+        "id": "stability.stable-diffusion-xl-v1",
+        "region": "us-east-1",
+        "engine": "sdxl",
+        "notes": [],
+        "emulated": False,
+        "attempts": 1,
+    }
+    assert meta["result"]["key"] == "jobs/job1/result.jpg" and meta["result"]["seed"] == 7
+    assert meta["service"] == {"name": "img2img", "version": "0.1.0", "environment": "unit"}
+    stored = world.s3.get_object(Bucket=OUTPUT, Key="jobs/job1/result.jpg")
+    assert stored["ContentType"] == "image/jpeg"
+    assert Image.open(io.BytesIO(stored["Body"].read())).format == "JPEG"
+    view = JobStore(world.dynamodb, TABLE, 1).get("job1")
+    assert view.status == "SUCCEEDED" and view.result and view.result["seed"] == 7
+
+
+def test_allowed_size_png_is_sent_untouched(world: World) -> None:
+    import base64
+
+    source = imagegen.png(1024, 1024)
+    pipeline(world).run(make_job(data=source))
+    assert base64.b64decode(world.bedrock.calls[0]["body"]["init_image"]) == source
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert meta["preparation"]["passthrough"] is True
+
+
+def test_model_error_finish_is_failed_with_reason(world: World) -> None:
+    world.bedrock.finish_reason = "ERROR"
+    outcome = pipeline(world).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "FAILED" and outcome.error is None
+    assert outcome.metadata["error"]["code"] == "model_error"
+
+
+class FlakyStore(ObjectStore):
+    def __init__(self, client: Any, failures: int) -> None:
+        super().__init__(client)
+        self.failures = failures
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
+        if bucket == OUTPUT and self.failures:
+            self.failures -= 1
+            raise StorageError("S3 is having a moment")
+        return super().put(bucket, key, data, content_type)
+
+
+def test_storage_fault_raises_when_another_attempt_follows(world: World) -> None:
+    with pytest.raises(StorageError):
+        pipeline(world, FlakyStore(world.s3, 1)).run(
+            make_job(data=imagegen.png(1024, 1024)), final_attempt=False
+        )
+    assert JobStore(world.dynamodb, TABLE, 1).get("job1").status == "RUNNING"
+    outcome = pipeline(world, FlakyStore(world.s3, 0)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "SUCCEEDED"
+
+
+def test_failed_job_writes_its_metadata_too(world: World) -> None:
+    outcome = pipeline(world).run(make_job(key="uploads/missing.png"))
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert outcome.status == meta["status"] == "FAILED"
+    assert meta["error"]["code"] == "source_not_found" and "timings_ms" in meta
+    assert world.bedrock.calls == []
+
+
+def test_final_status_is_never_overwritten_by_a_late_running(world: World) -> None:
+    store = JobStore(world.dynamodb, TABLE, 1)
+    job = make_job()
+    store.save(JobView.of(job, "SUCCEEDED", "t1"))
+    store.save(JobView.of(job, "RUNNING", "t2"))
+    assert store.get("job1").status == "SUCCEEDED"
+    store.save(JobView.of(job, "FAILED", "t3"))  # a final state may replace a final state (a redrive)
+    assert store.get("job1").status == "FAILED"
+
+
+def test_job_store_faults_are_storage_errors(world: World) -> None:
+    broken = JobStore(boto3.client("dynamodb"), "no-such-table", 1)
+    with pytest.raises(StorageError):
+        broken.get("x")
+    with pytest.raises(StorageError):
+        broken.save(JobView.of(make_job(), "RUNNING", "t"))
