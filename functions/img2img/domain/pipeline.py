@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from img2img.domain.job import Job, JobView, OutputKeys, SourceRef, Status
 from img2img.domain.ports import JobStorePort, ModelInvokerPort, ObjectStorePort
 from img2img.engines import engine_for
 from img2img.engines.base import Artifact
+
+log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
 
 _STATUS_BY_FINISH: dict[str, Status] = {
     "SUCCESS": "SUCCEEDED",
@@ -81,6 +84,7 @@ class Pipeline:
         limits: ImageLimits,
         environment: str,
         clock: Callable[[], str] = utc_now,
+        on_start: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self._store = store
         self._invoker = invoker
@@ -88,11 +92,13 @@ class Pipeline:
         self._limits = limits
         self._environment = environment
         self._clock = clock
+        self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
 
     def run(self, job: Job, *, final_attempt: bool = True) -> Outcome:
         """Run one job to a final status. A retryable failure (throttling, model timeout,
         storage fault) is raised instead when another attempt will follow; otherwise every
         failure ends as a FAILED job with its metadata written."""
+        self._on_start(job)
         meta = self._base_metadata(job)
         timer = _Timer()
         started = time.perf_counter()
@@ -108,6 +114,12 @@ class Pipeline:
         meta["timings_ms"] = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
         meta["completed_at"] = self._clock()
         self._finish(job, outcome)
+        log.info(
+            "job %s %s",
+            job.job_id,
+            outcome.status,
+            extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta["timings_ms"]},
+        )
         return outcome
 
     def reject(

@@ -19,6 +19,7 @@ from img2img.domain.api_door import ApiDoor, DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker, WorkerSettings
+from img2img.handlers.observability import logger
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
 
@@ -61,6 +62,7 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
         jobs=jobs,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
+        on_start=lambda job: logger.set_correlation_id(job.job_id),
     )
     api = ApiDoor(
         settings=DoorSettings(
