@@ -187,7 +187,9 @@ def parse_request(data: object) -> ImageToImageRequest:
     try:
         return ImageToImageRequest.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest("the request is not a valid SDXL image-to-image body", _field_errors(exc)) from exc
+        raise InvalidRequest(
+            "the request is not a valid SDXL image-to-image body", _field_errors(exc)
+        ) from exc
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

@@ -1,0 +1,568 @@
+"""The Bedrock emulator over loopback HTTP, driven by the real boto3 bedrock-runtime client."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from img2img.domain.imaging import PreparedImage
+from img2img.domain.request import parse_request
+from img2img.engines import engine_for, supported_model_ids
+from img2img_local.bedrock_emulator import EmulatorFaults, EmulatorHandle, start_emulator
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+pytestmark = pytest.mark.local
+
+SDXL = "stability.stable-diffusion-xl-v1"
+SD3 = "stability.sd3-5-large-v1:0"
+NOVA = "amazon.nova-canvas-v1:0"
+TITAN = "amazon.titan-image-generator-v2:0"
+
+
+# --- fixtures and helpers ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorHandle]:
+    handle = start_emulator(environ={})
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(emulator: EmulatorHandle) -> None:
+    emulator.emulator.reset()
+
+
+def make_client(url: str, max_attempts: int = 1) -> Any:
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-west-2",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}),
+    )
+
+
+@pytest.fixture
+def client(emulator: EmulatorHandle) -> Any:
+    return make_client(emulator.url)
+
+
+def scene(width: int, height: int) -> Image.Image:
+    """A source with structure, so that closeness to it can be measured."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((width // 4, height // 4, width // 2, height // 2), fill=(230, 40, 40))
+    draw.rectangle((width // 2, height // 2, width - 20, height - 20), fill=(30, 90, 220))
+    return image
+
+
+def encoded(image: Image.Image, image_format: str = "PNG") -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+SOURCE = scene(1024, 1024)
+SOURCE_B64 = encoded(SOURCE)
+
+
+def sdxl_body(**fields: Any) -> dict[str, Any]:
+    return {"text_prompts": [{"text": "a lighthouse at dusk"}], "init_image": SOURCE_B64, "seed": 7, **fields}
+
+
+def sd3_body(**fields: Any) -> dict[str, Any]:
+    body = {"prompt": "a lighthouse at dusk", "mode": "image-to-image", "image": SOURCE_B64, "strength": 0.6}
+    return {**body, "seed": 7, "output_format": "png", **fields}
+
+
+def nova_body(params: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "taskType": "IMAGE_VARIATION",
+        "imageVariationParams": {"images": [SOURCE_B64], "text": "a lighthouse", "similarityStrength": 0.7}
+        | (params or {}),
+        "imageGenerationConfig": {
+            "numberOfImages": 1,
+            "width": 1024,
+            "height": 1024,
+            "cfgScale": 7,
+            "seed": 7,
+        }
+        | (config or {}),
+    }
+
+
+BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    SDXL: sdxl_body,
+    SD3: sd3_body,
+    NOVA: nova_body,
+    TITAN: nova_body,
+}
+
+
+def invoke(client: Any, model_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    response = client.invoke_model(
+        modelId=model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
+    )
+    return json.loads(response["body"].read()), response["ResponseMetadata"]["HTTPHeaders"]
+
+
+def with_seed(model_id: str, body: dict[str, Any], seed: int) -> dict[str, Any]:
+    copy = json.loads(json.dumps(body))
+    target = copy["imageGenerationConfig"] if model_id in (NOVA, TITAN) else copy
+    target["seed"] = seed
+    return copy
+
+
+def first_image(payload: dict[str, Any]) -> bytes:
+    if "artifacts" in payload:
+        return base64.b64decode(payload["artifacts"][0]["base64"])
+    return base64.b64decode(payload["images"][0])
+
+
+def distance(image_bytes: bytes, reference: Image.Image) -> float:
+    """Mean absolute difference per channel, 0..255."""
+    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    return sum(ImageStat.Stat(ImageChops.difference(image, reference)).mean) / 3
+
+
+def stats(emulator: EmulatorHandle) -> dict[str, Any]:
+    response = requests.get(f"{emulator.url}/_emulator/stats", timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+# --- the wire contract -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", [SDXL, SD3, NOVA, TITAN])
+def test_each_family_answers_in_its_own_shape(client: Any, model_id: str) -> None:
+    payload, headers = invoke(client, model_id, BODIES[model_id]())
+    assert headers["x-img2img-emulator"] == "true"
+    assert headers["content-type"] == "application/json"
+    if model_id == SDXL:
+        assert payload["result"] == "success"
+        assert payload["artifacts"][0]["seed"] == 7
+        assert payload["artifacts"][0]["finishReason"] == "SUCCESS"
+    elif model_id == SD3:
+        assert (payload["seeds"], payload["finish_reasons"]) == ([7], [None])
+    else:
+        assert set(payload) == {"images"}
+    image = Image.open(io.BytesIO(first_image(payload)))
+    assert (image.format, image.size) == ("PNG", (1024, 1024))
+
+
+@pytest.mark.parametrize(
+    ("model_id", "base"),
+    [
+        (f"us.{SD3}", SD3),
+        (f"eu.{NOVA}", NOVA),
+        (f"apac.{TITAN}", TITAN),
+        (f"global.{SDXL}", SDXL),
+        (f"arn:aws:bedrock:us-west-2::foundation-model/{SD3}", SD3),
+        (f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{NOVA}", NOVA),
+    ],
+)
+def test_prefixed_ids_and_arns_are_served_and_counted_as_sent(
+    emulator: EmulatorHandle, client: Any, model_id: str, base: str
+) -> None:
+    invoke(client, model_id, BODIES[base]())
+    assert stats(emulator)["by_model"] == {model_id: 1}
+
+
+def test_the_emulator_serves_exactly_the_engines_models(emulator: EmulatorHandle) -> None:
+    models = requests.get(f"{emulator.url}/_emulator/models", timeout=5).json()["models"]
+    assert set(models) == set(supported_model_ids())
+
+
+@pytest.mark.parametrize(
+    ("model_id", "size"),
+    [
+        (SDXL, (1344, 768)),
+        (SD3, (832, 1216)),
+        (NOVA, (1536, 640)),
+        (TITAN, (1344, 768)),
+        (f"us.{NOVA}", (1024, 1024)),
+    ],
+)
+def test_engine_bodies_are_accepted_and_their_responses_parse(
+    client: Any, model_id: str, size: tuple[int, int]
+):
+    """The engines and the emulator are written apart, from the models' documentation: they
+    must agree on every family's body and response."""
+    request = parse_request(
+        {
+            "text_prompts": [{"text": "a lighthouse", "weight": 1}, {"text": "fog", "weight": -0.5}],
+            "init_image_s3_key": "in/x.png",
+            "cfg_scale": 12,
+            "sampler": "K_EULER_ANCESTRAL",
+            "clip_guidance_preset": "FAST_GREEN",
+            "steps": 20,
+            "style_preset": "animé",
+            "seed": 4294967295,
+            "image_strength": 0.5,
+        }
+    )
+    png = base64.b64decode(encoded(scene(*size)))
+    prepared = PreparedImage(png, size[0], size[1], "png", size[0], size[1], "fit", True)
+    engine = engine_for(model_id)
+    call = engine.build_body(request, prepared)
+    payload, _ = invoke(client, model_id, call.body)
+    artifact = engine.parse_response(payload, call)
+    assert artifact.finish_reason == "SUCCESS"
+    assert Image.open(io.BytesIO(artifact.image)).format == "PNG"
+    assert artifact.seed > 0
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def with_image(image: Image.Image, image_format: str = "PNG") -> str:
+    return encoded(image, image_format)
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    (
+        SDXL,
+        sdxl_body(init_image=with_image(scene(1000, 1000))),
+        "#/init_image: invalid_sdxl_v1_dimensions 1000x1000",
+    ),
+    (SDXL, sdxl_body(init_image=with_image(SOURCE, "JPEG")), "#/init_image: image format JPEG"),
+    (SDXL, sdxl_body(init_image="not base64!"), "#/init_image: is not valid base64"),
+    (SDXL, sdxl_body(init_image=None), "#/init_image: required key not found"),
+    (SDXL, sdxl_body(text_prompts=[]), "#/text_prompts"),
+    (SDXL, sdxl_body(text_prompts=[{"text": "x", "weight": -1}]), "positive weight"),
+    (SDXL, sdxl_body(text_prompts=[{"text": "x" * 2001}]), "#/text_prompts/0/text"),
+    (SDXL, sdxl_body(cfg_scale=36), "#/cfg_scale"),
+    (SDXL, sdxl_body(image_strength=1.5), "#/image_strength"),
+    (SDXL, sdxl_body(step_schedule_start=0.8, step_schedule_end=0.2), "#/step_schedule_end"),
+    (SDXL, sdxl_body(samples=2), "#/samples"),
+    (SDXL, sdxl_body(steps=5), "#/steps"),
+    (SDXL, sdxl_body(seed=4294967296), "#/seed"),
+    (SDXL, sdxl_body(seed=1.5), "#/seed: expected type: Integer"),
+    (SDXL, sdxl_body(sampler="EULER"), "#/sampler"),
+    (SDXL, sdxl_body(style_preset="animé"), "#/style_preset"),
+    (SDXL, sdxl_body(clip_guidance_preset="SLOW", sampler="K_HEUN"), "#/clip_guidance_preset"),
+    (SDXL, sdxl_body(negative_prompt="x"), "#/negative_prompt: extraneous key"),
+    (SD3, sd3_body(strength=1.2), "#/strength"),
+    (SD3, sd3_body(strength=None), "#/strength: required key not found"),
+    (SD3, sd3_body(seed=4294967295), "#/seed"),
+    (SD3, sd3_body(prompt=""), "#/prompt"),
+    (SD3, sd3_body(prompt="x" * 10001), "#/prompt"),
+    (SD3, sd3_body(mode="text-to-image"), "#/mode"),
+    (SD3, sd3_body(cfg_scale=7), "#/cfg_scale: extraneous key"),
+    (SD3, sd3_body(image=with_image(scene(48, 64))), "#/image: every side must be at least 64"),
+    (SD3, sd3_body(output_format="gif"), "#/output_format"),
+    (NOVA, {**nova_body(), "taskType": "TEXT_IMAGE"}, "#/taskType"),
+    (NOVA, nova_body({"similarityStrength": 0.1}), "#/imageVariationParams/similarityStrength"),
+    (NOVA, nova_body({"text": "x" * 1025}), "#/imageVariationParams/text"),
+    (NOVA, nova_body({"negativeText": ""}), "#/imageVariationParams/negativeText"),
+    (NOVA, nova_body({"images": []}), "#/imageVariationParams/images"),
+    (NOVA, nova_body(config={"width": 1000}), "#/imageGenerationConfig/width"),
+    (NOVA, nova_body(config={"width": 4096, "height": 2048}), "#/imageGenerationConfig/width"),
+    (NOVA, nova_body(config={"cfgScale": 11}), "#/imageGenerationConfig/cfgScale"),
+    (NOVA, nova_body(config={"seed": 2147483647}), "#/imageGenerationConfig/seed"),
+    (NOVA, nova_body(config={"numberOfImages": 6}), "#/imageGenerationConfig/numberOfImages"),
+    (TITAN, nova_body({"text": "x" * 513}), "#/imageVariationParams/text"),
+    (TITAN, nova_body(config={"width": 1344, "height": 768}), "1344x768 is not a supported titan size"),
+]
+
+
+@pytest.mark.parametrize(("model_id", "body", "message"), INVALID, ids=[f"{m}:{x}" for m, _, x in INVALID])
+def test_invalid_bodies_are_rejected_naming_the_field_and_cost_no_invocation(
+    emulator: EmulatorHandle, client: Any, model_id: str, body: dict[str, Any], message: str
+) -> None:
+    body = {k: v for k, v in body.items() if v is not None}
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        invoke(client, model_id, body)
+    assert message in caught.value.response["Error"]["Message"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    counted = stats(emulator)
+    assert (counted["attempts"], counted["rejected"], counted["invocations"]) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "message"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}, "not valid JSON"),
+        (b"{}", {"Content-Type": "text/plain"}, "contentType text/plain"),
+        (b"{}", {"Content-Type": "application/json", "Accept": "image/png"}, "accept image/png"),
+    ],
+)
+def test_unreadable_requests_are_validation_errors(emulator: EmulatorHandle, raw, headers, message) -> None:
+    response = requests.post(f"{emulator.url}/model/{SDXL}/invoke", data=raw, headers=headers, timeout=5)
+    assert response.status_code == 400
+    assert response.headers["x-amzn-ErrorType"] == "ValidationException"
+    assert message in response.json()["message"]
+
+
+def test_unknown_model_is_resource_not_found(emulator: EmulatorHandle, client: Any) -> None:
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
+        invoke(client, "stability.stable-diffusion-xl-v0", sdxl_body())
+    assert SDXL in caught.value.response["Error"]["Message"]  # it says what it does serve
+    assert stats(emulator)["rejected"] == 1
+
+
+# --- faults -------------------------------------------------------------------------------
+
+FAULTS = [
+    ("throttle_first", "ThrottlingException", 429, "refused"),
+    ("unavailable_first", "ServiceUnavailableException", 503, "refused"),
+    ("timeout_first", "ModelTimeoutException", 408, "invocations"),
+    ("fail_first", "InternalServerException", 500, "invocations"),
+    ("model_error_first", "ModelErrorException", 424, "invocations"),
+]
+
+
+@pytest.mark.parametrize(("setting", "error", "status", "counted_as"), FAULTS)
+def test_counted_faults_raise_the_modelled_exception_then_clear(
+    emulator: EmulatorHandle, client: Any, setting: str, error: str, status: int, counted_as: str
+) -> None:
+    emulator.emulator.set_faults(**{setting: 2})
+    for _ in range(2):
+        with pytest.raises(getattr(client.exceptions, error)) as caught:
+            invoke(client, SD3, sd3_body())
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+        assert caught.value.response["ResponseMetadata"]["HTTPHeaders"]["x-img2img-emulator"] == "true"
+    payload, _ = invoke(client, SD3, sd3_body())
+    assert payload["finish_reasons"] == [None]
+    counted = stats(emulator)
+    assert counted["attempts"] == 3
+    assert counted[counted_as] == (2 if counted_as == "refused" else 3)
+
+
+def test_botocore_retries_throttling_by_itself(emulator: EmulatorHandle) -> None:
+    emulator.emulator.set_faults(throttle_first=2)
+    payload, _ = invoke(make_client(emulator.url, max_attempts=3), NOVA, nova_body())
+    assert len(payload["images"]) == 1
+    counted = stats(emulator)
+    assert (counted["attempts"], counted["refused"], counted["invocations"]) == (3, 2, 1)
+
+
+def test_a_timed_out_invocation_counts_and_its_retry_succeeds(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(timeout_first=1)
+    with pytest.raises(client.exceptions.ModelTimeoutException):
+        invoke(client, SDXL, sdxl_body())
+    invoke(client, SDXL, sdxl_body())
+    counted = stats(emulator)
+    assert counted["invocations"] == 2
+    assert counted["outcomes"] == {"ModelTimeoutException": 1, "success": 1}
+
+
+@pytest.mark.parametrize("model_id", [SDXL, f"us.{SDXL}"])
+def test_retired_models_have_reached_end_of_life(
+    emulator: EmulatorHandle, client: Any, model_id: str
+) -> None:
+    emulator.emulator.set_faults(retired_models=SDXL)
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
+        invoke(client, model_id, sdxl_body())
+    assert "reached the end of its life" in caught.value.response["Error"]["Message"]
+    assert stats(emulator)["invocations"] == 0
+
+
+def test_denied_models_are_access_denied(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(denied_models=[NOVA, TITAN])
+    with pytest.raises(client.exceptions.AccessDeniedException) as caught:
+        invoke(client, TITAN, nova_body())
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    invoke(client, SD3, sd3_body())  # other models still answer
+
+
+def test_filter_word_filters_each_family_its_own_way(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(filter_word="Lighthouse")
+    sdxl, _ = invoke(client, SDXL, sdxl_body())
+    assert sdxl["artifacts"][0]["finishReason"] == "CONTENT_FILTERED"
+    assert distance(first_image(sdxl), SOURCE) > 0  # a blurred image still comes back
+    sd3, _ = invoke(client, SD3, sd3_body())
+    assert sd3["finish_reasons"] == ["Filter reason: prompt"]
+    nova, _ = invoke(client, NOVA, nova_body())
+    assert nova["images"] == []
+    assert "content filters" in nova["error"]
+    assert stats(emulator)["outcomes"] == {"content_filtered": 3}
+    unfiltered, _ = invoke(client, SD3, sd3_body(prompt="a harbour"))
+    assert unfiltered["finish_reasons"] == [None]
+
+
+def test_latency_setting_is_applied_without_failing_calls(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(latency_ms=20)
+    _, headers = invoke(client, SD3, sd3_body())
+    assert "x-amzn-bedrock-invocation-latency" in headers
+    assert emulator.emulator.faults.latency_ms == 20
+
+
+def test_faults_and_reset_over_http(emulator: EmulatorHandle, client: Any) -> None:
+    url = f"{emulator.url}/_emulator"
+    answer = requests.post(f"{url}/faults", json={"fail_first": 1, "retired_models": "a,b"}, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json()["fail_first"] == 1
+    assert answer.json()["retired_models"] == ["a", "b"]
+    bad = requests.post(f"{url}/faults", json={"fail_frist": 1}, timeout=5)
+    assert bad.status_code == 400
+    assert "fail_frist" in bad.json()["message"]
+    negative = requests.post(f"{url}/faults", json={"timeout_first": -1}, timeout=5)
+    assert negative.status_code == 400
+    assert "timeout_first" in negative.json()["message"]
+    assert requests.post(f"{url}/reset", timeout=5).status_code == 200
+    invoke(client, SD3, sd3_body())  # the 500 was cleared with the faults
+    assert requests.get(f"{url}/faults", timeout=5).json()["fail_first"] == 0
+    assert stats(emulator)["attempts"] == 1
+
+
+def test_faults_from_the_environment() -> None:
+    faults = EmulatorFaults.from_env(
+        {
+            "IMG2IMG_EMULATOR_LATENCY_MS": "5",
+            "IMG2IMG_EMULATOR_THROTTLE_FIRST": "1",
+            "IMG2IMG_EMULATOR_TIMEOUT_FIRST": "2",
+            "IMG2IMG_EMULATOR_FAIL_FIRST": "3",
+            "IMG2IMG_EMULATOR_FILTER_WORD": "forbidden",
+            "IMG2IMG_EMULATOR_RETIRED_MODELS": f"{SDXL}, {SD3}",
+            "IMG2IMG_EMULATOR_DENIED_MODELS": NOVA,
+            "UNRELATED": "x",
+        }
+    )
+    assert (faults.latency_ms, faults.throttle_first, faults.timeout_first, faults.fail_first) == (5, 1, 2, 3)
+    assert faults.filter_word == "forbidden"
+    assert faults.retired_models == {SDXL, SD3}
+    assert faults.denied_models == {NOVA}
+    with pytest.raises(ValueError, match="fail_first"):
+        EmulatorFaults.from_env({"IMG2IMG_EMULATOR_FAIL_FIRST": "many"})
+
+
+def test_start_emulator_reads_the_environment_and_keywords_override_it() -> None:
+    environ = {"IMG2IMG_EMULATOR_THROTTLE_FIRST": "1", "IMG2IMG_EMULATOR_FAIL_FIRST": "1"}
+    with start_emulator(environ=environ, fail_first=0) as handle:
+        client = make_client(handle.url)
+        with pytest.raises(client.exceptions.ThrottlingException):
+            invoke(client, SD3, sd3_body())
+        invoke(client, SD3, sd3_body())
+
+
+def test_stats_add_up(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(throttle_first=1, fail_first=1)
+    calls: list[tuple[str, dict[str, Any]]] = [
+        (SD3, sd3_body()),  # throttled
+        (SD3, sd3_body(strength=7)),  # rejected
+        (SD3, sd3_body()),  # 500
+        (NOVA, nova_body()),
+        (f"us.{NOVA}", nova_body()),
+        ("nope", {}),  # rejected
+    ]
+    for model_id, body in calls:
+        with contextlib.suppress(client.exceptions.ClientError):
+            invoke(client, model_id, body)
+    counted = stats(emulator)
+    assert counted["attempts"] == 6 == counted["rejected"] + counted["refused"] + counted["invocations"]
+    assert (counted["rejected"], counted["refused"], counted["invocations"]) == (2, 1, 3)
+    assert counted["by_model"] == {SD3: 1, NOVA: 1, f"us.{NOVA}": 1}
+
+
+# --- the stand-in image ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", [SDXL, SD3, NOVA, TITAN])
+def test_same_input_and_seed_give_the_same_bytes_and_another_seed_does_not(
+    client: Any, model_id: str
+) -> None:
+    body = BODIES[model_id]()
+    first, _ = invoke(client, model_id, body)
+    again, _ = invoke(client, model_id, body)
+    assert first_image(first) == first_image(again)
+    changed, _ = invoke(client, model_id, with_seed(model_id, body, 8))
+    assert first_image(changed) != first_image(first)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "far", "near"),
+    [
+        (SDXL, sdxl_body(image_strength=0.2), sdxl_body(image_strength=0.8)),
+        (
+            SDXL,
+            sdxl_body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.9),
+            sdxl_body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.1),
+        ),
+        (SD3, sd3_body(strength=0.9), sd3_body(strength=0.2)),
+        (NOVA, nova_body({"similarityStrength": 0.3}), nova_body({"similarityStrength": 0.9})),
+    ],
+)
+def test_higher_strength_stays_closer_to_the_source(client: Any, model_id: str, far, near) -> None:
+    far_image, _ = invoke(client, model_id, far)
+    near_image, _ = invoke(client, model_id, near)
+    assert distance(first_image(near_image), SOURCE) < distance(first_image(far_image), SOURCE) / 2
+
+
+def test_style_preset_tints_the_result(client: Any) -> None:
+    plain, _ = invoke(client, SDXL, sdxl_body())
+    styled, _ = invoke(client, SDXL, sdxl_body(style_preset="neon-punk"))
+    other, _ = invoke(client, SDXL, sdxl_body(style_preset="origami"))
+    assert len({first_image(plain), first_image(styled), first_image(other)}) == 3
+
+
+@pytest.mark.parametrize("model_id", [SDXL, SD3])
+def test_seed_zero_picks_a_seed_that_reproduces_the_image(client: Any, model_id: str) -> None:
+    body = BODIES[model_id]() | {"seed": 0}
+    payload, _ = invoke(client, model_id, body)
+    seed = payload["artifacts"][0]["seed"] if model_id == SDXL else payload["seeds"][0]
+    assert seed > 0
+    again, _ = invoke(client, model_id, body | {"seed": seed})
+    assert first_image(again) == first_image(payload)
+
+
+def test_nova_output_follows_the_requested_size_and_sd3_jpeg(client: Any) -> None:
+    nova, _ = invoke(client, NOVA, nova_body(config={"width": 1280, "height": 720}))
+    assert Image.open(io.BytesIO(first_image(nova))).size == (1280, 720)
+    sd3, _ = invoke(client, SD3, sd3_body(output_format="jpeg"))
+    assert Image.open(io.BytesIO(first_image(sd3))).format == "JPEG"
+
+
+# --- standalone -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_runs_standalone_as_a_module() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMG2IMG_EMULATOR_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "img2img_local.bedrock_emulator", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"{url}/_emulator/stats", timeout=1).raise_for_status()
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        payload, headers = invoke(make_client(url), SDXL, sdxl_body())
+        assert payload["artifacts"][0]["finishReason"] == "SUCCESS"
+        assert headers["x-img2img-emulator"] == "true"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert b"NOT a diffusion model" in output
