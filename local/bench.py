@@ -33,7 +33,6 @@ from img2img.domain.job import Job, OutputKeys, SourceRef
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.request import parse_request
 from img2img_local import resources as r
-from img2img_local.aws import aws_client, create_resources, start_moto
 from PIL import Image
 
 MODEL = "stability.stable-diffusion-xl-v1"
@@ -115,22 +114,36 @@ def _median_ms(fn: Callable[[int], None], runs: int) -> float:
     return statistics.median(times)
 
 
+def _client(service: str, url: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=r.REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 def timing(runs: int) -> list[dict[str, Any]]:
+    from img2img_local.aws import create_resources, start_moto  # moto stays out of the RSS child
+
     server = start_moto(port=0)
     try:
         create_resources(server.url)
-        s3 = aws_client("s3", server.url)
+        s3 = _client("s3", server.url)
         model = InstantModel()
         pipeline = Pipeline(
             store=ObjectStore(s3),
             invoker=BedrockInvoker(model),
-            jobs=JobStore(aws_client("dynamodb", server.url), r.JOBS_TABLE, 1),
+            jobs=JobStore(_client("dynamodb", server.url), r.JOBS_TABLE, 1),
             limits=ImageLimits(),
             environment="bench",
         )
         rows = []
         for name, make in CASES.items():
-            key = f"bench/{name.split()[0]}"
+            key = _source_key(name)
             s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=make())
             bare_path(s3, model, key, -1)  # warm both paths (imports, connections)
             service_path(pipeline, key, -1)
@@ -139,18 +152,28 @@ def timing(runs: int) -> list[dict[str, Any]]:
                 bare.append(_median_ms(lambda n, k=key: bare_path(s3, model, k, n), runs))
                 service.append(_median_ms(lambda n, k=key: service_path(pipeline, k, n), runs))
             b, s = statistics.median(bare), statistics.median(service)
-            rows.append({"case": name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b})
+            peak, added = peak_rss_mb(name, server.url)  # the child reads the source stored above
+            rows.append(
+                {
+                    "case": name,
+                    "bare_ms": b,
+                    "service_ms": s,
+                    "added_ms": s - b,
+                    "ratio": s / b,
+                    "peak_rss_mb": peak,
+                    "job_rss_mb": added,
+                }
+            )
         return rows
     finally:
         server.stop()
 
 
-def peak_rss_mb(case: str) -> tuple[float, float]:
-    """Peak RSS of a fresh process that runs one job of the case through pipeline.run, and
-    how much of it the job added over the process's peak before the job (moto's server and
-    the imports share the process)."""
+def peak_rss_mb(case: str, aws_url: str) -> tuple[float, float]:
+    """Peak RSS of a fresh process (no moto server in it: it uses this one's) that runs one
+    job of the case through pipeline.run, and how much the job added over the peak before."""
     out = subprocess.run(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "img2img_local.bench", "--rss-child", case],
+        [sys.executable, "-m", "img2img_local.bench", "--rss-child", case, "--aws-url", aws_url],
         check=True,
         capture_output=True,
         text=True,
@@ -159,22 +182,31 @@ def peak_rss_mb(case: str) -> tuple[float, float]:
     return float(after), float(after) - float(before)
 
 
-def _rss_child(case: str) -> None:
-    server = start_moto(port=0)
-    create_resources(server.url)
-    s3 = aws_client("s3", server.url)
-    s3.put_object(Bucket=r.INPUT_BUCKET, Key="rss", Body=CASES[case]())
+def _high_water_mb() -> float:
+    """The process's peak RSS. Not getrusage: on Linux its ru_maxrss survives exec, so a
+    child started from a big parent reports the parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def _source_key(case: str) -> str:
+    return f"bench/{case.split()[0]}"
+
+
+def _rss_child(case: str, aws_url: str) -> None:
     pipeline = Pipeline(
-        store=ObjectStore(s3),
+        store=ObjectStore(_client("s3", aws_url)),
         invoker=BedrockInvoker(InstantModel()),
-        jobs=JobStore(aws_client("dynamodb", server.url), r.JOBS_TABLE, 1),
+        jobs=JobStore(_client("dynamodb", aws_url), r.JOBS_TABLE, 1),
         limits=ImageLimits(),
         environment="bench",
     )
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    service_path(pipeline, "rss", 0)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    server.stop()
+    before = _high_water_mb()
+    service_path(pipeline, _source_key(case), 0)
+    after = _high_water_mb()
     print(f"{before:.1f} {after:.1f}")
 
 
@@ -182,15 +214,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="jobs per path per round (3 rounds)")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    parser.add_argument("--aws-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        _rss_child(args.rss_child)
+        _rss_child(args.rss_child, args.aws_url)
         return
     print(f"pipeline.run vs the seed's bare path; median of 3 interleaved rounds x {args.runs} jobs")
     columns = ("bare ms", "service ms", "added ms", "ratio", "peak RSS MB", "job adds MB")
     print(f"{'case':28} " + " ".join(f"{c:>11}" for c in columns))
     for row in timing(args.runs):
-        peak, added = peak_rss_mb(row["case"])
+        peak, added = row["peak_rss_mb"], row["job_rss_mb"]
         print(
             f"{row['case']:28} {row['bare_ms']:11.1f} {row['service_ms']:11.1f} {row['added_ms']:11.1f} "
             f"{row['ratio']:11.2f} {peak:11.0f} {added:11.0f}"
