@@ -122,7 +122,6 @@ def fakes(fake_stack: LocalStack, fake_handlers: FakeHandlers) -> Iterator[FakeH
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[LocalStack]:
     """Local mode on free ports with the real handlers and the Bedrock emulator."""
-    pytest.importorskip("img2img_local.bedrock_emulator")
     with start_local(api_port=0, aws_port=0, bedrock_port=0) as stack:
         stack.wait_healthy(timeout=30)
         yield stack

@@ -1,0 +1,219 @@
+"""Local mode end to end, over real HTTP and real boto3 clients: both doors with the real
+handlers, the Bedrock emulator's call count as the bill, retries and the dead-letter queue."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from img2img_local import resources as r
+from img2img_local.runner import LocalStack, start_local
+from tests import imagegen
+from tests.local.conftest import wait_until
+
+pytestmark = pytest.mark.local
+
+# The seed document's sample request body, field for field (its image is ours).
+SEED_BODY = {"text_prompts": [{"text": "A space ship."}], "style_preset": "isometric"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    settings = r.QueueSettings(visibility_timeout_seconds=2, max_receive_count=3)
+    with start_local(
+        api_port=0, aws_port=0, bedrock_port=0, queue_settings=settings, batch_size=10
+    ) as running:
+        running.wait_healthy(timeout=30)
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def clean_emulator(stack: LocalStack) -> Iterator[None]:
+    requests.post(f"{stack.bedrock_url}/_emulator/reset", timeout=5)
+    yield
+    requests.post(f"{stack.bedrock_url}/_emulator/reset", timeout=5)
+
+
+def stats(stack: LocalStack) -> dict[str, Any]:
+    return requests.get(f"{stack.bedrock_url}/_emulator/stats", timeout=5).json()
+
+
+def faults(stack: LocalStack, **settings: Any) -> None:
+    requests.post(f"{stack.bedrock_url}/_emulator/faults", json=settings, timeout=5).raise_for_status()
+
+
+def post(stack: LocalStack, path: str, body: Any, **kw: Any) -> requests.Response:
+    return requests.post(f"{stack.api_url}{path}", json=body, timeout=60, **kw)
+
+
+def result_json(stack: LocalStack, key: str, timeout: float = 30) -> dict[str, Any]:
+    s3 = stack.client("s3")
+
+    def read() -> dict[str, Any] | None:
+        try:
+            return json.loads(s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    return wait_until(read, timeout=timeout)
+
+
+def test_seed_body_unchanged_gets_bedrocks_response_shape(stack: LocalStack) -> None:
+    body = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(1024, 1024)).decode()}
+    response = post(stack, "/v1/image-to-image", body)
+    assert response.status_code == 200, response.text
+    payload = response.json()
+    # What the seed's own client reads: result, artifacts[0].base64, artifacts[0].finishReason.
+    assert payload["result"] == "success"
+    artifact = payload["artifacts"][0]
+    assert artifact["finishReason"] == "SUCCESS" and artifact["seed"] > 0
+    image = Image.open(io.BytesIO(base64.b64decode(artifact["base64"])))
+    assert image.size == (1024, 1024)
+    metadata = requests.get(payload["metadata"]["url"], timeout=10).json()
+    assert metadata["model"]["emulated"] is True and metadata["model"]["engine"] == "sdxl"
+    assert stats(stack)["by_model"] == {"stability.stable-diffusion-xl-v1": 1}
+
+
+def test_job_through_the_queue(stack: LocalStack) -> None:
+    body = {
+        **SEED_BODY,
+        "init_image": base64.b64encode(imagegen.jpeg(800, 600)).decode(),
+        "output_format": "webp",
+    }
+    response = post(stack, "/v1/jobs", body)
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+
+    def final() -> dict[str, Any] | None:
+        view = requests.get(f"{stack.api_url}/v1/jobs/{job_id}", timeout=10).json()
+        return view if view["status"] in ("SUCCEEDED", "FAILED", "CONTENT_FILTERED") else None
+
+    view = wait_until(final, timeout=30)
+    assert view["status"] == "SUCCEEDED", view
+    image = requests.get(view["image"]["url"], timeout=10)
+    assert Image.open(io.BytesIO(image.content)).format == "WEBP"
+
+
+def test_s3_drop_with_metadata(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    key = "inbox/holiday snaps/café+1.png"
+    s3.put_object(
+        Bucket=r.INPUT_BUCKET,
+        Key=key,
+        Body=imagegen.png(640, 480),
+        Metadata={"prompt": "a lighthouse", "style-preset": "origami", "seed": "7"},
+    )
+    meta = result_json(stack, "results/holiday snaps/café+1.json")
+    assert meta["status"] == "SUCCEEDED" and meta["source"]["key"] == key
+    assert meta["result"]["seed"] == 7 and meta["request"]["style_preset"] == "origami"
+    s3.head_object(Bucket=r.OUTPUT_BUCKET, Key="results/holiday snaps/café+1.png")
+    job = requests.get(f"{stack.api_url}/v1/jobs/{meta['job_id']}", timeout=10).json()
+    assert job["status"] == "SUCCEEDED" and job["door"] == "s3"
+
+
+def test_bad_requests_cost_no_model_call(stack: LocalStack) -> None:
+    image = base64.b64encode(imagegen.png(64, 64)).decode()
+    cases = [
+        ({**SEED_BODY, "init_image": image, "samples": 2}, 400, "samples"),
+        ({**SEED_BODY, "init_image": image, "steps": 51}, 400, "steps"),
+        ({**SEED_BODY, "init_image": base64.b64encode(b"GIF89a....").decode()}, 415, "init_image"),
+        ({**SEED_BODY, "init_image_s3_key": "../x.png"}, 400, "init_image_s3_key"),
+    ]
+    for body, status, field in cases:
+        response = post(stack, "/v1/image-to-image", body)
+        assert response.status_code == status, response.text
+        assert field in [d["field"] for d in response.json()["error"]["details"]]
+    assert stats(stack)["invocations"] == 0
+
+
+def test_duplicate_s3_event_costs_one_model_call(stack: LocalStack) -> None:
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    put = s3.put_object(
+        Bucket=r.INPUT_BUCKET, Key="inbox/twice.png", Body=imagegen.png(64, 64), Metadata={"prompt": "x"}
+    )
+    result_json(stack, "results/twice.json")
+    # S3 delivers at least once: send the same notification again, as a late duplicate.
+    event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": r.REGION,
+                "eventTime": "2026-11-25T10:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:EXAMPLE"},
+                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "X", "x-amz-id-2": "Y"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": r.INBOX_NOTIFICATION_ID,
+                    "bucket": {
+                        "name": r.INPUT_BUCKET,
+                        "ownerIdentity": {"principalId": "X"},
+                        "arn": "arn:aws:s3:::x",
+                    },
+                    "object": {
+                        "key": "inbox/twice.png",
+                        "size": 1,
+                        "eTag": put["ETag"].strip('"'),
+                        "versionId": put.get("VersionId"),
+                        "sequencer": "0",
+                    },
+                },
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps(event))
+    wait_until(lambda: _queue_empty(stack), timeout=20)
+    assert stats(stack)["invocations"] == 1
+
+
+def _queue_empty(stack: LocalStack) -> bool:
+    attrs = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.resources.queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    )
+
+
+def test_throttled_model_recovers_through_retries(stack: LocalStack) -> None:
+    faults(stack, throttle_first=2)
+    body = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(64, 64)).decode()}
+    response = post(stack, "/v1/jobs", body)
+    job_id = response.json()["job_id"]
+
+    def final() -> dict[str, Any] | None:
+        view = requests.get(f"{stack.api_url}/v1/jobs/{job_id}", timeout=10).json()
+        return view if view["status"] in ("SUCCEEDED", "FAILED") else None
+
+    assert wait_until(final, timeout=40)["status"] == "SUCCEEDED"
+    counted = stats(stack)
+    assert counted["refused"] == 2 and counted["invocations"] == 1
+
+
+def test_poison_message_reaches_the_dead_letter_queue(stack: LocalStack) -> None:
+    faults(stack, fail_first=100)  # the model keeps answering 500
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    s3.put_object(
+        Bucket=r.INPUT_BUCKET, Key="inbox/poison.png", Body=imagegen.png(64, 64), Metadata={"prompt": "x"}
+    )
+
+    def dead_letters() -> list[dict[str, Any]] | None:
+        got = sqs.receive_message(QueueUrl=stack.resources.dlq_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        return got or None
+
+    (message,) = wait_until(dead_letters, timeout=60)
+    assert "poison.png" in message["Body"]  # the key as S3 encodes it in events
+    meta = result_json(stack, "results/poison.json")
+    assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_busy"
