@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from img2img_local import resources as r
-from img2img_local.lambda_context import new_context
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from img2img_local import resources as r
+from img2img_local.lambda_context import new_context
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from img2img_local import resources as r
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+
+from img2img_local import resources as r
 
 log = logging.getLogger(__name__)
 

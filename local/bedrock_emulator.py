@@ -55,13 +55,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from img2img_local.emulated_checks import BodyError
-from img2img_local.emulated_models import MODELS, base_id, run
-from img2img_local.emulator_faults import FRONT_FAULTS, MODEL_FAULTS, CountedFault, EmulatorFaults
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+from img2img_local.emulated_checks import BodyError
+from img2img_local.emulated_models import MODELS, base_id, run
+from img2img_local.emulator_faults import FRONT_FAULTS, MODEL_FAULTS, CountedFault, EmulatorFaults
 
 log = logging.getLogger("img2img_local.bedrock_emulator")
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+from PIL import Image
+
 from img2img.adapters.bedrock import BedrockInvoker
 from img2img.adapters.jobs import JobStore
 from img2img.adapters.s3 import ObjectStore
@@ -33,7 +35,6 @@ from img2img.domain.job import Job, OutputKeys, SourceRef
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.request import parse_request
 from img2img_local import resources as r
-from PIL import Image
 
 MODEL = "stability.stable-diffusion-xl-v1"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, port_is_free, ports_from_environment, start_local
 from img2img_local.sample import sample_png

@@ -9,10 +9,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from PIL import Image
+
 from img2img_local import emulated_checks as check
 from img2img_local.emulated_checks import BodyError
 from img2img_local.emulated_image import blurred, encode, render
-from PIL import Image
 
 
 @dataclass(frozen=True)

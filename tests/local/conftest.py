@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from img2img_local.resources import QueueSettings
 from img2img_local.runner import LocalStack, start_local
 

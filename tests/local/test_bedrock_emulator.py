@@ -18,11 +18,12 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
 from img2img.domain.imaging import PreparedImage
 from img2img.domain.request import parse_request
 from img2img.engines import engine_for, supported_model_ids
 from img2img_local.bedrock_emulator import EmulatorFaults, EmulatorHandle, start_emulator
-from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 pytestmark = pytest.mark.local
 

@@ -22,6 +22,7 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, SqsModel
 from aws_lambda_powertools.utilities.parser.models.s3_event_notification import S3SqsEventNotificationModel
+
 from img2img_local import resources as r
 from img2img_local.api_front import (
     PROXY_RESOURCE,
@@ -34,7 +35,6 @@ from img2img_local.lambda_context import new_context
 from img2img_local.poller import SqsPoller, failed_ids
 from img2img_local.runner import PortInUseError, _apply_env, _restore_env, local_environment, start_local
 from img2img_local.sample import sample_png
-
 from tests.local.conftest import EVENTS_DIR, FakeHandlers, free_port, load_event, wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(120)]

@@ -25,7 +25,11 @@ def api_event(
     resource, params = path, None
     if path.startswith("/v1/jobs/") and path.count("/") == 3:
         resource, params = "/v1/jobs/{job_id}", {"job_id": path.rsplit("/", 1)[1]}
-    hdrs = {"Content-Type": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com", **(headers or {})}
+    hdrs = {
+        "Content-Type": "application/json",
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        **(headers or {}),
+    }
     request_id = str(uuid.uuid4())
     return {
         "resource": resource,

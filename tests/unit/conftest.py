@@ -29,7 +29,9 @@ class World:
     settings: Settings
 
     def queued(self) -> list[dict[str, Any]]:
-        got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        got = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        )
         return got.get("Messages", [])
 
     def read_json(self, bucket: str, key: str) -> Any:

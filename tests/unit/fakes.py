@@ -46,7 +46,10 @@ class FakeBedrock:
         if self.errors:
             code = self.errors.pop(0)
             raise ClientError(
-                {"Error": {"Code": code, "Message": f"fake {code}"}, "ResponseMetadata": {"HTTPStatusCode": STATUS[code]}},
+                {
+                    "Error": {"Code": code, "Message": f"fake {code}"},
+                    "ResponseMetadata": {"HTTPStatusCode": STATUS[code]},
+                },
                 "InvokeModel",
             )
         body = self.calls[-1]["body"]
@@ -54,7 +57,11 @@ class FakeBedrock:
         payload = {
             "result": "success",
             "artifacts": [
-                {"seed": seed, "base64": base64.b64encode(png_bytes(64, 64)).decode(), "finishReason": self.finish_reason}
+                {
+                    "seed": seed,
+                    "base64": base64.b64encode(png_bytes(64, 64)).decode(),
+                    "finishReason": self.finish_reason,
+                }
             ],
         }
         return {"body": io.BytesIO(json.dumps(payload).encode()), "ResponseMetadata": {"HTTPHeaders": {}}}

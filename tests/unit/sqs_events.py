@@ -10,7 +10,9 @@ from urllib.parse import quote_plus
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:jobs-queue"
 
 
-def s3_notification(bucket: str, key: str, *, version_id: str | None = None, etag: str = "abc") -> dict[str, Any]:
+def s3_notification(
+    bucket: str, key: str, *, version_id: str | None = None, etag: str = "abc"
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": etag, "sequencer": "0A1B"}
     if version_id:
         obj["versionId"] = version_id
@@ -28,7 +30,11 @@ def s3_notification(bucket: str, key: str, *, version_id: str | None = None, eta
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "inbox",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "EXAMPLE"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
                     "object": obj,
                 },
             }

@@ -95,7 +95,9 @@ def test_body_that_is_not_json_is_400(world: World) -> None:
 
 
 def test_not_an_image_is_415(world: World) -> None:
-    status, payload, _ = call("POST", "/v1/image-to-image", body(init_image=base64.b64encode(b"hello").decode()))
+    status, payload, _ = call(
+        "POST", "/v1/image-to-image", body(init_image=base64.b64encode(b"hello").decode())
+    )
     assert status == 415 and payload["error"]["code"] == "unsupported_image"
     assert world.bedrock.calls == []
 
@@ -176,7 +178,9 @@ def test_unknown_job_is_404(world: World) -> None:
 def test_uploads_answer_a_presigned_post(world: World) -> None:
     status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/jpeg"})
     assert status == 201
-    assert payload["init_image_s3_key"].startswith("uploads/") and payload["init_image_s3_key"].endswith(".jpg")
+    assert payload["init_image_s3_key"].startswith("uploads/") and payload["init_image_s3_key"].endswith(
+        ".jpg"
+    )
     policy = json.loads(base64.b64decode(payload["upload"]["fields"]["policy"]))
     assert ["content-length-range", 1, world.settings.upload_max_bytes] in policy["conditions"]
     status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/gif"})
@@ -190,7 +194,9 @@ def test_models_health_openapi_docs(world: World) -> None:
     assert call("GET", "/v1/health")[1]["status"] == "ok"
     status, spec, _ = call("GET", "/v1/openapi.json")
     assert status == 200
-    assert {"/v1/image-to-image", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/models"} <= set(spec["paths"])
+    assert {"/v1/image-to-image", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/uploads", "/v1/models"} <= set(
+        spec["paths"]
+    )
     docs = api.handler(api_event("GET", "/v1/docs"), FakeContext())
     assert docs["statusCode"] == 200 and "swagger" in docs["body"].lower()
 

@@ -32,7 +32,9 @@ def ok_response(payload: dict[str, object], headers: dict[str, str] | None = Non
 
 def test_success_reads_json_and_emulator_header(client) -> None:  # type: ignore[no-untyped-def]
     with Stubber(client) as stub:
-        stub.add_response("invoke_model", {"body": io.BytesIO(b'{"result": "success"}'), "contentType": "application/json"})
+        stub.add_response(
+            "invoke_model", {"body": io.BytesIO(b'{"result": "success"}'), "contentType": "application/json"}
+        )
         reply = BedrockInvoker(client).invoke(MODEL, {"a": 1})
     assert reply.payload == {"result": "success"} and reply.attempts == 1 and reply.emulated is False
 
@@ -53,7 +55,9 @@ def test_success_reads_json_and_emulator_header(client) -> None:  # type: ignore
 )
 def test_errors_translate(client, code: str, status: int, expected: type, retryable: bool) -> None:  # type: ignore[no-untyped-def]
     with Stubber(client) as stub:
-        stub.add_client_error("invoke_model", service_error_code=code, service_message="m", http_status_code=status)
+        stub.add_client_error(
+            "invoke_model", service_error_code=code, service_message="m", http_status_code=status
+        )
         with pytest.raises(expected) as caught:
             BedrockInvoker(client, timeout_retries=0).invoke(MODEL, {})
     assert caught.value.retryable is retryable
@@ -76,12 +80,16 @@ def test_end_of_life_message_says_what_to_change(client) -> None:  # type: ignor
 
 def test_model_timeout_is_retried_a_bounded_number_of_times(client) -> None:  # type: ignore[no-untyped-def]
     with Stubber(client) as stub:
-        stub.add_client_error("invoke_model", service_error_code="ModelTimeoutException", http_status_code=408)
+        stub.add_client_error(
+            "invoke_model", service_error_code="ModelTimeoutException", http_status_code=408
+        )
         stub.add_response("invoke_model", {"body": io.BytesIO(b"{}"), "contentType": "application/json"})
         assert BedrockInvoker(client, timeout_retries=1).invoke(MODEL, {}).attempts == 2
     with Stubber(client) as stub:
         for _ in range(3):
-            stub.add_client_error("invoke_model", service_error_code="ModelTimeoutException", http_status_code=408)
+            stub.add_client_error(
+                "invoke_model", service_error_code="ModelTimeoutException", http_status_code=408
+            )
         with pytest.raises(errors.ModelTimeout):
             BedrockInvoker(client, timeout_retries=2).invoke(MODEL, {})
         stub.assert_no_pending_responses()

@@ -11,6 +11,8 @@ import zlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image, ImageChops, ImageCms, ImageFile
+
 from img2img.domain import imaging
 from img2img.domain.errors import ImageTooLarge, InvalidRequest, ModelError, UnsupportedImage
 from img2img.domain.imaging import (
@@ -27,8 +29,6 @@ from img2img.domain.imaging import (
     prepare_image,
 )
 from img2img.domain.request import OutputFormat
-from PIL import Image, ImageChops, ImageCms, ImageFile
-
 from tests import imagegen
 
 pytestmark = pytest.mark.unit

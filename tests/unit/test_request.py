@@ -103,19 +103,31 @@ def test_exactly_one_source() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["../secret.png", "inbox/../../x.png", "/etc/passwd", "s3://other-bucket/a.png", "arn:aws:s3:::b/k", "a//b.png", "./a"],
+    [
+        "../secret.png",
+        "inbox/../../x.png",
+        "/etc/passwd",
+        "s3://other-bucket/a.png",
+        "arn:aws:s3:::b/k",
+        "a//b.png",
+        "./a",
+    ],
 )
 def test_s3_key_stays_inside_the_input_bucket(key: str) -> None:
     assert fields_of(body(init_image=..., init_image_s3_key=key)) == ["init_image_s3_key"]
 
 
 def test_step_schedule_rules() -> None:
-    request = parse_request(body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.8, step_schedule_end=0.9))
+    request = parse_request(
+        body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.8, step_schedule_end=0.9)
+    )
     assert request.effective_image_strength == pytest.approx(0.2)
-    assert parse_request(body(init_image_mode="STEP_SCHEDULE")).effective_image_strength == pytest.approx(0.35)
-    assert fields_of(body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.8, step_schedule_end=0.2)) == [
-        "step_schedule_end"
-    ]
+    assert parse_request(body(init_image_mode="STEP_SCHEDULE")).effective_image_strength == pytest.approx(
+        0.35
+    )
+    assert fields_of(
+        body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.8, step_schedule_end=0.2)
+    ) == ["step_schedule_end"]
     assert fields_of(body(init_image_mode="STEP_SCHEDULE", image_strength=0.5)) == ["image_strength"]
     assert fields_of(body(step_schedule_start=0.5)) == ["step_schedule_start"]
 
@@ -140,7 +152,9 @@ def test_bedrock_fields_leave_out_source_and_service_options() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -157,7 +171,9 @@ def test_any_json_is_either_a_valid_request_or_an_invalid_request_error(data: di
 
 
 valid_prompts = st.lists(
-    st.fixed_dictionaries({"text": st.text(max_size=50), "weight": st.floats(-2, 2, allow_nan=False)}), min_size=1, max_size=3
+    st.fixed_dictionaries({"text": st.text(max_size=50), "weight": st.floats(-2, 2, allow_nan=False)}),
+    min_size=1,
+    max_size=3,
 )
 
 

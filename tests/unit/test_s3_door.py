@@ -97,13 +97,20 @@ def test_metadata_errors_name_the_metadata_key() -> None:
 
 
 def test_rfc2047_encoded_prompt_is_decoded() -> None:
-    assert request_from_metadata({"prompt": "=?UTF-8?B?Y2hhdCDDqXTDqQ==?="})["text_prompts"][0]["text"] == "chat été"
+    assert (
+        request_from_metadata({"prompt": "=?UTF-8?B?Y2hhdCDDqXTDqQ==?="})["text_prompts"][0]["text"]
+        == "chat été"
+    )
 
 
 def test_manifests() -> None:
-    one = manifest_requests(json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}).encode())
+    one = manifest_requests(
+        json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}).encode()
+    )
     assert one == [{"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}]
-    many = manifest_requests(json.dumps({"text_prompts": [], "init_image_s3_keys": ["a.png", "b.png"]}).encode())
+    many = manifest_requests(
+        json.dumps({"text_prompts": [], "init_image_s3_keys": ["a.png", "b.png"]}).encode()
+    )
     assert [m["init_image_s3_key"] for m in many] == ["a.png", "b.png"]
     for bad, field in [
         (b"{nope", "manifest"),

@@ -28,7 +28,14 @@ def run(*bodies: Any, receive_count: int = 1) -> dict[str, Any]:
 
 
 def test_image_with_metadata_gives_result_and_metadata(world: World) -> None:
-    out = run(drop(world, "inbox/trips/my cat+1.png", prompt="a cat astronaut", **{"style-preset": "anime", "seed": "42"}))
+    out = run(
+        drop(
+            world,
+            "inbox/trips/my cat+1.png",
+            prompt="a cat astronaut",
+            **{"style-preset": "anime", "seed": "42"},
+        )
+    )
     assert out == {"batchItemFailures": []}
     meta = world.read_json(OUTPUT, "results/trips/my cat+1.json")
     assert meta["status"] == "SUCCEEDED" and meta["door"] == "s3"
@@ -82,7 +89,10 @@ def test_manifest_runs_each_named_image_and_reports_missing_ones(world: World) -
 
 
 def test_test_event_and_objects_outside_inbox_are_ignored(world: World) -> None:
-    out = run({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": INPUT}, s3_notification(INPUT, "api/x.png"))
+    out = run(
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": INPUT},
+        s3_notification(INPUT, "api/x.png"),
+    )
     assert out == {"batchItemFailures": []}
     assert "Contents" not in world.s3.list_objects_v2(Bucket=OUTPUT)
 

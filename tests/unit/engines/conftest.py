@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from PIL import Image
+
 from img2img.domain.imaging import PreparedImage
 from img2img.domain.request import ImageToImageRequest, parse_request
-from PIL import Image
 
 RequestFactory = Callable[..., ImageToImageRequest]
 ImageFactory = Callable[..., PreparedImage]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from img2img.domain.errors import InvalidRequest
 from img2img.engines import base_model_id, engine_for, supported_model_ids
 from img2img.engines.translation import SDXL_FIELDS

@@ -5,6 +5,7 @@ import random
 from typing import Any
 
 import pytest
+
 from img2img.domain.errors import InvalidRequest, ModelError
 from img2img.engines.base import ModelCall
 from img2img.engines.nova import (

@@ -4,6 +4,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from img2img.domain.errors import InvalidRequest, ModelError
 from img2img.engines.base import ModelCall
 from img2img.engines.sd3 import MAX_PROMPT_CHARS, MAX_SEED, Sd3Engine

@@ -4,6 +4,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from img2img.domain.errors import ModelError
 from img2img.engines.base import ModelCall
 from img2img.engines.sdxl import SdxlEngine
