@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -150,8 +151,8 @@ def timing(runs: int) -> list[dict[str, Any]]:
             service_path(pipeline, key, -1)
             bare, service = [], []
             for _ in range(3):  # interleave rounds so drift on a noisy machine hits both alike
-                bare.append(_median_ms(lambda n, k=key: bare_path(s3, model, k, n), runs))
-                service.append(_median_ms(lambda n, k=key: service_path(pipeline, k, n), runs))
+                bare.append(_median_ms(partial(bare_path, s3, model, key), runs))
+                service.append(_median_ms(partial(service_path, pipeline, key), runs))
             b, s = statistics.median(bare), statistics.median(service)
             peak, added = peak_rss_mb(name, server.url)  # the child reads the source stored above
             rows.append(

@@ -55,6 +55,7 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     get_service(sync=False).idempotency.register_lambda_context(context)
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=process_record, processor=processor, context=context
     )
+    return dict(response)
