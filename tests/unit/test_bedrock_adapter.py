@@ -101,3 +101,27 @@ def test_garbled_bodies_are_model_errors(client, raw: bytes) -> None:  # type: i
         stub.add_response("invoke_model", {"body": io.BytesIO(raw), "contentType": "application/json"})
         with pytest.raises(errors.ModelError):
             BedrockInvoker(client).invoke(MODEL, {})
+
+
+class _SlowClient:
+    meta = type("Meta", (), {"region_name": "us-east-1"})()
+
+    def invoke_model(self, **_: object) -> None:
+        from botocore.exceptions import ReadTimeoutError
+
+        raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+
+
+def test_read_timeout_is_a_model_timeout() -> None:
+    with pytest.raises(errors.ModelTimeout):
+        BedrockInvoker(_SlowClient(), timeout_retries=0).invoke(MODEL, {})
+
+
+def test_sync_and_worker_clients_differ(aws_env: None) -> None:
+    from img2img.config import Settings
+    from img2img.handlers.wiring import model_client_config
+
+    settings = Settings(input_bucket="i", output_bucket="o", jobs_table="t", sync_budget_seconds=20)
+    sync = model_client_config(settings, sync=True)
+    assert sync.read_timeout == 20 and sync.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert model_client_config(settings, sync=False).retries["total_max_attempts"] > 1

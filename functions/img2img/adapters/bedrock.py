@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from img2img.domain.errors import (
     InvalidRequest,
@@ -48,7 +48,11 @@ class BedrockInvoker:
                 if isinstance(error, ModelTimeout) and attempts <= self._timeout_retries:
                     continue
                 raise error from exc
-            except BotoCoreError as exc:  # connection and read timeouts after botocore's retries
+            except ReadTimeoutError as exc:
+                raise ModelTimeout(
+                    f"model {model_id} did not answer within the client's read timeout"
+                ) from exc
+            except BotoCoreError as exc:  # connection faults after botocore's retries
                 raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
 
     def _translate(self, exc: ClientError, model_id: str) -> ServiceError:

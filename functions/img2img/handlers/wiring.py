@@ -33,11 +33,13 @@ class Service:
 
 
 def model_client_config(settings: Settings, *, sync: bool) -> Config:
-    """The sync route must answer inside API Gateway's timeout: one retry and a read timeout
-    of the sync budget. The worker can wait for slow models and retry more."""
+    """The sync route must answer inside API Gateway's integration timeout, so its model call
+    is one attempt bounded by the sync budget (a throttled caller gets 429 + Retry-After, and
+    POST /v1/jobs retries for it). The worker waits for slow models and lets botocore retry
+    throttling, ModelNotReady and 5xx with jittered backoff."""
     if sync:
         return Config(
-            retries={"mode": "standard", "total_max_attempts": 2},
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=3,
             read_timeout=settings.sync_budget_seconds,
         )
