@@ -209,7 +209,7 @@ def test_engine_bodies_are_accepted_and_their_responses_parse(
     request = parse_request(
         {
             "text_prompts": [{"text": "a lighthouse", "weight": 1}, {"text": "fog", "weight": -0.5}],
-            "init_image_s3_key": "in/x.png",
+            "init_image_s3_key": "uploads/x.png",
             "cfg_scale": 12,
             "sampler": "K_EULER_ANCESTRAL",
             "clip_guidance_preset": "FAST_GREEN",

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from pytest_socket import disable_socket, enable_socket
 
 from img2img.config import Settings
 from img2img.handlers import wiring
@@ -38,6 +39,14 @@ class World:
         import json
 
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture(autouse=True)
+def _no_network() -> Iterator[None]:
+    """Unit tests open no sockets: AWS is moto in-process, Bedrock a fake client."""
+    disable_socket(allow_unix_socket=True)
+    yield
+    enable_socket()
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from img2img.domain.errors import FieldError, ImageTooLarge, SourceNotFound, StorageError
 from img2img.domain.ports import PresignedPost, StoredObject
 
-_MISSING = {"NoSuchKey", "404", "NotFound"}
+# Without s3:ListBucket (the deployed roles have none, on purpose) S3 answers a missing key
+# with 403 AccessDenied rather than 404 NoSuchKey: both mean "no such source" to a caller.
+_MISSING = {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
 
 
 class ObjectStore:
@@ -26,7 +28,7 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 raise SourceNotFound(
-                    f"s3://{bucket}/{key} does not exist",
+                    f"s3://{bucket}/{key} does not exist (or is not readable by the service)",
                     [FieldError("init_image_s3_key", "no such object in the input bucket")],
                 ) from exc
             raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc

@@ -49,6 +49,9 @@ StylePreset = Literal[
 ResizeMode = Literal["fit", "pad", "reject"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
+# Where sources may be read from in the input bucket (the functions' roles allow no more).
+SOURCE_PREFIXES = ("uploads/", "inbox/", "api/")
+
 DEFAULT_IMAGE_STRENGTH = 0.35
 DEFAULT_STEP_SCHEDULE_START = 0.65
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -111,6 +114,8 @@ class ImageToImageRequest(BaseModel):
             raise ValueError("must be a relative key in the input bucket, not an absolute path")
         if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
             raise ValueError("must not contain '..', '.' or empty path segments")
+        if not value.startswith(SOURCE_PREFIXES):
+            raise ValueError(f"must be under {', '.join(SOURCE_PREFIXES)} in the input bucket")
         return value
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from img2img.domain.errors import ServiceError
 from img2img.domain.job import JobView
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
-from img2img.handlers import http_errors
+from img2img.handlers import http_errors, page
 from img2img.handlers.observability import count_outcome, logger, metrics, tracer
 from img2img.handlers.wiring import Service, get_service
 
@@ -156,6 +156,12 @@ def openapi() -> Response[str]:
         content_type="application/json",
         body=app.get_openapi_json_schema(title="img2img", version=__version__),
     )
+
+
+@app.get("/", include_in_schema=False)
+def web_page() -> Response[str]:
+    """The page to try the service (handlers/page.py): plain HTML, CSS and JavaScript."""
+    return page.page_response(app.current_event.headers.get("If-None-Match"))
 
 
 @app.exception_handler(ServiceError)

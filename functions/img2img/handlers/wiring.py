@@ -19,7 +19,7 @@ from img2img.domain.api_door import ApiDoor, DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker, WorkerSettings
-from img2img.handlers.observability import logger
+from img2img.handlers.observability import logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
 
@@ -43,10 +43,12 @@ def model_client_config(settings: Settings, *, sync: bool) -> Config:
             connect_timeout=3,
             read_timeout=settings.sync_budget_seconds,
         )
-    return Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=120)
+    return Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=60)
 
 
 def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None) -> Service:
+    # Metrics carry the environment, so dev and prod in one account never share an alarm.
+    metrics.set_default_dimensions(environment=settings.env)
     session = boto3.session.Session()
     s3 = session.client("s3", config=Config(signature_version="s3v4", **_config_kwargs()))
     dynamodb = session.client("dynamodb", config=_AWS)

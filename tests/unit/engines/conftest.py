@@ -33,7 +33,7 @@ def make_request() -> RequestFactory:
     def build(**fields: Any) -> ImageToImageRequest:
         body: dict[str, Any] = {
             "text_prompts": [{"text": "a red fox in snow"}],
-            "init_image_s3_key": "in/fox.png",
+            "init_image_s3_key": "uploads/fox.png",
         }
         body.update(fields)
         return parse_request(body)
