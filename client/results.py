@@ -1,0 +1,187 @@
+"""Waiting for a job to end, saving its image and metadata, and what the command says about it
+(a few lines for people, one JSON object for --json, an exit code)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from img2img_client import errors
+from img2img_client.api import Img2ImgApi
+from img2img_client.errors import ServiceFailed, Unreachable
+from img2img_client.progress import Progress
+
+FINAL = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
+# A job that failed on its input is the request's fault (exit 4), not the service's (exit 1).
+INPUT_ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "missing_parameters",
+        "unsupported_image",
+        "image_too_large",
+        "source_not_found",
+        "payload_too_large",
+    }
+)
+
+
+@dataclass
+class Outcome:
+    """A job as the command reports it."""
+
+    job_id: str | None
+    status: str
+    model_id: str | None = None
+    seed: int | None = None
+    image: Path | None = None
+    metadata: Path | None = None
+    error: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    image_url: str | None = None  # presigned, when the job view gave one
+    metadata_url: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "CONTENT_FILTERED":
+            return errors.CONTENT_FILTERED
+        if self.status == "FAILED":
+            code = (self.error or {}).get("code")
+            return errors.REJECTED if code in INPUT_ERROR_CODES else errors.JOB_FAILED
+        return errors.OK
+
+    @property
+    def reason(self) -> str:
+        """The one-line reason of a failure."""
+        if self.status == "CONTENT_FILTERED":
+            return (
+                f"job {self.job_id} was CONTENT_FILTERED: "
+                "the model's safety filter blocked the prompt or image"
+            )
+        error = self.error or {}
+        code, message = error.get("code", "error"), error.get("message", "no reason given")
+        return f"job {self.job_id} FAILED: {code}: {message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "model_id": self.model_id,
+            "seed": self.seed,
+            "image": str(self.image) if self.image else None,
+            "metadata": str(self.metadata) if self.metadata else None,
+            "error": self.error,
+            "notes": list(self.notes),
+            "image_url": self.image_url,
+            "metadata_url": self.metadata_url,
+            "exit_code": self.exit_code,
+        }
+
+    def render(self) -> str:
+        head = f"{self.status}  job {self.job_id}"
+        facts = [
+            f"model {self.model_id}" if self.model_id else "",
+            f"seed {self.seed}" if self.seed is not None else "",
+        ]
+        facts = [f for f in facts if f]
+        lines = [head + (f"  ({', '.join(facts)})" if facts else "")]
+        if self.image or self.image_url:
+            lines.append(f"  image     {self.image or self.image_url}")
+        if self.metadata or self.metadata_url:
+            lines.append(f"  metadata  {self.metadata or self.metadata_url}")
+        if self.error and self.status != "CONTENT_FILTERED":
+            lines.append(f"  error     {self.error.get('code')}: {self.error.get('message')}")
+        lines.extend(f"  note      {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def wait_for_job(
+    api: Img2ImgApi,
+    job_id: str,
+    *,
+    timeout: float,
+    progress: Progress,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Poll GET /v1/jobs/{id} until the job is final. Raises Unreachable past `timeout`."""
+    deadline = time.monotonic() + timeout
+    interval = 0.5
+    while True:
+        view = api.job(job_id)
+        status = str(view.get("status", ""))
+        progress.update(f"job {job_id[:12]} {status}")
+        if status in FINAL:
+            return view
+        if time.monotonic() >= deadline:
+            raise Unreachable(
+                f"job {job_id} still {status} after {timeout:.0f}s; "
+                f"it goes on: img2img status {job_id} --wait",
+                code="timeout",
+            )
+        sleep(interval)
+        interval = min(interval * 1.5, 2.0)
+
+
+def save_job_files(
+    api: Img2ImgApi, view: Mapping[str, Any], out_dir: Path, stem: str, progress: Progress
+) -> tuple[Path | None, Path | None, dict[str, Any] | None]:
+    """Download the result image and metadata of a final job view into out_dir. Answers their
+    paths and the parsed metadata (None where the job has none)."""
+    job_id = str(view["job_id"])
+    name = f"{stem}-{job_id[:8]}"
+    image_path = metadata_path = None
+    metadata: dict[str, Any] | None = None
+    image = view.get("image") or {}
+    if image.get("url"):
+        progress.update(f"downloading the image of job {job_id[:12]}")
+        suffix = PurePosixPath(str(image.get("s3_uri", ""))).suffix or ".png"
+        image_path = write_file(out_dir / f"{name}{suffix}", api.fetch(image["url"]))
+    meta = view.get("metadata") or {}
+    if meta.get("url"):
+        progress.update(f"downloading the metadata of job {job_id[:12]}")
+        raw = api.fetch(meta["url"])
+        metadata_path = write_file(out_dir / f"{name}.json", raw)
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ServiceFailed(f"the metadata of job {job_id} is not JSON") from exc
+        metadata = parsed if isinstance(parsed, dict) else None
+    return image_path, metadata_path, metadata
+
+
+def outcome_of(
+    view: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None,
+    image: Path | None = None,
+    metadata_path: Path | None = None,
+) -> Outcome:
+    """From a job view (GET /v1/jobs/{id}) and/or its metadata JSON (both doors write one)."""
+    doc = metadata or {}
+    result = view.get("result") or doc.get("result") or {}
+    model = doc.get("model") or {}
+    notes = tuple(str(n) for n in model.get("notes") or [])
+    if model.get("emulated"):
+        notes = ("emulated: local mode's Bedrock stand-in made this image, not a diffusion model", *notes)
+    return Outcome(
+        job_id=str(view.get("job_id") or doc.get("job_id") or "") or None,
+        status=str(view.get("status") or doc.get("status") or "UNKNOWN"),
+        model_id=view.get("model_id") or model.get("id") or None,
+        seed=result.get("seed"),
+        image=image,
+        metadata=metadata_path,
+        error=view.get("error") or doc.get("error"),
+        notes=notes,
+    )
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """Write atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,243 @@
+"""The API door: a regional REST API, every route a Lambda proxy to the api function, every
+method behind the configured auth (SigV4 or API key), with request validation, stage
+throttling, JSON access logs, execution logs (errors), detailed metrics and X-Ray tracing."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import EnvironmentConfig
+from infra.functions import LOG_RETENTION
+from infra.nag import acknowledge
+
+# (method, path) of every route; "/" is the page. All of them reach the api function.
+ROUTES = (
+    ("GET", "/"),
+    ("POST", "/v1/image-to-image"),
+    ("POST", "/v1/jobs"),
+    ("GET", "/v1/jobs/{job_id}"),
+    ("POST", "/v1/uploads"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/docs"),
+)
+SYNC_ROUTE = ("POST", "/v1/image-to-image")
+# Request bodies API Gateway checks before invoking the function (the function validates the
+# SDXL contract in full; the gateway only turns away what cannot be a request at all).
+IMAGE_REQUEST_ROUTES = {("POST", "/v1/image-to-image"), ("POST", "/v1/jobs")}
+JSON_OBJECT_ROUTES = {("POST", "/v1/uploads")}
+
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "caller": "$context.identity.caller",
+    "userArn": "$context.identity.userArn",
+    "apiKeyId": "$context.identity.apiKeyId",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integration.status",
+    "errorType": "$context.error.responseType",
+    "errorMessage": "$context.error.message",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+# Gateway-made errors (bad body, missing auth, throttled...) in the function's error shape.
+ERROR_TEMPLATE = (
+    '{"error": {"code": "$context.error.responseType", '
+    '"message": $context.error.messageString, "details": []}}'
+)
+
+
+class Api(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, handler: lambda_.IFunction
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.stage_name = config.name
+        self.access_log_group = logs.LogGroup(
+            self,
+            "AccessLogs",
+            log_group_name=f"/img2img/{config.name}/api-access",
+            retention=LOG_RETENTION[config.log_retention_days],
+            removal_policy=RemovalPolicy.DESTROY if config.destroy_on_delete else RemovalPolicy.RETAIN,
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=config.stack_name,
+            description=f"img2img ({config.name}): Stability SDXL 1.0 image-to-image on Amazon Bedrock",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=config.api_cloudwatch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if config.api_cloudwatch_role else None,
+            deploy_options=apigw.StageOptions(
+                stage_name=self.stage_name,
+                throttling_rate_limit=config.api_throttle_rate_limit,
+                throttling_burst_limit=config.api_throttle_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,  # per-method metrics: the sync latency alarm needs them
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies hold images and prompts: never log them
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+            ),
+        )
+        self.rest_api.node.try_remove_child("Endpoint")  # the stack's ApiUrl output replaces it
+
+        validator = self.rest_api.add_request_validator(
+            "RequestValidator",
+            request_validator_name=f"{config.stack_name}-body-and-parameters",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        json_object = self.rest_api.add_model(
+            "JsonObjectModel",
+            model_name="JsonObject",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4, title="JsonObject", type=apigw.JsonSchemaType.OBJECT
+            ),
+        )
+        image_request = self.rest_api.add_model(
+            "ImageToImageRequestModel",
+            model_name="ImageToImageRequest",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="ImageToImageRequest",
+                description="Stability SDXL 1.0 image-to-image body (checked in full by the function)",
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["text_prompts"],
+                properties={
+                    "text_prompts": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.ARRAY,
+                        min_items=1,
+                        items=apigw.JsonSchema(
+                            type=apigw.JsonSchemaType.OBJECT,
+                            required=["text"],
+                            properties={
+                                "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
+                                "weight": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
+                            },
+                        ),
+                    ),
+                },
+            ),
+        )
+
+        for response_type in (
+            apigw.ResponseType.BAD_REQUEST_BODY,
+            apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+            apigw.ResponseType.DEFAULT_4_XX,
+            apigw.ResponseType.DEFAULT_5_XX,
+        ):
+            self.rest_api.add_gateway_response(
+                f"{response_type.response_type}Response",
+                type=response_type,
+                templates={"application/json": ERROR_TEMPLATE},
+            )
+
+        # One integration for every route; its timeout is the api function's: the function
+        # answers (within its sync budget) before API Gateway would give up on it.
+        integration = apigw.LambdaIntegration(
+            handler,
+            proxy=True,
+            allow_test_invoke=False,
+            timeout=Duration.seconds(config.api_timeout_seconds),
+        )
+        self.methods: dict[tuple[str, str], apigw.Method] = {}
+        for http_method, path in ROUTES:
+            resource = self.rest_api.root.resource_for_path(path)
+            models: dict[str, apigw.IModel] | None = None
+            if (http_method, path) in IMAGE_REQUEST_ROUTES:
+                models = {"application/json": image_request}
+            elif (http_method, path) in JSON_OBJECT_ROUTES:
+                models = {"application/json": json_object}
+            parameters = {"method.request.path.job_id": True} if "{job_id}" in path else None
+            self.methods[(http_method, path)] = resource.add_method(
+                http_method,
+                integration,
+                request_validator=validator,
+                request_models=models,
+                request_parameters=parameters,
+                **self._auth_options(),  # type: ignore[arg-type]
+            )
+
+        self.api_key: apigw.IApiKey | None = None
+        if config.api_auth == "api_key":
+            plan = self.rest_api.add_usage_plan(
+                "UsagePlan",
+                name=f"{config.stack_name}-usage-plan",
+                description="Per-key throttle (and optional daily quota) for API-key callers",
+                throttle=apigw.ThrottleSettings(
+                    rate_limit=config.api_throttle_rate_limit, burst_limit=config.api_throttle_burst_limit
+                ),
+                quota=(
+                    apigw.QuotaSettings(limit=config.api_key_quota_per_day, period=apigw.Period.DAY)
+                    if config.api_key_quota_per_day
+                    else None
+                ),
+            )
+            plan.add_api_stage(stage=self.rest_api.deployment_stage)
+            self.api_key = self.rest_api.add_api_key("ApiKey", api_key_name=f"{config.stack_name}-key")
+            plan.add_api_key(self.api_key)
+
+        self._acknowledge()
+
+    def _auth_options(self) -> dict[str, object]:
+        if self.config.api_auth == "iam":
+            return {"authorization_type": apigw.AuthorizationType.IAM}
+        return {"authorization_type": apigw.AuthorizationType.NONE, "api_key_required": True}
+
+    def _acknowledge(self) -> None:
+        acknowledge(
+            self.rest_api.deployment_stage,
+            "AwsSolutions-APIG3",
+            "No WAF web ACL: every method already requires SigV4 or an API key and is throttled per "
+            "stage (and per key); a web ACL costs per month and per request, so it is left to "
+            "accounts that front their APIs with a shared WAF policy.",
+        )
+        for (http_method, path), method in self.methods.items():
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                f"{http_method} {path} is authorized by "
+                + (
+                    "AWS IAM (SigV4): callers are AWS principals, not Cognito users."
+                    if self.config.api_auth == "iam"
+                    else "an API key in a usage plan, as this environment's api_auth says."
+                ),
+            )
+            if self.config.api_auth == "api_key":
+                acknowledge(
+                    method,
+                    "AwsSolutions-APIG4",
+                    f"{http_method} {path} requires an API key (api_auth 'api_key' in cdk.json): callers "
+                    "outside AWS get a key and a usage plan instead of SigV4; use api_auth 'iam' "
+                    "where callers can sign.",
+                )
+        if self.config.api_cloudwatch_role:
+            role = self.rest_api.node.try_find_child("CloudWatchRole")
+            if role is not None:
+                acknowledge(
+                    role,
+                    "AwsSolutions-IAM4",
+                    "The account-level role API Gateway uses to write execution logs to CloudWatch "
+                    "Logs; AWS's managed policy is the documented grant for it, and it names no "
+                    "resource of this stack.",
+                    finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+                )

@@ -1,0 +1,148 @@
+"""The three buckets: input (the S3 door and the API's sources), output (results) and the bucket
+their S3 server access logs go to. All block public access, refuse plain HTTP and TLS < 1.2,
+encrypt at rest (SSE-S3) and expire objects after the configured number of days.
+
+The input bucket sends `inbox/` ObjectCreated notifications straight to the jobs queue, set on
+the bucket itself (no custom resource): bucket names are derived from the stack name, so the
+queue policy can name the bucket's ARN without referring to the bucket, and the bucket waits
+for that policy (S3 checks it can deliver when the configuration is set).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import EnvironmentConfig
+
+INBOX_PREFIX = "inbox/"  # the S3 door: dropping an image here starts a job
+API_SOURCE_PREFIX = "api/"  # sources the api function stores for inline requests
+UPLOADS_PREFIX = "uploads/"  # presigned POST uploads
+INPUT_PREFIXES = (INBOX_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
+JOBS_RESULT_PREFIX = "jobs/"  # results of API-door jobs
+S3_DOOR_RESULT_PREFIX = "results/"  # results of S3-door jobs
+
+
+def bucket_name(config: EnvironmentConfig, kind: str, account: str) -> str:
+    """Globally unique and derived from the stack name: img2img-<env>-<kind>-<account>-<region>."""
+    return f"{config.bucket_name_prefix}-{kind}-{account}-{config.region}"
+
+
+class Storage(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, queue: sqs.Queue
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        destroy = config.destroy_on_delete
+        removal = RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN
+
+        common = {
+            "encryption": s3.BucketEncryption.S3_MANAGED,
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "minimum_tls_version": 1.2,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "removal_policy": removal,
+            "auto_delete_objects": destroy,
+        }
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            bucket_name=bucket_name(config, "logs", stack.account),
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(config.access_log_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            **common,  # type: ignore[arg-type]
+        )
+        input_name = bucket_name(config, "input", stack.account)
+        self.input_bucket = s3.Bucket(
+            self,
+            "InputBucket",
+            bucket_name=input_name,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="input/",
+            lifecycle_rules=[
+                *(
+                    s3.LifecycleRule(
+                        id=f"expire-{prefix.rstrip('/')}",
+                        prefix=prefix,
+                        expiration=Duration.days(config.input_expiry_days),
+                    )
+                    for prefix in INPUT_PREFIXES
+                ),
+                s3.LifecycleRule(
+                    id="old-versions-and-uploads",
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+                s3.LifecycleRule(id="expired-delete-markers", expired_object_delete_marker=True),
+            ],
+            **common,  # type: ignore[arg-type]
+        )
+
+        self.output_bucket = s3.Bucket(
+            self,
+            "OutputBucket",
+            bucket_name=bucket_name(config, "output", stack.account),
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="output/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-results",
+                    expiration=Duration.days(config.result_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            **common,  # type: ignore[arg-type]
+        )
+
+        # The S3 door: inbox/ ObjectCreated -> the jobs queue. Only this bucket, in this account.
+        input_arn = f"arn:{stack.partition}:s3:::{input_name}"
+        queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowInputBucketNotifications",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+                conditions={
+                    "ArnEquals": {"aws:SourceArn": input_arn},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        cfn_input = self.input_bucket.node.default_child
+        assert isinstance(cfn_input, s3.CfnBucket)
+        cfn_input.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            queue_configurations=[
+                s3.CfnBucket.QueueConfigurationProperty(
+                    event="s3:ObjectCreated:*",
+                    queue=queue.queue_arn,
+                    filter=s3.CfnBucket.NotificationFilterProperty(
+                        s3_key=s3.CfnBucket.S3KeyFilterProperty(
+                            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=INBOX_PREFIX)]
+                        )
+                    ),
+                )
+            ]
+        )
+        queue_policy = queue.node.find_child("Policy")  # the QueuePolicy add_to_resource_policy made
+        assert isinstance(queue_policy, sqs.QueuePolicy)
+        cfn_input.node.add_dependency(queue_policy)
+
+        if destroy:
+            # CDK's provider that empties the buckets on destroy: its handler both GetAtts and
+            # DependsOn its role (cfn-lint W3005); the GetAtt alone orders them.
+            provider = stack.node.find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+            handler = provider.node.find_child("Handler")
+            assert isinstance(handler, CfnResource)
+            handler.add_deletion_override("DependsOn")

@@ -1,0 +1,46 @@
+# Infrastructure: the CDK app (infra/), the CDK CLI pinned in package.json, the Lambda asset
+# (.build/). `make install` also installs the CLI; every target takes ENV=<name> (default dev).
+CDK := node_modules/.bin/cdk
+CDK_FLAGS = -c env=$(ENV)
+# Extra CDK CLI arguments, e.g. `make deploy ENV=prod CDK_ARGS="--require-approval never"`.
+CDK_ARGS ?=
+
+.PHONY: asset bootstrap diff
+
+install: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## asset: build the Lambda code asset into .build/lambda/ (no Docker; a no-op when unchanged)
+asset: install
+	$(PY) -m infra.asset
+
+## synth: synthesize ENV's stack into cdk.out/ (offline, no AWS credentials; runs cdk-nag)
+synth: install
+	$(CDK) synth $(CDK_FLAGS) --quiet --no-notices $(CDK_ARGS)
+
+## infra-test: CDK template assertions, cdk-nag and cfn-lint for every environment
+infra-test: install
+	$(PY) -m pytest tests/infra
+
+## bootstrap: prepare ENV's account and region for CDK deployments (once per account/region)
+bootstrap: install
+	$(CDK) bootstrap $(CDK_FLAGS) $(CDK_ARGS)
+
+## diff: what `make deploy ENV=...` would change
+diff: install
+	$(CDK) diff $(CDK_FLAGS) $(CDK_ARGS)
+
+## deploy: deploy ENV's stack (Img2Img-ENV); its outputs land in cdk.out/outputs-ENV.json
+deploy: install
+	$(CDK) deploy $(CDK_FLAGS) --outputs-file cdk.out/outputs-$(ENV).json $(CDK_ARGS)
+
+## destroy: delete ENV's stack (environments with removal_policy "retain" keep their data)
+destroy: install
+	$(CDK) destroy $(CDK_FLAGS) $(CDK_ARGS)
+
+## e2e: both doors against the deployed ENV stack (needs AWS credentials; opt-in)
+e2e: install
+	IMG2IMG_E2E_ENV=$(ENV) $(PY) -m pytest -m aws tests/aws

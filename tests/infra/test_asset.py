@@ -1,0 +1,96 @@
+"""The Lambda code asset, built without Docker: Linux arm64 wheels for the runtime's Python,
+the function package, nothing else; rebuilt only when what goes into it changes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra import asset as builder
+from infra.asset import Asset, build_asset
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+
+def test_asset_holds_the_package_and_linux_arm64_wheels(code_asset: Asset) -> None:
+    root = code_asset.path
+    for handler in ("api", "worker"):
+        assert (root / "img2img" / "handlers" / f"{handler}.py").is_file()
+    # Pillow and pydantic-core compiled for Lambda (CPython 3.14 on aarch64 Linux), not this host.
+    assert (root / "PIL" / "_imaging.cpython-314-aarch64-linux-gnu.so").is_file()
+    assert (root / "pydantic_core" / "_pydantic_core.cpython-314-aarch64-linux-gnu.so").is_file()
+    assert not list(root.rglob("*x86_64*.so")) and not list(root.rglob("*cpython-311*.so"))
+    # The ELF header says aarch64 (e_machine 0xB7).
+    header = (root / "PIL" / "_imaging.cpython-314-aarch64-linux-gnu.so").read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 0xB7
+
+
+def test_boto3_is_bundled_at_the_pinned_version(code_asset: Asset) -> None:
+    pins = dict(
+        line.split("==")
+        for line in builder.REQUIREMENTS.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for package in ("boto3", "botocore"):
+        assert (code_asset.path / package / "__init__.py").is_file()
+        assert (code_asset.path / f"{package}-{pins[package]}.dist-info").is_dir()
+
+
+def test_no_host_bytecode_or_scripts(code_asset: Asset) -> None:
+    root = code_asset.path
+    assert not list(root.rglob("__pycache__")) and not list(root.rglob("*.pyc"))
+    assert not (root / "bin").exists()
+
+
+def test_asset_fits_lambda(code_asset: Asset) -> None:
+    assert 10 * 2**20 < code_asset.size_bytes < builder.LAMBDA_UNZIPPED_LIMIT_BYTES
+
+
+def test_rebuild_with_nothing_changed_is_a_no_op(code_asset: Asset) -> None:
+    first = build_asset()  # (sources may have moved on since the session started)
+    stamp = builder.BUILD_DIR / "lambda.sha256"
+    before = stamp.stat().st_mtime_ns
+    started = time.monotonic()
+    again = build_asset()
+    assert not again.rebuilt and again.sha256 == first.sha256 == stamp.read_text().strip()
+    assert time.monotonic() - started < 5
+    assert stamp.stat().st_mtime_ns == before
+
+
+def test_hash_follows_sources_and_requirements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = tmp_path / "functions"
+    shutil.copytree(builder.SOURCE_DIR, sources, ignore=shutil.ignore_patterns("__pycache__"))
+    requirements = tmp_path / "requirements.txt"
+    shutil.copy(builder.REQUIREMENTS, requirements)
+    monkeypatch.setattr(builder, "SOURCE_DIR", sources)
+    monkeypatch.setattr(builder, "REQUIREMENTS", requirements)
+
+    original = builder.asset_hash()
+    assert builder.asset_hash() == original  # same inputs, same hash
+    (sources / "img2img" / "__pycache__").mkdir(exist_ok=True)
+    (sources / "img2img" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"noise")
+    assert builder.asset_hash() == original  # caches are not inputs
+
+    deps = builder.requirements_hash()
+    (sources / "img2img" / "__init__.py").write_text("# changed\n", encoding="utf-8")
+    assert builder.asset_hash() != original
+    assert builder.requirements_hash() == deps  # a source change does not reinstall wheels
+
+    requirements.write_text(requirements.read_text() + "\n# a comment\n")
+    assert builder.requirements_hash() != deps
+
+
+def test_the_template_uses_the_asset_by_its_hash(synth: Callable[..., Synth]) -> None:
+    s = synth("dev")
+    code_asset = s.stack.functions.code_asset
+    assert code_asset.path == builder.BUILD_DIR / "lambda"
+    for function in (s.stack.functions.api, s.stack.functions.worker):
+        code = s.template["Resources"][s.logical_id(function)]["Properties"]["Code"]
+        # CDK keys a custom-hashed asset by sha256(custom hash): no fingerprinting of 70 MB.
+        assert code["S3Key"] == hashlib.sha256(code_asset.sha256.encode()).hexdigest() + ".zip"

@@ -1,0 +1,189 @@
+"""The typed per-environment configuration: cdk.json's environments load, and every mistake
+fails with a message naming the environment and the key."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from infra.app import cdk_json_context
+from infra.config import (
+    CONTEXT_KEY,
+    INFERENCE_PROFILE_PREFIXES,
+    ConfigError,
+    EnvironmentConfig,
+    environment_names,
+    load_environment,
+    split_inference_profile,
+)
+from tests.infra.conftest import ENVIRONMENTS
+
+pytestmark = pytest.mark.infra
+
+
+def block() -> dict[str, Any]:
+    return copy.deepcopy(cdk_json_context()[CONTEXT_KEY])
+
+
+def load_with(env: str, **overrides: Any) -> EnvironmentConfig:
+    settings = block()
+    settings["environments"][env].update(overrides)
+    return load_environment(settings, env)
+
+
+def test_every_cdk_json_environment_is_tested() -> None:
+    assert sorted(ENVIRONMENTS) == environment_names(block())
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cdk_json_environments_load(env: str) -> None:
+    config = load_environment(block(), env)
+    assert config.name == env
+    assert config.stack_name == f"Img2Img-{env}"
+    assert config.default_model_id in config.allowed_model_ids
+    assert config.sync_budget_seconds < config.api_timeout_seconds <= 29
+    assert config.queue_visibility_timeout_seconds >= 6 * config.worker_timeout_seconds
+
+
+def test_environments_differ_where_cdk_json_says() -> None:
+    dev, staging, prod = (load_environment(block(), env) for env in ENVIRONMENTS)
+    assert (dev.removal_policy, staging.removal_policy, prod.removal_policy) == (
+        "destroy",
+        "destroy",
+        "retain",
+    )
+    assert (dev.point_in_time_recovery, prod.point_in_time_recovery) == (False, True)
+    assert (dev.api_auth, staging.api_auth, prod.api_auth) == ("iam", "api_key", "iam")
+    assert prod.log_retention_days > dev.log_retention_days
+    # Defaults merge under each environment's own keys (tags merge key by key).
+    assert dev.tags == prod.tags == {"application": "img2img"}
+    assert dev.worker_timeout_seconds == prod.worker_timeout_seconds
+
+
+def test_a_new_environment_needs_only_its_region() -> None:
+    settings = block()
+    settings["environments"]["qa-eu"] = {"region": "eu-west-1", "tags": {"team": "imaging"}}
+    config = load_environment(settings, "qa-eu")
+    assert config.region == "eu-west-1" and config.account is None
+    assert config.tags == {"application": "img2img", "team": "imaging"}
+
+
+def test_no_environment_selected_says_how_to_pick_one() -> None:
+    with pytest.raises(ConfigError, match=r"pass -c env=<name> \(one of: dev, prod, staging\)"):
+        load_environment(block(), None)
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"no environment 'qa' \(known: dev, prod, staging\)"):
+        load_environment(block(), "qa")
+
+
+def test_missing_block_is_reported() -> None:
+    with pytest.raises(ConfigError, match="context key 'img2img' is missing"):
+        load_environment(None, "dev")
+    with pytest.raises(ConfigError, match="must be a non-empty object"):
+        load_environment({"environments": {}}, "dev")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"api_timeout_seconds": 40},
+            r"key 'api_timeout_seconds': Input should be less than or equal to 29 \(got 40\)",
+        ),
+        ({"api_timout_seconds": 20}, r"key 'api_timout_seconds': is not a setting \(a typo\?\)"),
+        ({"region": "Oregon"}, r"key 'region': String should match pattern"),
+        ({"account": "12345"}, r"key 'account': String should match pattern"),
+        (
+            {"default_model_id": "amazon.nova-canvas-v1:0"},
+            r"key 'default_model_id': 'amazon.nova-canvas-v1:0' is not one of",
+        ),
+        ({"allowed_model_ids": []}, r"key 'allowed_model_ids': Tuple should have at least 1 item"),
+        (
+            {"allowed_model_ids": ["Stability SDXL"]},
+            r"key 'allowed_model_ids\[0\]': String should match pattern",
+        ),
+        (
+            {"log_retention_days": 10},
+            r"key 'log_retention_days': 10 is not a CloudWatch Logs retention period",
+        ),
+        ({"api_auth": "cognito"}, r"key 'api_auth': Input should be 'iam' or 'api_key'"),
+        (
+            {"api_key_quota_per_day": 10},
+            r"key 'api_key_quota_per_day': only applies when api_auth is 'api_key'",
+        ),
+        (
+            {"worker_max_concurrency": 1},
+            r"key 'worker_max_concurrency': Input should be greater than or equal to 2",
+        ),
+        (
+            {"api_timeout_seconds": 10, "sync_margin_seconds": 10},
+            r"key 'sync_margin_seconds': must be less than api_timeout_seconds \(10\)",
+        ),
+        ({"removal_policy": "snapshot"}, r"key 'removal_policy': Input should be 'destroy' or 'retain'"),
+        ({"point_in_time_recovery": "yes"}, r"key 'point_in_time_recovery': Input should be a valid boolean"),
+        ({"alarm_email": "ops"}, r"key 'alarm_email': String should match pattern"),
+        ({"tags": {"aws:owner": "me"}}, r"key 'tags': the 'aws:' prefix is reserved"),
+        (
+            {"api_throttle_burst_limit": 1},
+            r"key 'api_throttle_burst_limit': must be at least api_throttle_rate_limit",
+        ),
+        ({"name": "other"}, r"key 'name': is the entry's own key"),
+    ],
+)
+def test_bad_settings_name_the_environment_and_the_key(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^cdk.json environment 'dev': .*" + message):
+        load_with("dev", **overrides)
+
+
+def test_a_missing_required_key_is_named() -> None:
+    settings = block()
+    del settings["defaults"]["worker_timeout_seconds"]
+    with pytest.raises(ConfigError, match=r"environment 'prod': key 'worker_timeout_seconds': is required"):
+        load_environment(settings, "prod")
+
+
+@pytest.mark.parametrize("name", ["Dev", "dev_1", "-dev", "dev-", "a-very-long-environment-name"])
+def test_environment_names_must_fit_bucket_names(name: str) -> None:
+    settings = block()
+    settings["environments"][name] = {"region": "us-east-1"}
+    with pytest.raises(ConfigError, match=re.escape(f"cdk.json environment {name!r}: key 'name'")):
+        load_environment(settings, name)
+
+
+def test_bucket_names_stay_within_63_characters() -> None:
+    settings = block()
+    settings["environments"]["abcdefghijklmnop"] = {"region": "ap-southeasternmost-1"}
+    with pytest.raises(ConfigError, match="makes bucket names of 66 characters"):
+        load_environment(settings, "abcdefghijklmnop")
+
+
+def test_every_settings_key_is_documented_in_cdk_json_defaults() -> None:
+    """cdk.json's `defaults` is the reference: every optional key appears there or in an env."""
+    documented = set(block()["defaults"]) | {k for env in block()["environments"].values() for k in env}
+    optional = {"account", "bedrock_region", "alarm_email", "api_key_quota_per_day"}
+    assert set(EnvironmentConfig.model_fields) - {"name"} <= documented | optional
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("stability.sd3-5-large-v1:0", (None, "stability.sd3-5-large-v1:0")),
+        ("us.stability.sd3-5-large-v1:0", ("us", "stability.sd3-5-large-v1:0")),
+        ("global.amazon.nova-canvas-v1:0", ("global", "amazon.nova-canvas-v1:0")),
+        ("us-gov.amazon.titan-image-generator-v2:0", ("us-gov", "amazon.titan-image-generator-v2:0")),
+    ],
+)
+def test_inference_profile_ids_are_recognised(model_id: str, expected: tuple[str | None, str]) -> None:
+    assert split_inference_profile(model_id) == expected
+
+
+def test_profile_prefixes_match_the_function_code() -> None:
+    """infra and the engines must agree on what an inference profile id looks like."""
+    from img2img import engines
+
+    assert engines.INFERENCE_PROFILE_PREFIXES == INFERENCE_PROFILE_PREFIXES

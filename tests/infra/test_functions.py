@@ -1,0 +1,258 @@
+"""The two functions and their roles: runtime, architecture, tracing, logs, environment, and
+the exact permissions of each role (S3 prefixes, table, queue, Bedrock models)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from infra.asset import ARCHITECTURE, PYTHON_VERSION
+from tests.infra.conftest import Synth
+from tests.infra.templates import Grant, by_type, function_role_id, render, role_grants
+
+pytestmark = pytest.mark.infra
+
+ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+PROFILE_MODELS = {
+    "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "amazon.titan-image-generator-v2:0"],
+    "default_model_id": "us.stability.sd3-5-large-v1:0",
+}
+ACCOUNT_AND_MODEL_REGION = {
+    "account": "123456789012",
+    "bedrock_region": "us-east-1",
+    "allowed_model_ids": ["us.amazon.nova-canvas-v1:0"],
+    "default_model_id": "us.amazon.nova-canvas-v1:0",
+}
+
+
+def ids(s: Synth) -> dict[str, str]:
+    st = s.stack
+    return {
+        "api": s.logical_id(st.functions.api),
+        "worker": s.logical_id(st.functions.worker),
+        "input": s.logical_id(st.storage.input_bucket),
+        "output": s.logical_id(st.storage.output_bucket),
+        "table": s.logical_id(st.jobs.table),
+        "queue": s.logical_id(st.jobs.queue),
+        "dlq": s.logical_id(st.jobs.dead_letter_queue),
+    }
+
+
+def allow(actions: tuple[str, ...] | list[str], *resources: str, condition: str = "") -> set[Grant]:
+    return {Grant("Allow", a, r, condition) for a in actions for r in resources}
+
+
+def log_group_id(s: Synth, function_id: str) -> str:
+    return str(s.template["Resources"][function_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"])
+
+
+def bedrock_grants(s: Synth) -> set[Grant]:
+    arns = [
+        f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{m}" for m in s.config.allowed_model_ids
+    ]
+    return allow(["bedrock:InvokeModel"], *arns)
+
+
+def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
+    i = ids(s)
+    inp, out = f"<{i['input']}.Arn>", f"<{i['output']}.Arn>"
+    sources = (f"{inp}/inbox/*", f"{inp}/api/*", f"{inp}/uploads/*")
+    common = (
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], f"<{log_group_id(s, i[kind])}.Arn>")
+        | allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
+        | allow(["s3:GetObject", "s3:GetObjectVersion"], *sources)
+        | allow(ITEM_ACTIONS, f"<{i['table']}.Arn>")
+        | bedrock
+    )
+    queue = f"<{i['queue']}.Arn>"
+    if kind == "api":
+        return (
+            common
+            | allow(["s3:PutObject"], f"{inp}/api/*", f"{inp}/uploads/*")
+            | allow(["s3:GetObject", "s3:PutObject"], f"{out}/jobs/*")
+            | allow(["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], queue)
+        )
+    return (
+        common
+        | allow(["s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*")
+        | allow(["s3:GetObject"], f"{out}/jobs/*")
+        | allow(
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+            ],
+            queue,
+        )
+    )
+
+
+def test_two_functions_from_one_asset(env_synth: Synth) -> None:
+    functions = {
+        k: v
+        for k, v in by_type(env_synth.template, "AWS::Lambda::Function").items()
+        if str(v["Properties"].get("Handler", "")).startswith("img2img.")
+    }
+    i = ids(env_synth)
+    assert set(functions) == {i["api"], i["worker"]}
+    codes = {json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions.values()}
+    assert len(codes) == 1  # one code asset for both
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {"img2img.handlers.api.handler", "img2img.handlers.worker.handler"}
+
+
+@pytest.mark.parametrize("kind", ["api", "worker"])
+def test_function_runtime_tracing_logs(env_synth: Synth, kind: str) -> None:
+    s, i = env_synth, ids(env_synth)
+    props = s.template["Resources"][i[kind]]["Properties"]
+    memory, timeout = (
+        (s.config.api_memory_mb, s.config.api_timeout_seconds)
+        if kind == "api"
+        else (s.config.worker_memory_mb, s.config.worker_timeout_seconds)
+    )
+    assert props["FunctionName"] == f"{s.config.stack_name}-{kind}"
+    # The runtime the asset's wheels were built for (infra/asset.py), on arm64.
+    assert props["Runtime"] == f"python{PYTHON_VERSION}" == "python3.14"
+    assert props["Architectures"] == [ARCHITECTURE] == ["arm64"]
+    assert (props["MemorySize"], props["Timeout"]) == (memory, timeout)
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group = s.template["Resources"][log_group_id(s, i[kind])]
+    assert log_group["Properties"]["LogGroupName"] == f"/aws/lambda/{s.config.stack_name}-{kind}"
+    assert log_group["Properties"]["RetentionInDays"] == s.config.log_retention_days
+    # Its own role, with no AWS managed policy.
+    role = s.template["Resources"][function_role_id(s.template, i[kind])]
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_each_function_has_its_own_role(env_synth: Synth) -> None:
+    i = ids(env_synth)
+    assert function_role_id(env_synth.template, i["api"]) != function_role_id(env_synth.template, i["worker"])
+
+
+@pytest.mark.parametrize("kind", ["api", "worker"])
+def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> None:
+    s, i = env_synth, ids(env_synth)
+    variables = {
+        k: render(v)
+        for k, v in s.template["Resources"][i[kind]]["Properties"]["Environment"]["Variables"].items()
+    }
+    timeout = s.config.api_timeout_seconds if kind == "api" else s.config.worker_timeout_seconds
+    assert variables == {
+        "IMG2IMG_ENV": s.config.name,
+        "IMG2IMG_INPUT_BUCKET": f"<{i['input']}>",
+        "IMG2IMG_OUTPUT_BUCKET": f"<{i['output']}>",
+        "IMG2IMG_JOBS_TABLE": f"<{i['table']}>",
+        "IMG2IMG_QUEUE_URL": f"<{i['queue']}>",
+        "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(s.config.allowed_model_ids),
+        "IMG2IMG_DEFAULT_MODEL_ID": s.config.default_model_id,
+        "IMG2IMG_SYNC_BUDGET_SECONDS": str(timeout - s.config.sync_margin_seconds),
+        "IMG2IMG_JOB_TTL_DAYS": str(s.config.job_ttl_days),
+        "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
+        "POWERTOOLS_SERVICE_NAME": "img2img",
+        "POWERTOOLS_METRICS_NAMESPACE": "Img2Img",
+        "POWERTOOLS_LOG_LEVEL": s.config.log_level,
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    }
+    # The sync budget leaves time to answer before API Gateway's 29 s integration timeout.
+    if kind == "api":
+        assert int(variables["IMG2IMG_SYNC_BUDGET_SECONDS"]) < s.config.api_timeout_seconds <= 29
+
+
+def test_the_environment_is_read_by_the_function_settings(
+    env_synth: Synth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variables the stack sets are exactly the ones img2img.config.Settings accepts."""
+    from img2img.config import Settings
+
+    s, i = env_synth, ids(env_synth)
+    variables = s.template["Resources"][i["api"]]["Properties"]["Environment"]["Variables"]
+    for key, value in variables.items():
+        monkeypatch.setenv(key, render(value))
+    settings = Settings()
+    assert settings.allowed_model_ids == s.config.allowed_model_ids
+    assert settings.default_model_id == s.config.default_model_id
+    assert settings.sync_budget_seconds == s.config.sync_budget_seconds
+    assert settings.job_ttl_days == s.config.job_ttl_days
+
+
+@pytest.mark.parametrize("kind", ["api", "worker"])
+def test_role_grants_exactly_what_the_function_does(env_synth: Synth, kind: str) -> None:
+    s = env_synth
+    grants = role_grants(s.template, function_role_id(s.template, ids(s)[kind]))
+    assert grants == expected_grants(s, kind, bedrock_grants(s))
+
+
+@pytest.mark.parametrize("kind", ["api", "worker"])
+def test_no_wildcards_except_where_aws_has_no_narrower_resource(env_synth: Synth, kind: str) -> None:
+    s = env_synth
+    for grant in role_grants(s.template, function_role_id(s.template, ids(s)[kind])):
+        assert "*" not in grant.action, grant
+        if grant.resource == "*":
+            assert grant.action.startswith("xray:"), grant
+        elif "*" in grant.resource:
+            assert grant.action.startswith("s3:") and grant.resource.endswith("/*"), grant
+
+
+def test_worker_consumes_the_queue_with_partial_batch_responses(env_synth: Synth) -> None:
+    s, i = env_synth, ids(env_synth)
+    ((_, mapping),) = by_type(s.template, "AWS::Lambda::EventSourceMapping").items()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [i["queue"], "Arn"]}
+    assert props["FunctionName"] == {"Ref": i["worker"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == s.config.worker_batch_size
+    assert props["ScalingConfig"] == {"MaximumConcurrency": s.config.worker_max_concurrency}
+
+
+def test_functions_wait_for_their_permissions(env_synth: Synth) -> None:
+    s, i = env_synth, ids(env_synth)
+    for kind in ("api", "worker"):
+        (policy_id,) = (
+            k
+            for k, r in by_type(s.template, "AWS::IAM::Policy").items()
+            if {"Ref": function_role_id(s.template, i[kind])} in r["Properties"]["Roles"]
+        )
+        assert s.template["Resources"][i[kind]]["DependsOn"] == [policy_id]
+
+
+def test_inference_profile_grants_profile_and_routed_model(synth: Callable[..., Synth]) -> None:
+    s = synth("dev", **PROFILE_MODELS)
+    profile = "arn:aws:bedrock:us-west-2:<AWS::AccountId>:inference-profile/us.stability.sd3-5-large-v1:0"
+    condition = json.dumps({"StringEquals": {"bedrock:InferenceProfileArn": [profile]}}, sort_keys=True)
+    expected = allow(
+        ["bedrock:InvokeModel"],
+        "arn:aws:bedrock:us-west-2::foundation-model/amazon.titan-image-generator-v2:0",
+        profile,
+    ) | allow(
+        ["bedrock:InvokeModel"],
+        "arn:aws:bedrock:*::foundation-model/stability.sd3-5-large-v1:0",
+        condition=condition,
+    )
+    for kind in ("api", "worker"):
+        grants = role_grants(s.template, function_role_id(s.template, ids(s)[kind]))
+        assert {g for g in grants if g.action.startswith("bedrock:")} == expected
+        assert grants == expected_grants(s, kind, expected)
+
+
+def test_configured_account_and_model_region_are_used(synth: Callable[..., Synth]) -> None:
+    s = synth("prod", **ACCOUNT_AND_MODEL_REGION)
+    assert s.stack.account == "123456789012" and s.stack.region == "us-west-2"
+    profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-canvas-v1:0"
+    grants = role_grants(s.template, function_role_id(s.template, ids(s)["worker"]))
+    assert {(g.resource, g.condition != "") for g in grants if g.action == "bedrock:InvokeModel"} == {
+        (profile, False),
+        ("arn:aws:bedrock:*::foundation-model/amazon.nova-canvas-v1:0", True),
+    }
+    variables = s.template["Resources"][ids(s)["api"]]["Properties"]["Environment"]["Variables"]
+    assert variables["IMG2IMG_BEDROCK_REGION"] == "us-east-1"
+    bucket_names = {
+        render(b["Properties"]["BucketName"]) for b in by_type(s.template, "AWS::S3::Bucket").values()
+    }
+    assert "img2img-prod-input-123456789012-us-west-2" in bucket_names
