@@ -204,3 +204,25 @@ def test_models_health_openapi_docs(world: World) -> None:
 def test_unknown_route_is_404_in_error_shape(world: World) -> None:
     status, payload, _ = call("GET", "/v1/nothing")
     assert status == 404 and payload["error"]["code"] == "not_found"
+
+
+def _emitted_metrics(out: str) -> set[str]:
+    names: set[str] = set()
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            blob = json.loads(line)
+            names |= {m["Name"] for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+            assert blob["environment"] == "unit"
+    return names
+
+
+def test_metrics_count_model_failures_but_not_user_errors(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call("POST", "/v1/image-to-image", body(init_image=base64.b64encode(b"hello").decode()))
+    assert "ModelFailures" not in _emitted_metrics(capsys.readouterr().out)
+    world.bedrock.errors = ["ModelErrorException"]
+    call("POST", "/v1/image-to-image", body())
+    assert "ModelFailures" in _emitted_metrics(capsys.readouterr().out)
+    call("POST", "/v1/image-to-image", body())
+    assert "JobsSucceeded" in _emitted_metrics(capsys.readouterr().out)

@@ -20,7 +20,7 @@ from img2img.domain.job import JobView
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
 from img2img.handlers import http_errors, page
-from img2img.handlers.observability import count_outcome, logger, metrics, tracer
+from img2img.handlers.observability import count_failure, count_outcome, logger, metrics, tracer
 from img2img.handlers.wiring import Service, get_service
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -81,7 +81,7 @@ def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[
     artifact: dict[str, Any] = {"seed": artifact_result.get("seed", 0), "finishReason": finish}
     if not want_url:
         artifact["base64"] = base64.b64encode(image).decode() if image else ""
-    count_outcome(summary["status"], "api")
+    count_outcome(summary)
     return _json(
         200,
         {
@@ -166,6 +166,7 @@ def web_page() -> Response[str]:
 
 @app.exception_handler(ServiceError)
 def _service_error(error: ServiceError) -> Response[str]:
+    count_failure(error.code)
     if error.status >= 500:
         logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
     return http_errors.error_response(error)

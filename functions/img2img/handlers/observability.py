@@ -3,6 +3,8 @@ POWERTOOLS_* environment variables set by the stack (and by local mode)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -11,8 +13,16 @@ tracer = Tracer(service="img2img")
 metrics = Metrics(namespace="Img2Img", service="img2img")
 
 
-def count_outcome(status: str, door: str) -> None:
-    """One metric per finished job; ModelFailures feeds the model-failure alarm."""
-    if status == "FAILED":
-        metrics.add_metric(name="ModelFailures", unit=MetricUnit.Count, value=1)
+def count_outcome(summary: dict[str, Any]) -> None:
+    """One metric per finished job (JobsSucceeded, JobsFailed, JobsContentFiltered). ModelFailures,
+    which feeds the model-failure alarm, counts only failures on the model's side: a user's
+    bad image or missing prompt must not page anyone."""
+    status = str(summary.get("status", ""))
     metrics.add_metric(name=f"Jobs{status.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    if status == "FAILED":
+        count_failure(str((summary.get("error") or {}).get("code", "")))
+
+
+def count_failure(code: str) -> None:
+    if code.startswith("model_"):
+        metrics.add_metric(name="ModelFailures", unit=MetricUnit.Count, value=1)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from img2img.domain.errors import ServiceError
-from img2img.handlers.observability import count_outcome, logger, metrics, tracer
+from img2img.handlers.observability import count_failure, count_outcome, logger, metrics, tracer
 from img2img.handlers.wiring import get_service
 
 # Answer every failed record instead of raising when all failed: the queue redelivers either
@@ -35,6 +35,8 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
     try:
         summaries = service.worker.handle(message, final_attempt=final_attempt)
     except ServiceError as error:
+        if final_attempt:
+            count_failure(error.code)
         logger.warning(
             "job will be retried" if not final_attempt else "job failed on its last attempt",
             extra={
@@ -46,7 +48,7 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
         raise
     for summary in summaries:
         logger.info("job finished", extra={"job_id": summary["job_id"], "status": summary["status"]})
-        count_outcome(summary["status"], "s3")
+        count_outcome(summary)
     return summaries
 
 
