@@ -102,6 +102,8 @@ def create_resources(endpoint_url: str, settings: r.QueueSettings | None = None)
             },
         )
 
+    # Versioned like the stack's input bucket: events carry versionId, jobs pin the version.
+    s3.put_bucket_versioning(Bucket=r.INPUT_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     dlq_url = sqs.create_queue(
         QueueName=r.JOBS_DLQ, Attributes={"MessageRetentionPeriod": str(settings.dlq_retention_seconds)}
     )["QueueUrl"]

@@ -17,6 +17,7 @@ from img2img_local import resources as r
 from img2img_local.runner import LocalStack, start_local
 from tests import imagegen
 from tests.local.conftest import wait_until
+from tests.unit.sqs_events import s3_notification
 
 pytestmark = pytest.mark.local
 
@@ -140,36 +141,9 @@ def test_duplicate_s3_event_costs_one_model_call(stack: LocalStack) -> None:
     )
     result_json(stack, "results/twice.json")
     # S3 delivers at least once: send the same notification again, as a late duplicate.
-    event = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": r.REGION,
-                "eventTime": "2026-11-25T10:00:00.000Z",
-                "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "AWS:EXAMPLE"},
-                "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": "X", "x-amz-id-2": "Y"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": r.INBOX_NOTIFICATION_ID,
-                    "bucket": {
-                        "name": r.INPUT_BUCKET,
-                        "ownerIdentity": {"principalId": "X"},
-                        "arn": "arn:aws:s3:::x",
-                    },
-                    "object": {
-                        "key": "inbox/twice.png",
-                        "size": 1,
-                        "eTag": put["ETag"].strip('"'),
-                        "versionId": put.get("VersionId"),
-                        "sequencer": "0",
-                    },
-                },
-            }
-        ]
-    }
+    event = s3_notification(
+        r.INPUT_BUCKET, "inbox/twice.png", version_id=put.get("VersionId"), etag=put["ETag"]
+    )
     sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps(event))
     wait_until(lambda: _queue_empty(stack), timeout=20)
     assert stats(stack)["invocations"] == 1

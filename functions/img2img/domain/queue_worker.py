@@ -159,5 +159,5 @@ def s3_objects(message: dict[str, Any]) -> Iterator[SourceObject]:
             bucket=s3["bucket"]["name"],
             key=unquote_plus(obj["key"]),
             version_id=obj.get("versionId"),
-            etag=str(obj.get("eTag", "")),
+            etag=str(obj.get("eTag", "")).strip('"'),  # quoted in S3's API, bare in events
         )
