@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from img2img import __version__
 from img2img.domain.errors import ServiceError
-from img2img.domain.job import JobView
+from img2img.domain.job import FINAL_STATUSES, JobView
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
 from img2img.handlers import http_errors, page
@@ -111,11 +111,7 @@ def get_job(
 ) -> Response[str]:
     view: JobView = _service().api.job(job_id)
     body = view.to_dict()
-    body.update(
-        _locations(
-            view.result, view.output if view.status in ("SUCCEEDED", "CONTENT_FILTERED", "FAILED") else None
-        )
-    )
+    body.update(_locations(view.result, view.output if view.status in FINAL_STATUSES else None))
     return _json(200, body)
 
 
