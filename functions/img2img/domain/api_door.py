@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, PayloadTooLarge
 from img2img.domain.imaging import detect_format
 from img2img.domain.job import Job, JobView, OutputKeys, SourceRef
@@ -23,17 +24,6 @@ from img2img.domain.request import ImageToImageRequest
 
 Once = Callable[[str, str, str, Callable[[], dict[str, Any]]], dict[str, Any]]
 UPLOAD_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-
-
-@dataclass(frozen=True)
-class DoorSettings:
-    input_bucket: str
-    output_bucket: str
-    allowed_model_ids: tuple[str, ...]
-    default_model_id: str
-    max_image_bytes: int
-    upload_max_bytes: int
-    presign_expiry_seconds: int
 
 
 @dataclass(frozen=True)

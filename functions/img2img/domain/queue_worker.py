@@ -6,11 +6,11 @@ has used its receives, goes to the dead-letter queue)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from img2img.domain.api_door import Once
+from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, ServiceError
 from img2img.domain.job import Job, OutputKeys, SourceRef, stable_id
 from img2img.domain.models import resolve_model_id
@@ -28,21 +28,11 @@ from img2img.domain.s3_door import (
 )
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    input_bucket: str
-    output_bucket: str
-    allowed_model_ids: tuple[str, ...]
-    default_model_id: str
-    max_image_bytes: int
-    max_manifest_bytes: int = 1024 * 1024
-
-
 class QueueWorker:
     def __init__(
         self,
         *,
-        settings: WorkerSettings,
+        settings: DoorSettings,
         pipeline: Pipeline,
         store: ObjectStorePort,
         once: Once,

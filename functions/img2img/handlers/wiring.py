@@ -15,10 +15,11 @@ from img2img.adapters.jobs import JobStore
 from img2img.adapters.queue import JobQueue
 from img2img.adapters.s3 import ObjectStore
 from img2img.config import Settings, get_settings
-from img2img.domain.api_door import ApiDoor, DoorSettings
+from img2img.domain.api_door import ApiDoor
+from img2img.domain.door_settings import DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
-from img2img.domain.queue_worker import QueueWorker, WorkerSettings
+from img2img.domain.queue_worker import QueueWorker
 from img2img.handlers.observability import logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
@@ -50,7 +51,7 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
     # Metrics carry the environment, so dev and prod in one account never share an alarm.
     metrics.set_default_dimensions(environment=settings.env)
     session = boto3.session.Session()
-    s3 = session.client("s3", config=Config(signature_version="s3v4", **_config_kwargs()))
+    s3 = session.client("s3", config=_AWS.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=_AWS)
     bedrock = bedrock_client or session.client(
         "bedrock-runtime",
@@ -68,16 +69,17 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
         environment=settings.env,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
     )
+    doors = DoorSettings(
+        input_bucket=settings.input_bucket,
+        output_bucket=settings.output_bucket,
+        allowed_model_ids=settings.allowed_model_ids,
+        default_model_id=settings.default_model_id,
+        max_image_bytes=settings.max_image_bytes,
+        upload_max_bytes=settings.upload_max_bytes,
+        presign_expiry_seconds=settings.presign_expiry_seconds,
+    )
     api = ApiDoor(
-        settings=DoorSettings(
-            input_bucket=settings.input_bucket,
-            output_bucket=settings.output_bucket,
-            allowed_model_ids=settings.allowed_model_ids,
-            default_model_id=settings.default_model_id,
-            max_image_bytes=settings.max_image_bytes,
-            upload_max_bytes=settings.upload_max_bytes,
-            presign_expiry_seconds=settings.presign_expiry_seconds,
-        ),
+        settings=doors,
         pipeline=pipeline,
         store=store,
         jobs=jobs,
@@ -85,22 +87,12 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
         once=idempotency.once,
     )
     worker = QueueWorker(
-        settings=WorkerSettings(
-            input_bucket=settings.input_bucket,
-            output_bucket=settings.output_bucket,
-            allowed_model_ids=settings.allowed_model_ids,
-            default_model_id=settings.default_model_id,
-            max_image_bytes=settings.max_image_bytes,
-        ),
+        settings=doors,
         pipeline=pipeline,
         store=store,
         once=idempotency.once,
     )
     return Service(settings, api, worker, idempotency)
-
-
-def _config_kwargs() -> dict[str, object]:
-    return {"retries": {"mode": "standard", "max_attempts": 4}, "connect_timeout": 5, "read_timeout": 30}
 
 
 _built: dict[bool, Service] = {}

@@ -1,0 +1,18 @@
+"""What both doors need to know about their environment (a slice of config.Settings, so the
+domain does not depend on how settings are read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DoorSettings:
+    input_bucket: str
+    output_bucket: str
+    allowed_model_ids: tuple[str, ...]
+    default_model_id: str
+    max_image_bytes: int
+    upload_max_bytes: int
+    presign_expiry_seconds: int
+    max_manifest_bytes: int = 1024 * 1024
