@@ -135,6 +135,8 @@ class Functions(Construct):
             "IMG2IMG_DEFAULT_MODEL_ID": config.default_model_id,
             "IMG2IMG_JOB_TTL_DAYS": str(config.job_ttl_days),
             "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(config.presign_expiry_seconds),
+            # The worker records a job as FAILED on the queue's last delivery, so it must know it.
+            "IMG2IMG_MAX_RECEIVE_COUNT": str(config.max_receive_count),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": config.log_level,

@@ -155,6 +155,7 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "IMG2IMG_SYNC_BUDGET_SECONDS": str(timeout - s.config.sync_margin_seconds),
         "IMG2IMG_JOB_TTL_DAYS": str(s.config.job_ttl_days),
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
+        "IMG2IMG_MAX_RECEIVE_COUNT": str(s.config.max_receive_count),
         "POWERTOOLS_SERVICE_NAME": "img2img",
         "POWERTOOLS_METRICS_NAMESPACE": "Img2Img",
         "POWERTOOLS_LOG_LEVEL": s.config.log_level,
@@ -180,6 +181,7 @@ def test_the_environment_is_read_by_the_function_settings(
     assert settings.default_model_id == s.config.default_model_id
     assert settings.sync_budget_seconds == s.config.sync_budget_seconds
     assert settings.job_ttl_days == s.config.job_ttl_days
+    assert settings.max_receive_count == s.config.max_receive_count
 
 
 @pytest.mark.parametrize("kind", ["api", "worker"])
