@@ -35,9 +35,12 @@ typecheck: install
 unit: install
 	$(PY) -m pytest tests/unit
 
-## bench: per-job overhead of the pipeline against the bare path of the seed's sample code
+## bench: in one run: per-job overhead over the seed's bare path and peak memory, cold imports
+## and the function asset's size, local-mode throughput for 100 dropped images
 bench: install
 	$(PY) -m img2img_local.bench
+	$(PY) -m img2img_local.bench_startup
+	$(PY) -m img2img_local.bench_load --images 100
 
 ## demo: start local mode, run one image through both doors, copy results to local-output/
 demo: install

@@ -195,7 +195,7 @@ def _high_water_mb() -> float:
 
 
 def _source_key(case: str) -> str:
-    return f"bench/{case.split()[0]}"
+    return f"uploads/bench/{case.split()[0]}"
 
 
 def _rss_child(case: str, aws_url: str) -> None:

@@ -4,6 +4,7 @@ shared/reference/bedrock-facts.md section 1. Unknown fields are rejected so typo
 
 from __future__ import annotations
 
+import json
 import posixpath
 from typing import Annotated, Any, Literal
 
@@ -58,7 +59,7 @@ Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class TextPrompt(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     text: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
     weight: float = 1.0
@@ -67,10 +68,10 @@ class TextPrompt(BaseModel):
 class ImageToImageRequest(BaseModel):
     """One image-to-image request. Field names and rules are Bedrock's SDXL 1.0 ones."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     text_prompts: Annotated[list[TextPrompt], Field(min_length=1)]
-    init_image: str | None = None
+    init_image: Annotated[str | None, Field(repr=False)] = None  # megabytes of base64: never in a repr
     init_image_s3_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     init_image_mode: Literal["IMAGE_STRENGTH", "STEP_SCHEDULE"] = "IMAGE_STRENGTH"
     image_strength: Unit | None = None
@@ -95,6 +96,15 @@ class ImageToImageRequest(BaseModel):
     def _accept_accented_anime(cls, value: object) -> object:
         # The seed document prints "animé"; the API's value is "anime".
         return "anime" if value == "animé" else value
+
+    @field_validator("extras")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError("must be plain JSON: no NaN or Infinity") from exc
+        return value
 
     @field_validator("samples")
     @classmethod

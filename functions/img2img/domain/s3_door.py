@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.header import decode_header
 from typing import Any
 
@@ -64,7 +65,15 @@ def job_id_for(source: SourceObject, body: dict[str, Any]) -> str:
 
 def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
     """Build an SDXL body from x-amz-meta-* values. Names the metadata key on any error."""
-    meta = {name.lower(): _decode(value) for name, value in metadata.items()}
+    meta: dict[str, str] = {}
+    for name, value in metadata.items():
+        try:
+            meta[name.lower()] = _decode(value)
+        except (LookupError, UnicodeError, ValueError, HeaderParseError) as exc:
+            raise InvalidRequest(
+                "the image's metadata is not readable text",
+                [FieldError(f"x-amz-meta-{name.lower()}", f"an RFC 2047 value that does not decode: {exc}")],
+            ) from exc
     prompt = meta.get("prompt", "").strip()
     if not prompt:
         raise MissingParameters(
@@ -97,7 +106,7 @@ def manifest_requests(raw: bytes) -> list[dict[str, Any]]:
     to run the same parameters over several images. Answers one body per image."""
     try:
         document = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidRequest("the manifest is not valid JSON", [FieldError("manifest", str(exc))]) from exc
     if not isinstance(document, dict):
         raise InvalidRequest("the manifest must be a JSON object", [FieldError("manifest", "not an object")])

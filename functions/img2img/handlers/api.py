@@ -8,14 +8,17 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from img2img import __version__
-from img2img.domain.errors import ServiceError
+from img2img.domain.errors import FieldError, InvalidRequest, ServiceError
 from img2img.domain.job import FINAL_STATUSES, JobView
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
@@ -55,15 +58,13 @@ def _locations(result: dict[str, Any] | None, output: dict[str, Any] | None) -> 
     api = _service().api
     found: dict[str, Any] = {}
     if result and result.get("key"):
-        found["image"] = {
-            "s3_uri": _s3_uri(result["bucket"], result["key"]),
-            "url": api.presign(result["bucket"], result["key"]),
-        }
+        found["image"] = {"s3_uri": _s3_uri(result["bucket"], result["key"])}
+        if result["key"].startswith("jobs/"):  # the api role reads jobs/ only: no URL it cannot sign
+            found["image"]["url"] = api.presign(result["bucket"], result["key"])
     if output and output.get("metadata_key"):
-        found["metadata"] = {
-            "s3_uri": _s3_uri(output["bucket"], output["metadata_key"]),
-            "url": api.presign(output["bucket"], output["metadata_key"]),
-        }
+        found["metadata"] = {"s3_uri": _s3_uri(output["bucket"], output["metadata_key"])}
+        if output["metadata_key"].startswith("jobs/"):
+            found["metadata"]["url"] = api.presign(output["bucket"], output["metadata_key"])
     return found
 
 
@@ -171,6 +172,23 @@ def _service_error(error: ServiceError) -> Response[str]:
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[str]:
     return http_errors.error_response(http_errors.validation_error(exc))
+
+
+@app.exception_handler(RecursionError)
+def _too_deep(_: RecursionError) -> Response[str]:
+    return http_errors.error_response(
+        InvalidRequest(
+            "the request body is nested too deeply to read",
+            [FieldError("body", "the request body must be a JSON object")],
+        )
+    )
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _not_json(_: RequestUnsupportedContentType) -> Response[str]:
+    return http_errors.plain_error(
+        415, "unsupported_media_type", "send the request body as JSON with Content-Type: application/json"
+    )
 
 
 @app.not_found

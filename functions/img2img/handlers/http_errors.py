@@ -46,7 +46,7 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             message = "unknown field"
-        if err.get("type") in ("json_invalid", "model_attributes_type"):
+        if err.get("type") == "json_invalid" or (err.get("type") == "model_attributes_type" and not loc):
             field, message = "body", "the request body must be a JSON object"
         details.append(FieldError(field, message))
     return InvalidRequest("the request is not a valid SDXL image-to-image body", details)

@@ -3,12 +3,17 @@ POWERTOOLS_* environment variables set by the stack (and by local mode)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="img2img")
+# botocore logs signed requests (credentials, request bodies with base64 images) at DEBUG; keep
+# it out of the logs even when Lambda's application log level is DEBUG.
+for _name in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 tracer = Tracer(service="img2img")
 metrics = Metrics(namespace="Img2Img", service="img2img")
 
