@@ -1,0 +1,17 @@
+# Hardening: the long runs and the hardening figures. `make test` runs the bad-input corpus,
+# the fault tests, the short fuzz and the property tests; these take minutes and run apart.
+
+.PHONY: stress bench-startup bench-load
+
+## stress: 200 images dropped at once under faults, a long schema fuzz, many more property examples
+stress: install
+	IMG2IMG_STRESS=1 IMG2IMG_FUZZ_EXAMPLES=400 IMG2IMG_FUZZ_RANDOM=1 IMG2IMG_PROPERTY_EXAMPLES=3000 \
+		$(PY) -m pytest -p no:cacheprovider tests/stress tests/local/test_fuzz.py tests/unit/test_properties.py
+
+## bench-startup: cold import time of each handler next to a bare `import boto3`; the function asset's size
+bench-startup: install
+	$(PY) -m img2img_local.bench_startup
+
+## bench-load: local-mode throughput for 100 images dropped at once, emulator at 0 ms and 2000 ms
+bench-load: install
+	$(PY) -m img2img_local.bench_load --images 100

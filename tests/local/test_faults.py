@@ -1,0 +1,474 @@
+"""Faults in local mode, with the real handlers and the Bedrock emulator's fault switches:
+throttling, model timeouts, end of life and denied access, S3 writes that fail, a worker that
+dies in the middle of a job, one S3 event delivered ten times to concurrent workers, and a
+burst of images with faults mixed in. Each test proves where the job ends (result or FAILED
+metadata), how many model calls it cost (the emulator counts them), and what is left in the
+queue and its dead-letter queue.
+
+Two stacks, one per class (one local stack per process at a time): one whose queue gives a
+record back only after 60 s (so anything that completes did so within its first receive),
+and one whose queue gives it back after 4 s (to watch redelivery and the dead-letter queue).
+
+How faults that the emulator cannot make are made:
+- S3 writes fail through a botocore `before-send` hook registered on the worker's own S3
+  client (reached as `wiring.get_service(sync=False).worker._store._client`, the adapter's
+  `_client`): the hook answers the first N PutObject calls to the output bucket with S3's own
+  503 SlowDown response, which botocore then handles exactly as a real one.
+- "The worker is killed mid-job": local mode runs the worker in-process, so a kill is
+  simulated: the same hook raises a BaseException at the first write of the result, i.e.
+  after the model call and before anything is written. Nothing in the service can catch it
+  (it catches Exception); the handler wrapper turns it into the invocation error a crashed
+  Lambda runtime reports, so the batch is not deleted and SQS redelivers it once its
+  visibility timeout passes. The invocation's context gives the function a timeout shorter
+  than the visibility timeout (the stack: 120 s against 720 s; here 2.5 s against 5 s, long
+  enough for any job here), so the in-progress idempotency record of the dead run has expired
+  when the message comes back, as on AWS."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+import requests
+from botocore.awsrequest import AWSResponse, HeadersDict
+
+from img2img_local import resources as r
+from img2img_local.bench_load import worker_processes
+from img2img_local.lambda_context import new_context
+from img2img_local.resources import QueueSettings
+from img2img_local.runner import LocalStack, start_local
+from tests import imagegen
+from tests.corpus.doors import Doors, WorkerSpy
+from tests.local.conftest import load_event, wait_until
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
+
+SDXL = r.DEFAULT_MODEL_ID
+PROMPT = {"prompt": "a lighthouse at dusk"}
+SLOW_VISIBILITY = 60
+FAST_VISIBILITY = 5
+FAST_FUNCTION_TIMEOUT = FAST_VISIBILITY / 2
+MAX_RECEIVES = 3
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: not an Exception, so no handler in the service catches it."""
+
+
+class KillableWorker(WorkerSpy):
+    """The real worker handler, recorded, with a context whose timeout is `function_timeout`
+    (as the stack sets it beside the queue's visibility timeout); a WorkerKilled escaping the
+    handler becomes the invocation error a dead runtime reports."""
+
+    def __init__(self, function_timeout: float) -> None:
+        super().__init__()
+        self.function_timeout = function_timeout
+        self.kills = 0
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        context = new_context(
+            r.WORKER_FUNCTION_NAME, timeout_seconds=self.function_timeout, memory_mb=r.WORKER_MEMORY_MB
+        )
+        try:
+            return super().__call__(event, context)
+        except WorkerKilled as exc:
+            self.kills += 1
+            raise RuntimeError("Runtime exited without providing a reason (the worker was killed)") from exc
+
+
+@contextmanager
+def failing_writes(fail: Callable[[str], bool | BaseException]) -> Iterator[list[str]]:
+    """While active, every PutObject of the worker's S3 client to the output bucket asks
+    `fail(key)`: True answers S3's 503 SlowDown instead of sending; a BaseException is
+    raised. Yields the keys of the writes it failed."""
+    from img2img.handlers import wiring
+
+    client = wiring.get_service(sync=False).worker._store._client
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def before_send(request: Any, **_: Any) -> AWSResponse | None:
+        if f"/{r.OUTPUT_BUCKET}/" not in request.url:
+            return None
+        key = request.url.split(f"/{r.OUTPUT_BUCKET}/", 1)[1]
+        verdict = fail(key)
+        if isinstance(verdict, BaseException):
+            raise verdict
+        if not verdict:
+            return None
+        with lock:
+            failed.append(key)
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        headers = HeadersDict({"Content-Type": "application/xml", "Content-Length": str(len(body))})
+        return AWSResponse(request.url, 503, headers, _Raw(body))
+
+    client.meta.events.register("before-send.s3.PutObject", before_send, unique_id="img2img-fault")
+    try:
+        yield failed
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", unique_id="img2img-fault")
+
+
+class _Raw:
+    """What AWSResponse reads a body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def model_attempts(*, sync: bool) -> int:
+    """InvokeModel attempts botocore makes per call on each route (wiring's client config)."""
+    from img2img.config import get_settings
+    from img2img.handlers import wiring
+
+    return int(wiring.model_client_config(get_settings(), sync=sync).retries["total_max_attempts"])
+
+
+def timeout_retries() -> int:
+    from img2img.config import get_settings
+
+    return get_settings().model_timeout_retries
+
+
+def s3_attempts() -> int:
+    from img2img.handlers import wiring
+
+    client = wiring.get_service(sync=False).worker._store._client
+    return int(client.meta.config.retries["total_max_attempts"])
+
+
+def first(n: int) -> Callable[[str], bool]:
+    """Fail the first n calls."""
+    calls = iter(range(n))
+    return lambda key: next(calls, None) is not None
+
+
+def _drop(doors: Doors, name: str, data: bytes | None = None, metadata: dict[str, str] | None = None) -> str:
+    key = f"inbox/faults/{name}.png"
+    doors.s3.put_object(
+        Bucket=doors.input, Key=key, Body=data or imagegen.png(64, 48), Metadata=metadata or PROMPT
+    )
+    return key
+
+
+def _metadata(doors: Doors, name: str) -> dict[str, Any]:
+    return doors.wait_metadata(f"results/faults/{name}.json", timeout=90)
+
+
+def _receives(spy: WorkerSpy, key: str, count: int) -> list[int]:
+    """The receive counts of the worker calls for `key`, once `count` calls have returned (the
+    metadata is written before the handler returns, so it can be seen before the call ends)."""
+    calls = wait_until(lambda: (found := spy.calls_for_key(key)) and len(found) >= count and found)
+    return [c.receive_counts[0] for c in calls]
+
+
+def _started(spy: WorkerSpy) -> None:
+    # The worker's service is built on its first invocation (the S3 test event at start-up).
+    wait_until(lambda: spy.snapshot(), timeout=30)
+
+
+def _clean(doors: Doors) -> None:
+    """Faults off, counters at zero, the dead-letter queue empty (PurgeQueue is once a minute)."""
+    doors.reset_emulator()
+    url = doors.stack.resources.dlq_url
+    for _ in range(100):
+        got = doors.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return
+        for message in got:
+            doors.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+# =====================================================================================================
+# Faults the first receive absorbs
+
+
+@pytest.fixture(scope="class")
+def slow_stack() -> Iterator[tuple[Doors, KillableWorker]]:
+    spy = KillableWorker(function_timeout=SLOW_VISIBILITY / 6)
+    with start_local(
+        api_port=0,
+        aws_port=0,
+        bedrock_port=0,
+        worker_handler=spy,
+        queue_settings=QueueSettings(
+            visibility_timeout_seconds=SLOW_VISIBILITY, max_receive_count=MAX_RECEIVES
+        ),
+    ) as stack:
+        stack.wait_healthy(timeout=30)
+        _started(spy)
+        yield Doors(stack, spy), spy
+
+
+@pytest.fixture
+def slow(slow_stack: tuple[Doors, KillableWorker]) -> Iterator[tuple[Doors, KillableWorker]]:
+    doors, _ = slow_stack
+    _clean(doors)
+    yield slow_stack
+    _clean(doors)
+
+
+def _post_sync(stack: LocalStack, model_id: str = SDXL) -> requests.Response:
+    import base64
+
+    body: dict[str, Any] = {
+        "text_prompts": [{"text": "a lighthouse at dusk"}],
+        "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+        "model_id": model_id,
+    }
+    return requests.post(f"{stack.api_url}/v1/image-to-image", json=body, timeout=120)
+
+
+class TestWithinOneReceive:
+    def test_throttling_within_the_clients_budget_costs_one_invocation(
+        self, slow: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = slow
+        refusals = model_attempts(sync=False) - 1  # the last attempt of the budget gets through
+        assert refusals >= 1
+        doors.set_faults(throttle_first=refusals)
+        key = _drop(doors, "throttled")
+        meta = _metadata(doors, "throttled")
+        assert meta["status"] == "SUCCEEDED"
+        stats = doors.stats()
+        assert (stats["refused"], stats["invocations"]) == (refusals, 1)
+        assert _receives(spy, key, 1) == [1]
+        assert spy.calls_for_key(key)[0].failed == []
+
+    def test_the_sync_route_answers_a_throttle_at_once_with_429(
+        self, slow: tuple[Doors, KillableWorker]
+    ) -> None:
+        """Inside API Gateway's 29 s the sync route cannot wait out a throttle: it tries its
+        budget (one attempt), then answers 429 with Retry-After; POST /v1/jobs is the way."""
+        doors, _ = slow
+        attempts = model_attempts(sync=True)
+        doors.set_faults(throttle_first=attempts)
+        reply = _post_sync(doors.stack)
+        assert reply.status_code == 429 and int(reply.headers["Retry-After"]) > 0
+        assert reply.json()["error"]["code"] == "model_throttled"
+        assert (doors.stats()["refused"], doors.stats()["invocations"]) == (attempts, 0)
+        assert _post_sync(doors.stack).status_code == 200  # the throttle is spent: it works again
+
+    @pytest.mark.parametrize(
+        ("fault", "words"),
+        [
+            ({"retired_models": [SDXL]}, ("end of life", "cdk.json")),
+            ({"denied_models": [SDXL]}, ("denied", "model access")),
+        ],
+        ids=["end_of_life", "access_denied"],
+    )
+    def test_a_model_that_cannot_answer_fails_at_once_with_what_to_do(
+        self, slow: tuple[Doors, KillableWorker], fault: dict[str, Any], words: tuple[str, ...]
+    ) -> None:
+        doors, spy = slow
+        doors.set_faults(**fault)
+        name = next(iter(fault))
+        key = _drop(doors, name)
+        meta = _metadata(doors, name)
+        assert meta["status"] == "FAILED"
+        assert meta["error"]["code"] == "model_unavailable"
+        assert all(w in meta["error"]["message"] for w in words), meta["error"]["message"]
+        assert doors.stats()["attempts"] == 1  # no retry: neither botocore's nor ours
+        assert _receives(spy, key, 1) == [1]
+        assert spy.calls_for_key(key)[0].failed == []  # not handed back to the queue
+        wait_until(lambda: doors.queue_depth() == 0)
+        assert doors.dead_letters() == 0
+        # The API door says the same, with the same status everywhere: 503, no Retry-After.
+        reply = _post_sync(doors.stack)
+        assert reply.status_code == 503 and "Retry-After" not in reply.headers
+        assert reply.json()["error"]["code"] == "model_unavailable"
+        assert doors.stats()["attempts"] == 2
+
+    def test_sync_model_timeout_is_not_retried_inside_the_gateways_budget(
+        self, slow: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, _ = slow
+        doors.set_faults(timeout_first=1)
+        reply = _post_sync(doors.stack)
+        assert reply.status_code == 504
+        error = reply.json()["error"]
+        assert error["code"] == "model_timeout" and "/v1/jobs" in error["message"]
+        assert doors.stats()["invocations"] == 1
+
+    def test_a_transient_s3_write_failure_is_retried_and_nothing_is_lost(
+        self, slow: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = slow
+        failures = min(2, s3_attempts() - 1)  # fewer than the client's budget
+        with failing_writes(first(failures)) as failed:
+            key = _drop(doors, "s3-write-flaky")
+            meta = _metadata(doors, "s3-write-flaky")
+        assert len(failed) == failures  # each answered 503 SlowDown, each retried by botocore
+        assert meta["status"] == "SUCCEEDED"
+        image = doors.s3.get_object(Bucket=doors.output, Key=meta["result"]["key"])["Body"].read()
+        assert imagegen.png_chunk_types(image)[0] == b"IHDR"
+        assert doors.stats()["invocations"] == 1
+        assert _receives(spy, key, 1) == [1]
+        assert spy.calls_for_key(key)[0].failed == []
+
+
+# =====================================================================================================
+# Faults that need the queue to give the record back
+
+
+@pytest.fixture(scope="class")
+def fast_stack() -> Iterator[tuple[Doors, KillableWorker]]:
+    spy = KillableWorker(function_timeout=FAST_FUNCTION_TIMEOUT)
+    with start_local(
+        api_port=0,
+        aws_port=0,
+        bedrock_port=0,
+        worker_handler=spy,
+        queue_settings=QueueSettings(
+            visibility_timeout_seconds=FAST_VISIBILITY, max_receive_count=MAX_RECEIVES
+        ),
+    ) as stack:
+        stack.wait_healthy(timeout=30)
+        _started(spy)
+        yield Doors(stack, spy), spy
+
+
+@pytest.fixture
+def fast(fast_stack: tuple[Doors, KillableWorker]) -> Iterator[tuple[Doors, KillableWorker]]:
+    doors, _ = fast_stack
+    _clean(doors)
+    yield fast_stack
+    _clean(doors)
+
+
+class TestRedelivery:
+    def test_model_timeouts_are_retried_a_bounded_number_of_times_then_failed(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = fast
+        doors.set_faults(timeout_first=1000)
+        key = _drop(doors, "timeout-always")
+        # Each receive tries twice (one application-level retry), the last receive records it.
+        wait_until(lambda: doors.dead_letters() == 1, timeout=90)
+        meta = _metadata(doors, "timeout-always")
+        assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_timeout"
+        assert "timed out" in meta["error"]["message"]
+        assert doors.stats()["invocations"] == MAX_RECEIVES * (1 + timeout_retries())
+        assert _receives(spy, key, MAX_RECEIVES) == list(range(1, MAX_RECEIVES + 1))
+        # The dead letter is the S3 event itself: redriving it runs the job again.
+        [letter] = doors.dead_letter_bodies()
+        assert letter["Records"][0]["s3"]["object"]["key"].endswith("timeout-always.png")
+        assert doors.queue_depth() == 0
+
+    def test_throttling_past_the_clients_budget_comes_back_and_completes(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = fast
+        refusals = model_attempts(sync=False)  # the whole budget of the first receive
+        doors.set_faults(throttle_first=refusals)
+        key = _drop(doors, "throttled-long")
+        meta = _metadata(doors, "throttled-long")
+        assert meta["status"] == "SUCCEEDED"
+        assert (doors.stats()["refused"], doors.stats()["invocations"]) == (refusals, 1)
+        assert _receives(spy, key, 2) == [1, 2]
+        wait_until(lambda: doors.queue_depth() == 0)
+        assert doors.dead_letters() == 0
+
+    def test_s3_write_failing_past_the_clients_budget_comes_back_and_completes(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = fast
+        budget = s3_attempts()
+        with failing_writes(first(budget)) as failed:  # the whole budget of one write
+            key = _drop(doors, "s3-write-down")
+            meta = _metadata(doors, "s3-write-down")
+        assert len(failed) == budget
+        assert meta["status"] == "SUCCEEDED"
+        assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
+        # The image was never stored, so the job ran again: at most one extra model call.
+        assert doors.stats()["invocations"] <= 2
+        assert _receives(spy, key, 2) == [1, 2]
+        wait_until(lambda: doors.queue_depth() == 0)
+        assert doors.dead_letters() == 0
+
+    def test_a_worker_killed_mid_job_is_redelivered_and_completes(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = fast
+        kills_before = spy.kills
+        armed = [True]
+
+        def kill_at_first_result_write(key: str) -> bool | BaseException:
+            if armed[0] and key.startswith("results/faults/killed"):
+                armed[0] = False
+                return WorkerKilled()
+            return False
+
+        with failing_writes(kill_at_first_result_write):
+            key = _drop(doors, "killed")
+            meta = _metadata(doors, "killed")
+        assert spy.kills == kills_before + 1
+        assert meta["status"] == "SUCCEEDED"
+        assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
+        assert doors.stats()["invocations"] == 2  # the dead run's call and the redelivered one
+        assert _receives(spy, key, 2) == [1, 2]
+        wait_until(lambda: doors.queue_depth() == 0)
+        assert doors.dead_letters() == 0
+
+    def test_the_same_event_ten_times_to_three_workers_costs_one_call(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        """S3 delivers at least once: the upload's own notification and nine copies of it, all
+        in the queue at once, consumed by three workers in parallel (two extra processes)."""
+        doors, _ = fast
+        source = "inbox/faults/ten-times.png"
+        with worker_processes(doors.stack.env, 2, timeout_seconds=FAST_FUNCTION_TIMEOUT):
+            doors.s3.put_object(Bucket=doors.input, Key=source, Body=imagegen.png(64, 48), Metadata=PROMPT)
+            event = _notification(doors, source)
+            for _ in range(9):
+                doors.sqs.send_message(QueueUrl=doors.stack.resources.queue_url, MessageBody=event)
+            meta = _metadata(doors, "ten-times")
+            wait_until(lambda: doors.queue_depth() == 0, timeout=90)
+        assert meta["status"] == "SUCCEEDED"
+        assert doors.stats()["invocations"] == 1
+        assert doors.dead_letters() == 0
+        written = doors.output_keys("results/faults/ten-times")
+        assert sorted(written) == ["results/faults/ten-times.json", "results/faults/ten-times.png"]
+        assert doors.read_json("results/faults/ten-times.json") == meta  # never rewritten
+
+    def test_a_burst_with_faults_mixed_in_loses_nothing(self, fast: tuple[Doors, KillableWorker]) -> None:
+        """24 images at once, two of them bad, with the model throttling and timing out now
+        and then: each ends with its metadata, the good ones with one model call each."""
+        doors, _ = fast
+        doors.set_faults(throttle_first=4, timeout_first=2)
+        bad = {"burst-07": imagegen.gif(), "burst-13": imagegen.truncated(imagegen.jpeg(64, 64))}
+        names = [f"burst-{n:02d}" for n in range(24)]
+        with worker_processes(doors.stack.env, 1, timeout_seconds=FAST_FUNCTION_TIMEOUT):
+            for name in names:
+                _drop(doors, name, bad.get(name))
+            metas = {name: _metadata(doors, name) for name in names}
+            wait_until(lambda: doors.queue_depth() == 0, timeout=90)
+        statuses = {name: meta["status"] for name, meta in metas.items()}
+        assert {n for n, s in statuses.items() if s == "FAILED"} == set(bad)
+        assert {metas[n]["error"]["code"] for n in bad} == {"unsupported_image"}
+        assert all(s == "SUCCEEDED" for n, s in statuses.items() if n not in bad)
+        good = len(names) - len(bad)
+        stats = doors.stats()
+        # Two timed-out invocations were retried by the service; nothing else was paid twice.
+        assert stats["invocations"] == good + 2
+        assert stats["outcomes"]["success"] == good
+        assert doors.dead_letters() == 0
+
+
+def _notification(doors: Doors, key: str) -> str:
+    """The S3 notification of the object now at `key`, as local mode's S3 sends it."""
+    head = doors.s3.head_object(Bucket=doors.input, Key=key)
+    body = json.loads(load_event("sqs_s3_object_created_moto")["Records"][0]["body"])
+    obj = body["Records"][0]["s3"]["object"]
+    obj.update(key=quote_plus(key), size=head["ContentLength"], eTag=head["ETag"].strip('"'))
+    if head.get("VersionId"):
+        obj["versionId"] = head["VersionId"]
+    return json.dumps(body)

@@ -1,0 +1,75 @@
+"""200 images dropped under inbox/ at once, with the model throttling and timing out now and
+then, a handful of bad files among them, and three workers (local mode's poller plus two
+worker processes, as the event source mapping would run them): every image ends with its
+metadata (SUCCEEDED, or FAILED with the bad file's code), every good one with exactly one
+model call beyond the timed-out ones, nothing left in the queue or the dead-letter queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from img2img_local.bench_load import worker_processes
+from img2img_local.resources import QueueSettings
+from img2img_local.runner import LocalStack, start_local
+from tests import imagegen
+from tests.corpus import by_name
+from tests.corpus.doors import Doors
+from tests.local.conftest import wait_until
+from tests.stress.conftest import require_stress
+
+require_stress()
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(1800)]
+
+IMAGES = 200
+TIMEOUTS = 3
+BAD = ("gif", "truncated_jpeg", "png_bomb", "animated_webp", "svg", "empty_file", "heic", "corrupt_png_crc")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with start_local(
+        api_port=0, aws_port=0, bedrock_port=0, queue_settings=QueueSettings(visibility_timeout_seconds=30)
+    ) as running:
+        running.wait_healthy(timeout=30)
+        yield running
+
+
+def test_200_images_at_once_none_lost(stack: LocalStack) -> None:
+    doors = Doors(stack)
+    doors.reset_emulator()
+    doors.set_faults(throttle_first=12, timeout_first=TIMEOUTS)
+    bad = {f"drop-{n:03d}": by_name(name) for n, name in zip(range(7, IMAGES, 25), BAD, strict=False)}
+    good = imagegen.png(96, 64, noise=20)
+
+    def put(n: int) -> None:
+        name = f"drop-{n:03d}"
+        case = bad.get(name)
+        body = case.image() if case is not None and case.image is not None else good
+        doors.s3.put_object(
+            Bucket=doors.input, Key=f"inbox/stress/{name}.png", Body=body, Metadata={"prompt": f"image {n}"}
+        )
+
+    with worker_processes(stack.env, 2, timeout_seconds=5):
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, range(IMAGES)))
+        metas = {
+            name: doors.wait_metadata(f"results/stress/{name}.json", timeout=900)
+            for name in (f"drop-{n:03d}" for n in range(IMAGES))
+        }
+        wait_until(lambda: doors.queue_depth() == 0, timeout=300)
+    failed = {name for name, meta in metas.items() if meta["status"] == "FAILED"}
+    assert failed == set(bad)
+    for name, case in bad.items():
+        assert metas[name]["error"]["code"] == case.expected("s3").code, name
+    succeeded = [meta for meta in metas.values() if meta["status"] == "SUCCEEDED"]
+    assert len(succeeded) == IMAGES - len(bad)
+    results = set(doors.output_keys("results/stress/"))
+    assert all(meta["result"]["key"] in results for meta in succeeded)
+    stats = doors.stats()
+    assert stats["invocations"] == len(succeeded) + TIMEOUTS  # each timed-out call retried once
+    assert stats["outcomes"]["success"] == len(succeeded)
+    assert doors.dead_letters() == 0
