@@ -626,7 +626,7 @@ RAW_CASES: tuple[Case, ...] = (
         "manifest_over_1_mb",
         "raw",
         "a manifest past the 1 MB manifest cap",
-        too_large(),
+        Expect(413, "payload_too_large", "manifest", 0),
         raw=lambda: json.dumps(
             {"text_prompts": [{"text": PROMPT}], "extras": {"x": "a" * 1_100_000}}
         ).encode(),

@@ -11,11 +11,11 @@ from urllib.parse import unquote_plus
 
 from img2img.domain.api_door import Once
 from img2img.domain.door_settings import DoorSettings
-from img2img.domain.errors import FieldError, InvalidRequest, ServiceError
+from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.job import Job, OutputKeys, SourceRef, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Pipeline, utc_now
-from img2img.domain.ports import ObjectStorePort
+from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
     SourceObject,
@@ -76,12 +76,7 @@ class QueueWorker:
     def _run_object(self, obj: SourceObject, final_attempt: bool) -> list[dict[str, Any]]:
         manifest = is_manifest(obj.key)
         try:
-            stored = self._store.get(
-                obj.bucket,
-                obj.key,
-                max_bytes=self._s.max_manifest_bytes if manifest else self._s.max_image_bytes,
-                version_id=obj.version_id,
-            )
+            stored = self._read(obj, manifest)
             bodies = manifest_requests(stored.data) if manifest else [request_from_metadata(stored.metadata)]
             jobs = [self._job(body, obj, None if manifest else stored.data) for body in bodies]
         except ServiceError as error:
@@ -97,6 +92,20 @@ class QueueWorker:
                 )
             ]
         return [self._run_once("s3-job", job, final_attempt) for job in jobs]
+
+    def _read(self, obj: SourceObject, manifest: bool) -> StoredObject:
+        if not manifest:
+            return self._store.get(
+                obj.bucket, obj.key, max_bytes=self._s.max_image_bytes, version_id=obj.version_id
+            )
+        cap = self._s.max_manifest_bytes
+        try:
+            return self._store.get(obj.bucket, obj.key, max_bytes=cap, version_id=obj.version_id)
+        except ImageTooLarge as exc:
+            raise PayloadTooLarge(
+                f"the manifest is larger than {cap} bytes: split it into several manifests",
+                [FieldError("manifest", f"larger than {cap} bytes")],
+            ) from exc
 
     def _job(self, body: dict[str, Any], obj: SourceObject, data: bytes | None) -> Job:
         """A job for one body: the dropped image itself (data given), or an image a manifest names."""
