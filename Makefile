@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # jsii (under aws-cdk-lib) warns on every synth when Node is older than it prefers.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install test lint typecheck unit infra-test local-test bench demo local synth deploy destroy e2e clean
+.PHONY: install test lint typecheck unit local-test bench demo local clean
 
 ## install: create .venv and install everything (quick when nothing changed)
 install: $(VENV)/.installed
@@ -34,6 +34,9 @@ typecheck: install
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+local-test: install
+	$(PY) -m pytest tests/local
 
 ## bench: in one run: per-job overhead over the seed's bare path and peak memory, cold imports
 ## and the function asset's size, local-mode throughput for 100 dropped images

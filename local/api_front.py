@@ -295,6 +295,7 @@ class ApiFront:
         self._function_name = function_name
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._one_at_a_time = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -379,7 +380,11 @@ class ApiFront:
                 self._function_name, timeout_seconds=self._function_timeout, memory_mb=self._memory_mb
             )
             try:
-                outcome["result"] = self._handler(event, context)
+                # One call at a time, like one Lambda instance: the Powertools resolver, logger
+                # and idempotency layer keep per-request state at module level, which is safe
+                # on Lambda (one request per process) and not across threads.
+                with self._one_at_a_time:
+                    outcome["result"] = self._handler(event, context)
             except Exception as exc:  # a function error: Lambda logs it, API Gateway says 502
                 log.exception("the api handler raised (request %s)", request_id)
                 outcome["error"] = exc

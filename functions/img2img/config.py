@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)
     presign_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
-    upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    upload_max_bytes: int | None = Field(default=None, gt=0)  # default: max_image_bytes
     job_ttl_days: int = Field(default=30, gt=0)
     # The sync route gives up in time to answer before API Gateway's integration timeout.
     sync_budget_seconds: float = Field(default=25.0, gt=0)
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def upload_cap(self) -> int:
+        """An upload larger than what a job may read would only fail later."""
+        return min(self.upload_max_bytes or self.max_image_bytes, self.max_image_bytes)
 
     @model_validator(mode="after")
     def _default_is_allowed(self) -> Settings:

@@ -243,7 +243,7 @@ def test_a_presigned_upload_admits_one_image_key_within_the_cap_until_it_expires
     ticket = json.loads(reply["body"])
     form = dict(ticket["upload"]["fields"])
     cap, expires_in = ticket["max_bytes"], ticket["expires_in"]
-    assert cap == world.settings.upload_max_bytes and expires_in == world.settings.presign_expiry_seconds
+    assert cap == world.settings.upload_cap and expires_in == world.settings.presign_expiry_seconds
     key = ticket["init_image_s3_key"]
     assert form["key"] == key and key.startswith("uploads/") and ".." not in key
     # The signature covers exactly this policy (so no field of it can be changed by the caller).

@@ -182,7 +182,7 @@ def test_uploads_answer_a_presigned_post(world: World) -> None:
         ".jpg"
     )
     policy = json.loads(base64.b64decode(payload["upload"]["fields"]["policy"]))
-    assert ["content-length-range", 1, world.settings.upload_max_bytes] in policy["conditions"]
+    assert ["content-length-range", 1, world.settings.upload_cap] in policy["conditions"]
     status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/gif"})
     assert status == 400 and payload["error"]["details"][0]["field"] == "content_type"
 
@@ -226,3 +226,9 @@ def test_metrics_count_model_failures_but_not_user_errors(
     assert "ModelFailures" in _emitted_metrics(capsys.readouterr().out)
     call("POST", "/v1/image-to-image", body())
     assert "JobsSucceeded" in _emitted_metrics(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("raw", ['{"seed": ' + "1" * 5000 + "}", "[" * 100_000 + "]" * 100_000, "{not json"])
+def test_unreadable_json_is_a_400_naming_the_body(world: World, raw: str) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", raw_body=raw)
+    assert status == 400 and payload["error"]["details"][0]["field"] == "body"

@@ -137,3 +137,31 @@ def test_async_api_job_runs_in_the_worker(world: World) -> None:
 
 def test_message_that_is_not_json_is_dropped(world: World) -> None:
     assert run("{{nope") == {"batchItemFailures": []}
+
+
+def test_manifest_dropped_again_runs_again(world: World) -> None:
+    world.s3.put_object(Bucket=INPUT, Key="uploads/m.png", Body=png_bytes())
+    manifest = json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/m.png"}).encode()
+    run(drop(world, "inbox/m.json", manifest))
+    run(drop(world, "inbox/m.json", manifest))  # a new version of the manifest: the user asked again
+    assert len(world.bedrock.calls) == 2
+
+
+def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(world: World) -> None:
+    for name in ("a", "b", "c"):
+        world.s3.put_object(Bucket=INPUT, Key=f"uploads/{name}.png", Body=png_bytes())
+    world.bedrock.errors = ["ThrottlingException"]  # the first image only
+    manifest = {"text_prompts": [{"text": "x"}], "init_image_s3_keys": [f"uploads/{n}.png" for n in "abc"]}
+    out = run(drop(world, "inbox/abc.json", json.dumps(manifest).encode()))
+    assert len(out["batchItemFailures"]) == 1  # comes back for a
+    assert world.read_json(OUTPUT, "results/b.json")["status"] == "SUCCEEDED"
+    assert world.read_json(OUTPUT, "results/c.json")["status"] == "SUCCEEDED"
+
+
+def test_out_of_range_metadata_names_the_metadata_key(world: World) -> None:
+    run(drop(world, "inbox/range.png", prompt="x", **{"cfg-scale": "99", "style-preset": "watercolour"}))
+    meta = world.read_json(OUTPUT, "results/range.json")
+    assert {d["field"] for d in meta["error"]["details"]} == {
+        "x-amz-meta-cfg-scale",
+        "x-amz-meta-style-preset",
+    }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from img2img.domain.door_settings import DoorSettings
-from img2img.domain.errors import FieldError, InvalidRequest, PayloadTooLarge
+from img2img.domain.errors import FieldError, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.imaging import detect_format
 from img2img.domain.job import Job, JobView, OutputKeys, SourceRef
 from img2img.domain.models import resolve_model_id
@@ -78,7 +78,13 @@ class ApiDoor:
             job = self._new_job(request, model_id)
             view = JobView.of(job, "QUEUED", utc_now())
             self._jobs.save(view)
-            self._queue.send(queued_job_message(job))
+            try:
+                self._queue.send(queued_job_message(job))
+            except ServiceError as error:
+                # Not queued: say so in the record instead of leaving it QUEUED for ever.
+                view.status, view.error = "FAILED", error.to_dict()
+                self._jobs.save(view)
+                raise
             return view.to_dict()
 
         if idempotency_key is None:

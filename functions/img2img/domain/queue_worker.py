@@ -22,6 +22,7 @@ from img2img.domain.s3_door import (
     is_manifest,
     job_id_for,
     manifest_requests,
+    metadata_request,
     output_keys,
     request_from_metadata,
     starts_jobs,
@@ -77,21 +78,40 @@ class QueueWorker:
         manifest = is_manifest(obj.key)
         try:
             stored = self._read(obj, manifest)
-            bodies = manifest_requests(stored.data) if manifest else [request_from_metadata(stored.metadata)]
-            jobs = [self._job(body, obj, None if manifest else stored.data) for body in bodies]
+            if manifest:
+                jobs = [self._job(body, obj, None) for body in manifest_requests(stored.data)]
+            else:
+                jobs = [self._job(request_from_metadata(stored.metadata), obj, stored.data)]
         except ServiceError as error:
             if error.retryable and not final_attempt:
                 raise
             # Nothing runnable came out of this object: say why where its result would be.
-            return [
-                self._pipeline.reject(
-                    stable_id(obj.bucket, obj.key, obj.version_id or obj.etag),
-                    SourceRef(obj.bucket, obj.key, obj.version_id),
-                    output_keys(self._s.output_bucket, obj.key),
-                    error,
-                )
-            ]
-        return [self._run_once("s3-job", job, final_attempt) for job in jobs]
+            summary = self._pipeline.reject(
+                stable_id(obj.bucket, obj.key, obj.version_id or obj.etag),
+                SourceRef(obj.bucket, obj.key, obj.version_id),
+                output_keys(self._s.output_bucket, obj.key),
+                error,
+            )
+            if error.retryable:
+                raise  # recorded; on to the dead-letter queue, where a redrive can retry it
+            return [summary]
+        return self._run_all("s3-job", jobs, final_attempt)
+
+    def _run_all(self, scope: str, jobs: list[Job], final_attempt: bool) -> list[dict[str, Any]]:
+        """Every job of a message runs, even when one fails: the first retryable failure is
+        raised after the others had their turn (done ones cost nothing on redelivery)."""
+        summaries: list[dict[str, Any]] = []
+        failure: ServiceError | None = None
+        for job in jobs:
+            try:
+                summaries.append(self._run_once(scope, job, final_attempt))
+            except ServiceError as error:
+                if not error.retryable:
+                    raise
+                failure = failure or error
+        if failure is not None:
+            raise failure
+        return summaries
 
     def _read(self, obj: SourceObject, manifest: bool) -> StoredObject:
         if not manifest:
@@ -119,8 +139,10 @@ class QueueWorker:
                     "the manifest names no image",
                     [FieldError("init_image_s3_key", "give init_image_s3_key or init_image_s3_keys")],
                 )
-            source = SourceObject(self._s.input_bucket, key, None, "")
-        request = parse_request(body)
+            # The manifest's own version is part of the job's identity: dropping it again after
+            # replacing the images runs them again instead of answering the old results.
+            source = SourceObject(self._s.input_bucket, key, None, f"{obj.key}@{obj.version_id or obj.etag}")
+        request = parse_request(body) if data is None else metadata_request(body)
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         return Job(
             job_id=job_id_for(source, request.model_dump(exclude_none=True)),

@@ -13,6 +13,7 @@ from typing import Any
 
 from img2img.domain.errors import FieldError, InvalidRequest, MissingParameters
 from img2img.domain.job import OutputKeys, stable_id
+from img2img.domain.request import ImageToImageRequest, parse_request
 
 INBOX = "inbox/"
 RESULTS = "results/"
@@ -30,6 +31,14 @@ _TEXT_FIELDS = {
     "model-id": "model_id",
     "resize-mode": "resize_mode",
     "output-format": "output_format",
+}
+# request field -> the metadata name a user set it with
+_METADATA_NAMES = {
+    **{field: f"x-amz-meta-{name}" for name, (field, _) in _NUMBER_FIELDS.items()},
+    **{field: f"x-amz-meta-{name}" for name, field in _TEXT_FIELDS.items()},
+    "text_prompts": "x-amz-meta-prompt",
+    "text_prompts.0.text": "x-amz-meta-prompt",
+    "text_prompts.1.text": "x-amz-meta-negative-prompt",
 }
 
 
@@ -99,6 +108,16 @@ def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
     if errors:
         raise InvalidRequest("the image's metadata has values that are not numbers", errors)
     return body
+
+
+def metadata_request(body: dict[str, Any]) -> ImageToImageRequest:
+    """parse_request for a body built from metadata: errors name the x-amz-meta-* key the
+    user set, not the request field it became."""
+    try:
+        return parse_request(body)
+    except InvalidRequest as error:
+        error.details = [FieldError(_METADATA_NAMES.get(d.field, d.field), d.message) for d in error.details]
+        raise
 
 
 def manifest_requests(raw: bytes) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from img2img.handlers.observability import count_failure, count_outcome, logger,
 from img2img.handlers.wiring import Service, get_service
 
 app = APIGatewayRestResolver(enable_validation=True)
+
 app.enable_swagger(path="/v1/docs", title="img2img", version=__version__)
 
 
@@ -125,7 +126,7 @@ def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[str]:
         {
             "init_image_s3_key": key,
             "upload": {"url": post.url, "fields": post.fields, "method": "POST"},
-            "max_bytes": settings.upload_max_bytes,
+            "max_bytes": settings.upload_cap,
             "expires_in": settings.presign_expiry_seconds,
         },
     )
@@ -174,14 +175,17 @@ def _invalid(exc: RequestValidationError) -> Response[str]:
     return http_errors.error_response(http_errors.validation_error(exc))
 
 
-@app.exception_handler(RecursionError)
-def _too_deep(_: RecursionError) -> Response[str]:
-    return http_errors.error_response(
-        InvalidRequest(
-            "the request body is nested too deeply to read",
-            [FieldError("body", "the request body must be a JSON object")],
+@app.exception_handler([ValueError, RecursionError])
+def _unreadable_body(exc: Exception) -> Response[str]:
+    """json.loads raises these, not a decode error, for bodies nested too deeply or with
+    integers past Python's digit limit: a 400 naming the body, not a 500."""
+    try:
+        json.loads(app.current_event.body or "null")
+    except (ValueError, RecursionError):
+        return http_errors.error_response(
+            InvalidRequest("the request body is not readable JSON", [FieldError("body", "not readable JSON")])
         )
-    )
+    return _unexpected(exc)
 
 
 @app.exception_handler(RequestUnsupportedContentType)

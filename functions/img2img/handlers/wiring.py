@@ -36,15 +36,20 @@ class Service:
 def model_client_config(settings: Settings, *, sync: bool) -> Config:
     """The sync route must answer inside API Gateway's integration timeout, so its model call
     is one attempt bounded by the sync budget (a throttled caller gets 429 + Retry-After, and
-    POST /v1/jobs retries for it). The worker waits for slow models and lets botocore retry
-    throttling, ModelNotReady and 5xx with jittered backoff."""
+    POST /v1/jobs retries for it). The worker lets botocore retry throttling, ModelNotReady
+    and 5xx with jittered backoff; its read timeout is the function's own budget, so a slow
+    model is never called again within one invocation (each answered call is billed)."""
     if sync:
         return Config(
             retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=3,
             read_timeout=settings.sync_budget_seconds,
         )
-    return Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=60)
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=settings.sync_budget_seconds,
+    )
 
 
 def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None) -> Service:
@@ -60,7 +65,11 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
     )
     store = ObjectStore(s3)
     jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
-    idempotency = Idempotency(dynamodb, settings.jobs_table)
+    # Idempotency records live as long as job records, so a dead-letter redrive days later
+    # still finds the jobs that finished and does not bill them again.
+    idempotency = Idempotency(
+        dynamodb, settings.jobs_table, expires_after_seconds=settings.job_ttl_days * 86400
+    )
     pipeline = Pipeline(
         store=store,
         invoker=BedrockInvoker(bedrock, timeout_retries=0 if sync else settings.model_timeout_retries),
@@ -75,7 +84,7 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
         allowed_model_ids=settings.allowed_model_ids,
         default_model_id=settings.default_model_id,
         max_image_bytes=settings.max_image_bytes,
-        upload_max_bytes=settings.upload_max_bytes,
+        upload_max_bytes=settings.upload_cap,
         presign_expiry_seconds=settings.presign_expiry_seconds,
     )
     api = ApiDoor(
