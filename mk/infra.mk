@@ -5,7 +5,7 @@ CDK_FLAGS = -c env=$(ENV)
 # Extra CDK CLI arguments, e.g. `make deploy ENV=prod CDK_ARGS="--require-approval never"`.
 CDK_ARGS ?=
 
-.PHONY: asset bootstrap diff
+.PHONY: asset synth infra-test bootstrap diff deploy destroy e2e
 
 install: node_modules/.installed
 
