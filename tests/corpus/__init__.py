@@ -694,7 +694,7 @@ METADATA_CASES: tuple[Case, ...] = (
         "metadata_strength_nan",
         "metadata",
         "image-strength 'nan' parses as a float but is no strength",
-        invalid("image_strength"),
+        invalid("x-amz-meta-image-strength"),
         metadata={"prompt": PROMPT, "image-strength": "nan"},
         doors=S3_ONLY,
     ),
