@@ -191,21 +191,24 @@ def _clean(doors: Doors) -> None:
 # Faults the first receive absorbs
 
 
-@pytest.fixture(scope="class")
-def slow_stack() -> Iterator[tuple[Doors, KillableWorker]]:
-    spy = KillableWorker(function_timeout=SLOW_VISIBILITY / 6)
+def _stack(function_timeout: float, visibility: int) -> Iterator[tuple[Doors, KillableWorker]]:
+    """A local stack whose worker can be killed, with the queue's visibility timeout given."""
+    spy = KillableWorker(function_timeout=function_timeout)
     with start_local(
         api_port=0,
         aws_port=0,
         bedrock_port=0,
         worker_handler=spy,
-        queue_settings=QueueSettings(
-            visibility_timeout_seconds=SLOW_VISIBILITY, max_receive_count=MAX_RECEIVES
-        ),
+        queue_settings=QueueSettings(visibility_timeout_seconds=visibility, max_receive_count=MAX_RECEIVES),
     ) as stack:
         stack.wait_healthy(timeout=30)
         _started(spy)
         yield Doors(stack, spy), spy
+
+
+@pytest.fixture(scope="class")
+def slow_stack() -> Iterator[tuple[Doors, KillableWorker]]:
+    yield from _stack(SLOW_VISIBILITY / 6, SLOW_VISIBILITY)
 
 
 @pytest.fixture
@@ -321,19 +324,7 @@ class TestWithinOneReceive:
 
 @pytest.fixture(scope="class")
 def fast_stack() -> Iterator[tuple[Doors, KillableWorker]]:
-    spy = KillableWorker(function_timeout=FAST_FUNCTION_TIMEOUT)
-    with start_local(
-        api_port=0,
-        aws_port=0,
-        bedrock_port=0,
-        worker_handler=spy,
-        queue_settings=QueueSettings(
-            visibility_timeout_seconds=FAST_VISIBILITY, max_receive_count=MAX_RECEIVES
-        ),
-    ) as stack:
-        stack.wait_healthy(timeout=30)
-        _started(spy)
-        yield Doors(stack, spy), spy
+    yield from _stack(FAST_FUNCTION_TIMEOUT, FAST_VISIBILITY)
 
 
 @pytest.fixture
