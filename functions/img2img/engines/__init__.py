@@ -1,37 +1,40 @@
 """The engine registry: which engine translates the SDXL body for a Bedrock model id.
-Adding a model family = one module in this package + one line in `_ENGINES`."""
+Adding a model = one module in this package + one line in `_ENGINES`.
+
+Only live models have engines. Retired ids are refused before this registry is asked (see
+img2img.catalog), so their engines went with them: SDXL 1.0 (the contract's own shape) too,
+since no model Bedrock still serves takes the SDXL body."""
 
 from __future__ import annotations
 
+from img2img.catalog import INFERENCE_PROFILE_PREFIXES, base_model_id
 from img2img.domain.errors import FieldError, InvalidRequest
 from img2img.engines.base import Engine
-from img2img.engines.nova import nova_canvas, titan_image_v2
-from img2img.engines.sd3 import Sd3Engine
-from img2img.engines.sdxl import SdxlEngine
+from img2img.engines.control import control_sketch, control_structure
+from img2img.engines.sd3 import sd3_5_large
+from img2img.engines.style_guide import style_guide
+from img2img.engines.ultra import stable_image_ultra
 
-_ENGINES: tuple[Engine, ...] = (SdxlEngine(), Sd3Engine(), nova_canvas(), titan_image_v2())
-_BY_MODEL_ID: dict[str, Engine] = {model_id: engine for engine in _ENGINES for model_id in engine.model_ids}
-
-# Cross-region (system-defined) inference profiles put a geography before the model id.
-INFERENCE_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
+_ENGINES: tuple[Engine, ...] = (
+    sd3_5_large(),
+    stable_image_ultra(),
+    control_structure(),
+    control_sketch(),
+    style_guide(),
+)
+# Keyed by base model id: `us.<id>`, `eu.<id>` and ARNs resolve to the same engine.
+_BY_BASE_ID: dict[str, Engine] = {
+    base_model_id(model_id): engine for engine in _ENGINES for model_id in engine.model_ids
+}
 
 
 def supported_model_ids() -> tuple[str, ...]:
-    return tuple(_BY_MODEL_ID)
-
-
-def base_model_id(model_id: str) -> str:
-    """The foundation model id behind a model id, an inference profile id (`us.<id>`) or the
-    ARN of either (`arn:aws:bedrock:...:foundation-model/<id>`, `...:inference-profile/us.<id>`)."""
-    resource = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
-    prefix, dot, rest = resource.partition(".")
-    if dot and prefix in INFERENCE_PROFILE_PREFIXES:
-        return rest
-    return resource
+    """The ids as one configures them (profile-only models with their `us.` prefix)."""
+    return tuple(model_id for engine in _ENGINES for model_id in engine.model_ids)
 
 
 def engine_for(model_id: str) -> Engine:
-    engine = _BY_MODEL_ID.get(base_model_id(model_id))
+    engine = _BY_BASE_ID.get(base_model_id(model_id))
     if engine is None:
         prefixes = ", ".join(f"{p}." for p in INFERENCE_PROFILE_PREFIXES)
         raise InvalidRequest(

@@ -6,13 +6,21 @@ from typing import Any
 import pytest
 
 from img2img.domain.errors import InvalidRequest, ModelError
+from img2img.engines import engine_for
 from img2img.engines.base import ModelCall
-from img2img.engines.sd3 import MAX_PROMPT_CHARS, MAX_SEED, Sd3Engine
+from img2img.engines.control import control_sketch, control_structure
+from img2img.engines.sd3 import sd3_5_large
+from img2img.engines.stability import ImageRules, nearest_aspect_ratio
+from img2img.engines.style_guide import style_guide
+from img2img.engines.ultra import stable_image_ultra
 
 pytestmark = pytest.mark.unit
 
-engine = Sd3Engine()
-CALL = ModelCall(body={})
+MAX_PROMPT_CHARS = 10_000
+MAX_SEED = 4_294_967_294
+engine = sd3_5_large()
+CALL = ModelCall(body={"seed": 77})
+ALL = [sd3_5_large(), stable_image_ultra(), control_structure(), control_sketch(), style_guide()]
 
 
 def test_minimal_request_translates_to_an_image_to_image_body(make_request, make_image) -> None:
@@ -44,7 +52,10 @@ def test_prompts_split_into_prompt_and_negative_prompt(make_request, make_image)
     assert call.notes == ()
 
 
-def test_weights_other_than_one_are_dropped_with_a_note_each(make_request, make_image) -> None:
+SERVICES = [control_structure(), control_sketch(), style_guide()]
+
+
+def test_sd3_drops_weights_it_does_not_document_with_a_note_each(make_request, make_image) -> None:
     request = make_request(
         text_prompts=[
             {"text": "a fox", "weight": 0.7},
@@ -65,6 +76,29 @@ def test_weights_other_than_one_are_dropped_with_a_note_each(make_request, make_
     )
 
 
+@pytest.mark.parametrize("engine", SERVICES, ids=lambda e: e.family)
+def test_weights_other_than_one_are_written_as_word_weight_with_a_note_each(
+    make_request, make_image, engine
+) -> None:
+    request = make_request(
+        text_prompts=[
+            {"text": "a fox", "weight": 0.7},
+            {"text": "ignored", "weight": 0},
+            {"text": "ugly", "weight": -2.5},
+            {"text": "snow"},
+        ]
+    )
+    call = engine.build_body(request, make_image())
+    assert call.body["prompt"] == "(a fox:0.7), snow"
+    assert call.body["negative_prompt"] == "(ugly:2)"
+    assert call.notes[:4] == (
+        "text_prompts[0] weight 0.7 written as '(a fox:0.7)' in prompt",
+        "text_prompts[1] has weight 0 and was dropped",
+        f"text_prompts[2] weight -2.5 capped at 2: the largest {engine.family} documents",
+        "text_prompts[2] weight -2.5 written as '(ugly:2)' in negative_prompt",
+    )
+
+
 @pytest.mark.parametrize(("image_strength", "strength"), [(0.0, 1.0), (0.35, 0.65), (0.8, 0.2), (1.0, 0.0)])
 def test_strength_is_one_minus_image_strength(make_request, make_image, image_strength, strength) -> None:
     body = engine.build_body(make_request(image_strength=image_strength), make_image()).body
@@ -82,6 +116,11 @@ def test_largest_sdxl_seed_is_clamped_with_a_note(make_request, make_image) -> N
     call = engine.build_body(make_request(seed=4294967295), make_image())
     assert call.body["seed"] == MAX_SEED == 4294967294
     assert call.notes == ("seed 4294967295 clamped to 4294967294: the largest seed sd3 takes",)
+
+
+def test_ultra_takes_every_sdxl_seed(make_request, make_image) -> None:
+    call = stable_image_ultra().build_body(make_request(seed=4294967295), make_image())
+    assert (call.body["seed"], call.notes) == (4294967295, ())
 
 
 @pytest.mark.parametrize("seed", [0, 1, MAX_SEED])
@@ -199,3 +238,95 @@ def test_garbled_response_is_a_model_error(make_image, fields: dict[str, Any]) -
     broken = {k: v for k, v in {**payload(make_image), **fields}.items() if v is not None}
     with pytest.raises(ModelError):
         engine.parse_response(broken, CALL)
+
+
+# --- what differs between the models -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "field", "value"),
+    [
+        (stable_image_ultra(), "strength", 0.65),  # 0 keeps the source: 1 - image_strength
+        (control_structure(), "control_strength", 0.35),  # 1 keeps the structure: image_strength
+        (control_sketch(), "control_strength", 0.35),
+        (style_guide(), "fidelity", 0.35),
+    ],
+    ids=lambda v: getattr(v, "family", str(v)),
+)
+def test_each_model_gets_its_own_strength_knob(make_request, make_image, engine, field, value) -> None:
+    body = engine.build_body(make_request(), make_image()).body
+    assert body[field] == pytest.approx(value)
+    assert {"strength", "control_strength", "fidelity"} & set(body) == {field}
+    assert "mode" not in body
+
+
+@pytest.mark.parametrize(
+    "engine", [control_structure(), control_sketch(), style_guide()], ids=lambda e: e.family
+)
+def test_image_services_take_style_presets_natively(make_request, make_image, engine) -> None:
+    call = engine.build_body(make_request(style_preset="pixel-art"), make_image())
+    assert call.body["style_preset"] == "pixel-art"
+    assert call.body["prompt"] == "a red fox in snow"
+    assert not any("style_preset" in note for note in call.notes)
+
+
+@pytest.mark.parametrize("engine", [sd3_5_large(), stable_image_ultra()], ids=lambda e: e.family)
+def test_models_without_presets_get_the_style_in_words(make_request, make_image, engine) -> None:
+    call = engine.build_body(make_request(style_preset="pixel-art"), make_image())
+    assert "style_preset" not in call.body
+    assert call.body["prompt"] == "a red fox in snow, pixel art"
+
+
+@pytest.mark.parametrize(
+    ("size", "ratio"),
+    [
+        ((1024, 1024), "1:1"),
+        ((1344, 768), "16:9"),
+        ((1536, 640), "21:9"),
+        ((832, 1216), "2:3"),
+        ((640, 1536), "9:21"),
+    ],
+)
+def test_style_guide_sends_the_aspect_ratio_nearest_the_source(make_request, make_image, size, ratio) -> None:
+    call = style_guide().build_body(make_request(), make_image(*size))
+    assert call.body["aspect_ratio"] == nearest_aspect_ratio(*size) == ratio
+    assert any(note.startswith(f"aspect_ratio '{ratio}' sent") for note in call.notes)
+
+
+@pytest.mark.parametrize(
+    ("size", "rule"),
+    [
+        ((63, 512), "at least 64 pixels"),
+        ((4096, 4096), "at most 9437184 pixels"),
+        ((1300, 512), "aspect ratio"),
+    ],
+)
+@pytest.mark.parametrize("engine", ALL, ids=lambda e: e.family)
+def test_a_source_the_model_cannot_take_is_refused_naming_the_rule(
+    make_request, make_image, engine, size, rule
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        engine.build_body(make_request(), make_image(*size))
+    [detail] = caught.value.details
+    assert detail.field == "init_image" and rule in detail.message and engine.family in detail.message
+
+
+def test_image_rules_admit_every_sdxl_size(make_image) -> None:
+    for size in [(1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640), (640, 1536)]:
+        ImageRules().check(make_image(*size), "any")
+
+
+@pytest.mark.parametrize("engine", ALL, ids=lambda e: e.family)
+def test_a_filtered_answer_without_seeds_or_images_is_content_filtered(engine) -> None:
+    artifact = engine.parse_response({"finish_reasons": ["Filter reason: prompt"]}, CALL)
+    assert (artifact.finish_reason, artifact.detail, artifact.image) == (
+        "CONTENT_FILTERED",
+        "Filter reason: prompt",
+        b"",
+    )
+    assert artifact.seed == 77  # the seed that was asked for: the answer has none
+
+
+def test_the_registry_serves_these_engines() -> None:
+    for one in ALL:
+        assert engine_for(one.model_ids[0]).family == one.family
