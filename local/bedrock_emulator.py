@@ -17,8 +17,10 @@ Faults, set at construction, from `IMG2IMG_EMULATOR_*` variables or at run time 
     FAIL_FIRST         the next N invocations answer InternalServerException (500)
     MODEL_ERROR_FIRST  the next N invocations answer ModelErrorException (424)
     FILTER_WORD        a prompt containing it is content-filtered, in the family's own way
-    RETIRED_MODELS     comma list: ResourceNotFoundException, end of life
+    RETIRED_MODELS     comma list: ResourceNotFoundException, end of life (on top of the
+                       models Bedrock really retired, which always answer so)
     DENIED_MODELS      comma list: AccessDeniedException
+    LEGACY_MODELS      comma list: GetFoundationModel reports them LEGACY (they still answer)
 
 A counter is spent each time its fault fires. Throttling and unavailability hit attempts
 before the body is read (as at AWS's front door); the other counted faults hit invocations,
@@ -37,6 +39,11 @@ after validation. `POST /_emulator/reset` clears counters and faults.
 
 so attempts == rejected + refused + invocations, and a request the service should never
 have sent (bad input, a duplicate) is visible as an unchanged `invocations`.
+
+It also answers the control plane's GetFoundationModel (`GET /foundation-models/{id}`, the
+`bedrock` client with AWS_ENDPOINT_URL_BEDROCK pointing here), which the lifecycle watch and
+`img2img doctor` read: ACTIVE for a served model, LEGACY for LEGACY_MODELS, and
+ResourceNotFoundException for a retired or unknown one.
 
 Run standalone: `python -m img2img_local.bedrock_emulator --port 4567`."""
 
@@ -61,7 +68,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from img2img_local.emulated_checks import BodyError
-from img2img_local.emulated_models import MODELS, base_id, run
+from img2img_local.emulated_models import END_OF_LIFE_MODELS, MODELS, PROFILE_ONLY, run, split_profile
 from img2img_local.emulator_faults import FRONT_FAULTS, MODEL_FAULTS, CountedFault, EmulatorFaults
 
 log = logging.getLogger("img2img_local.bedrock_emulator")
@@ -75,6 +82,10 @@ END_OF_LIFE = (
     "Please refer to the AWS documentation for more details."
 )
 ACCESS_DENIED = "You don't have access to the model with the specified model ID."
+ON_DEMAND_NOT_SUPPORTED = (
+    "Invocation of model ID {model_id} with on-demand throughput isn't supported. Retry your request "
+    "with the ID or ARN of an inference profile that contains this model."
+)
 
 
 @dataclass
@@ -116,6 +127,7 @@ class BedrockEmulator:
         self._urls = Map(
             [
                 Rule("/model/<path:model_id>/invoke", endpoint="invoke", methods=["POST"]),
+                Rule("/foundation-models/<path:model_id>", endpoint="foundation_model", methods=["GET"]),
                 Rule("/_emulator/stats", endpoint="stats", methods=["GET"]),
                 Rule("/_emulator/faults", endpoint="faults", methods=["GET", "POST"]),
                 Rule("/_emulator/reset", endpoint="reset", methods=["POST"]),
@@ -179,18 +191,21 @@ class BedrockEmulator:
         return response
 
     def _invoke(self, request: Request, model_id: str, raw: bytes | None) -> Response:
-        base = base_id(model_id)
+        profile, base = split_profile(model_id)
         model = MODELS.get(base)
         faults = self._faults
+        if base in END_OF_LIFE_MODELS or {model_id, base} & faults.retired_models:
+            self._count("rejected")
+            raise _AwsError(404, "ResourceNotFoundException", END_OF_LIFE)
         if model is None:
             self._count("rejected")
             raise _AwsError(404, "ResourceNotFoundException", f"Model {model_id} not found. {_served()}")
         if {model_id, base} & faults.denied_models:
             self._count("rejected")
             raise _AwsError(403, "AccessDeniedException", ACCESS_DENIED)
-        if {model_id, base} & faults.retired_models:
+        if base in PROFILE_ONLY and profile is None:
             self._count("rejected")
-            raise _AwsError(404, "ResourceNotFoundException", END_OF_LIFE)
+            raise _AwsError(400, "ValidationException", ON_DEMAND_NOT_SUPPORTED.format(model_id=model_id))
         self._raise_counted(FRONT_FAULTS, "refused")
         try:
             job = model.parse(_read_json(request, raw))
@@ -253,6 +268,44 @@ class BedrockEmulator:
         self.reset()
         return _json({"reset": True}, 200)
 
+    def _on_foundation_model(self, request: Request, model_id: str) -> Response:
+        """GetFoundationModel: takes a base model id (or its ARN), not an inference profile id."""
+        profile, base = split_profile(model_id)
+        model = MODELS.get(base)
+        faults = self._faults
+        if (
+            profile is not None
+            or model is None
+            or base in END_OF_LIFE_MODELS
+            or base in faults.retired_models
+        ):
+            return _aws_error(
+                404,
+                "ResourceNotFoundException",
+                f"Could not resolve the foundation model from the provided model identifier: {model_id}",
+            )
+        if base in faults.denied_models:
+            return _aws_error(403, "AccessDeniedException", ACCESS_DENIED)
+        lifecycle: dict[str, Any] = {"status": "LEGACY" if base in faults.legacy_models else "ACTIVE"}
+        return _json(
+            {
+                "modelDetails": {
+                    "modelArn": f"arn:aws:bedrock:{_region(request)}::foundation-model/{base}",
+                    "modelId": base,
+                    "modelName": model.family,
+                    "providerName": "Stability AI",
+                    "inputModalities": ["TEXT", "IMAGE"],
+                    "outputModalities": ["IMAGE"],
+                    "responseStreamingSupported": False,
+                    "inferenceTypesSupported": ["INFERENCE_PROFILE"]
+                    if base in PROFILE_ONLY
+                    else ["ON_DEMAND"],
+                    "modelLifecycle": lifecycle,
+                }
+            },
+            200,
+        )
+
     def _on_models(self, request: Request) -> Response:
         return _json({"models": {model_id: model.family for model_id, model in MODELS.items()}}, 200)
 
@@ -270,6 +323,19 @@ def _read_json(request: Request, raw: bytes | None) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise BodyError("", "the body is not valid JSON") from exc
+
+
+def _aws_error(status: int, error: str, message: str) -> Response:
+    response = _json({"message": message}, status)
+    response.headers["x-amzn-ErrorType"] = error
+    return response
+
+
+def _region(request: Request) -> str:
+    """The region the client signed for (SigV4's credential scope), as AWS answers per region."""
+    authorization = request.headers.get("Authorization", "")
+    parts = authorization.split("Credential=", 1)[-1].split("/")
+    return parts[2] if len(parts) > 3 else "us-east-1"
 
 
 def _served() -> str:

@@ -21,6 +21,7 @@ class EmulatorFaults:
     filter_word: str | None = None
     retired_models: frozenset[str] = frozenset()
     denied_models: frozenset[str] = frozenset()
+    legacy_models: frozenset[str] = frozenset()  # GetFoundationModel says LEGACY; still served
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> EmulatorFaults:
@@ -45,11 +46,12 @@ class EmulatorFaults:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["retired_models"] = sorted(self.retired_models)
         data["denied_models"] = sorted(self.denied_models)
+        data["legacy_models"] = sorted(self.legacy_models)
         return data
 
 
 def _fault_value(name: str, value: Any) -> Any:
-    if name in ("retired_models", "denied_models"):
+    if name in ("retired_models", "denied_models", "legacy_models"):
         if isinstance(value, str):
             value = value.split(",")
         if not isinstance(value, list | tuple | set | frozenset):

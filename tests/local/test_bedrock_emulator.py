@@ -20,6 +20,7 @@ import requests
 from botocore.config import Config
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from img2img.catalog import base_model_id
 from img2img.domain.imaging import PreparedImage
 from img2img.domain.request import parse_request
 from img2img.engines import engine_for, supported_model_ids
@@ -27,10 +28,13 @@ from img2img_local.bedrock_emulator import EmulatorFaults, EmulatorHandle, start
 
 pytestmark = pytest.mark.local
 
-SDXL = "stability.stable-diffusion-xl-v1"
+SDXL = "stability.stable-diffusion-xl-v1"  # retired: answers end of life, as on AWS
 SD3 = "stability.sd3-5-large-v1:0"
-NOVA = "amazon.nova-canvas-v1:0"
-TITAN = "amazon.titan-image-generator-v2:0"
+ULTRA = "stability.stable-image-ultra-v1:1"
+STRUCTURE = "us.stability.stable-image-control-structure-v1:0"
+SKETCH = "us.stability.stable-image-control-sketch-v1:0"
+GUIDE = "us.stability.stable-image-style-guide-v1:0"
+LIVE = [SD3, ULTRA, STRUCTURE, SKETCH, GUIDE]
 
 
 # --- fixtures and helpers ----------------------------------------------------------------
@@ -83,36 +87,32 @@ SOURCE = scene(1024, 1024)
 SOURCE_B64 = encoded(SOURCE)
 
 
-def sdxl_body(**fields: Any) -> dict[str, Any]:
-    return {"text_prompts": [{"text": "a lighthouse at dusk"}], "init_image": SOURCE_B64, "seed": 7, **fields}
-
-
 def sd3_body(**fields: Any) -> dict[str, Any]:
     body = {"prompt": "a lighthouse at dusk", "mode": "image-to-image", "image": SOURCE_B64, "strength": 0.6}
     return {**body, "seed": 7, "output_format": "png", **fields}
 
 
-def nova_body(params: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "taskType": "IMAGE_VARIATION",
-        "imageVariationParams": {"images": [SOURCE_B64], "text": "a lighthouse", "similarityStrength": 0.7}
-        | (params or {}),
-        "imageGenerationConfig": {
-            "numberOfImages": 1,
-            "width": 1024,
-            "height": 1024,
-            "cfgScale": 7,
-            "seed": 7,
-        }
-        | (config or {}),
-    }
+def ultra_body(**fields: Any) -> dict[str, Any]:
+    body = {"prompt": "a lighthouse at dusk", "image": SOURCE_B64, "strength": 0.6}
+    return {**body, "seed": 7, "output_format": "png", **fields}
 
 
-BODIES: dict[str, Callable[[], dict[str, Any]]] = {
-    SDXL: sdxl_body,
+def control_body(**fields: Any) -> dict[str, Any]:
+    body = {"prompt": "a lighthouse at dusk", "image": SOURCE_B64, "control_strength": 0.4}
+    return {**body, "seed": 7, "output_format": "png", **fields}
+
+
+def guide_body(**fields: Any) -> dict[str, Any]:
+    body = {"prompt": "a lighthouse at dusk", "image": SOURCE_B64, "fidelity": 0.4}
+    return {**body, "seed": 7, "output_format": "png", **fields}
+
+
+BODIES: dict[str, Callable[..., dict[str, Any]]] = {
     SD3: sd3_body,
-    NOVA: nova_body,
-    TITAN: nova_body,
+    ULTRA: ultra_body,
+    STRUCTURE: control_body,
+    SKETCH: control_body,
+    GUIDE: guide_body,
 }
 
 
@@ -124,15 +124,10 @@ def invoke(client: Any, model_id: str, body: dict[str, Any]) -> tuple[dict[str, 
 
 
 def with_seed(model_id: str, body: dict[str, Any], seed: int) -> dict[str, Any]:
-    copy = json.loads(json.dumps(body))
-    target = copy["imageGenerationConfig"] if model_id in (NOVA, TITAN) else copy
-    target["seed"] = seed
-    return copy
+    return {**body, "seed": seed}
 
 
 def first_image(payload: dict[str, Any]) -> bytes:
-    if "artifacts" in payload:
-        return base64.b64decode(payload["artifacts"][0]["base64"])
     return base64.b64decode(payload["images"][0])
 
 
@@ -151,19 +146,12 @@ def stats(emulator: EmulatorHandle) -> dict[str, Any]:
 # --- the wire contract -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_id", [SDXL, SD3, NOVA, TITAN])
-def test_each_family_answers_in_its_own_shape(client: Any, model_id: str) -> None:
+@pytest.mark.parametrize("model_id", LIVE)
+def test_each_model_answers_in_the_documented_shape(client: Any, model_id: str) -> None:
     payload, headers = invoke(client, model_id, BODIES[model_id]())
     assert headers["x-img2img-emulator"] == "true"
     assert headers["content-type"] == "application/json"
-    if model_id == SDXL:
-        assert payload["result"] == "success"
-        assert payload["artifacts"][0]["seed"] == 7
-        assert payload["artifacts"][0]["finishReason"] == "SUCCESS"
-    elif model_id == SD3:
-        assert (payload["seeds"], payload["finish_reasons"]) == ([7], [None])
-    else:
-        assert set(payload) == {"images"}
+    assert (payload["seeds"], payload["finish_reasons"]) == ([7], [None])
     image = Image.open(io.BytesIO(first_image(payload)))
     assert (image.format, image.size) == ("PNG", (1024, 1024))
 
@@ -172,11 +160,9 @@ def test_each_family_answers_in_its_own_shape(client: Any, model_id: str) -> Non
     ("model_id", "base"),
     [
         (f"us.{SD3}", SD3),
-        (f"eu.{NOVA}", NOVA),
-        (f"apac.{TITAN}", TITAN),
-        (f"global.{SDXL}", SDXL),
+        (f"eu.{ULTRA}", ULTRA),
         (f"arn:aws:bedrock:us-west-2::foundation-model/{SD3}", SD3),
-        (f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{NOVA}", NOVA),
+        (f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{STRUCTURE}", STRUCTURE),
     ],
 )
 def test_prefixed_ids_and_arns_are_served_and_counted_as_sent(
@@ -188,24 +174,34 @@ def test_prefixed_ids_and_arns_are_served_and_counted_as_sent(
 
 def test_the_emulator_serves_exactly_the_engines_models(emulator: EmulatorHandle) -> None:
     models = requests.get(f"{emulator.url}/_emulator/models", timeout=5).json()["models"]
-    assert set(models) == set(supported_model_ids())
+    assert {base_model_id(m) for m in models} == {base_model_id(m) for m in supported_model_ids()}
+
+
+@pytest.mark.parametrize("model_id", [STRUCTURE, SKETCH, GUIDE])
+def test_image_services_answer_only_through_an_inference_profile(
+    emulator: EmulatorHandle, client: Any, model_id: str
+) -> None:
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        invoke(client, base_model_id(model_id), BODIES[model_id]())
+    assert "inference profile" in caught.value.response["Error"]["Message"]
+    assert stats(emulator)["invocations"] == 0
 
 
 @pytest.mark.parametrize(
     ("model_id", "size"),
     [
-        (SDXL, (1344, 768)),
         (SD3, (832, 1216)),
-        (NOVA, (1536, 640)),
-        (TITAN, (1344, 768)),
-        (f"us.{NOVA}", (1024, 1024)),
+        (ULTRA, (1344, 768)),
+        (STRUCTURE, (1536, 640)),
+        (SKETCH, (1024, 1024)),
+        (GUIDE, (640, 1536)),
     ],
 )
 def test_engine_bodies_are_accepted_and_their_responses_parse(
     client: Any, model_id: str, size: tuple[int, int]
 ):
-    """The engines and the emulator are written apart, from the models' documentation: they
-    must agree on every family's body and response."""
+    """The engines and the emulator are written apart, each held to the AWS fixtures; they
+    must also agree with each other on every model's body and answer."""
     request = parse_request(
         {
             "text_prompts": [{"text": "a lighthouse", "weight": 1}, {"text": "fog", "weight": -0.5}],
@@ -238,49 +234,30 @@ def with_image(image: Image.Image, image_format: str = "PNG") -> str:
 
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
-    (
-        SDXL,
-        sdxl_body(init_image=with_image(scene(1000, 1000))),
-        "#/init_image: invalid_sdxl_v1_dimensions 1000x1000",
-    ),
-    (SDXL, sdxl_body(init_image=with_image(SOURCE, "JPEG")), "#/init_image: image format JPEG"),
-    (SDXL, sdxl_body(init_image="not base64!"), "#/init_image: is not valid base64"),
-    (SDXL, sdxl_body(init_image=None), "#/init_image: required key not found"),
-    (SDXL, sdxl_body(text_prompts=[]), "#/text_prompts"),
-    (SDXL, sdxl_body(text_prompts=[{"text": "x", "weight": -1}]), "positive weight"),
-    (SDXL, sdxl_body(text_prompts=[{"text": "x" * 2001}]), "#/text_prompts/0/text"),
-    (SDXL, sdxl_body(cfg_scale=36), "#/cfg_scale"),
-    (SDXL, sdxl_body(image_strength=1.5), "#/image_strength"),
-    (SDXL, sdxl_body(step_schedule_start=0.8, step_schedule_end=0.2), "#/step_schedule_end"),
-    (SDXL, sdxl_body(samples=2), "#/samples"),
-    (SDXL, sdxl_body(steps=5), "#/steps"),
-    (SDXL, sdxl_body(seed=4294967296), "#/seed"),
-    (SDXL, sdxl_body(seed=1.5), "#/seed: expected type: Integer"),
-    (SDXL, sdxl_body(sampler="EULER"), "#/sampler"),
-    (SDXL, sdxl_body(style_preset="animé"), "#/style_preset"),
-    (SDXL, sdxl_body(clip_guidance_preset="SLOW", sampler="K_HEUN"), "#/clip_guidance_preset"),
-    (SDXL, sdxl_body(negative_prompt="x"), "#/negative_prompt: extraneous key"),
     (SD3, sd3_body(strength=1.2), "#/strength"),
-    (SD3, sd3_body(strength=None), "#/strength: required key not found"),
+    (SD3, sd3_body(strength=None), "#/strength: required"),
     (SD3, sd3_body(seed=4294967295), "#/seed"),
     (SD3, sd3_body(prompt=""), "#/prompt"),
     (SD3, sd3_body(prompt="x" * 10001), "#/prompt"),
     (SD3, sd3_body(mode="text-to-image"), "#/mode"),
+    (SD3, sd3_body(aspect_ratio="1:1"), "#/aspect_ratio"),
     (SD3, sd3_body(cfg_scale=7), "#/cfg_scale: extraneous key"),
     (SD3, sd3_body(image=with_image(scene(48, 64))), "#/image: every side must be at least 64"),
+    (SD3, sd3_body(image=with_image(scene(1600, 600))), "#/image: aspect ratio"),
+    (SD3, sd3_body(image="not base64!"), "#/image: is not valid base64"),
+    (SD3, sd3_body(image=None), "#/image: required key not found"),
     (SD3, sd3_body(output_format="gif"), "#/output_format"),
-    (NOVA, {**nova_body(), "taskType": "TEXT_IMAGE"}, "#/taskType"),
-    (NOVA, nova_body({"similarityStrength": 0.1}), "#/imageVariationParams/similarityStrength"),
-    (NOVA, nova_body({"text": "x" * 1025}), "#/imageVariationParams/text"),
-    (NOVA, nova_body({"negativeText": ""}), "#/imageVariationParams/negativeText"),
-    (NOVA, nova_body({"images": []}), "#/imageVariationParams/images"),
-    (NOVA, nova_body(config={"width": 1000}), "#/imageGenerationConfig/width"),
-    (NOVA, nova_body(config={"width": 4096, "height": 2048}), "#/imageGenerationConfig/width"),
-    (NOVA, nova_body(config={"cfgScale": 11}), "#/imageGenerationConfig/cfgScale"),
-    (NOVA, nova_body(config={"seed": 2147483647}), "#/imageGenerationConfig/seed"),
-    (NOVA, nova_body(config={"numberOfImages": 6}), "#/imageGenerationConfig/numberOfImages"),
-    (TITAN, nova_body({"text": "x" * 513}), "#/imageVariationParams/text"),
-    (TITAN, nova_body(config={"width": 1344, "height": 768}), "1344x768 is not a supported titan size"),
+    (ULTRA, ultra_body(mode="image-to-image"), "#/mode: extraneous key"),
+    (ULTRA, ultra_body(output_format="webp"), "#/output_format"),
+    (ULTRA, ultra_body(seed=4294967296), "#/seed"),
+    (ULTRA, ultra_body(image=with_image(scene(3200, 3200))), "#/image: at most 9437184 pixels"),
+    (STRUCTURE, control_body(control_strength=1.5), "#/control_strength"),
+    (STRUCTURE, control_body(style_preset="animé"), "#/style_preset"),
+    (STRUCTURE, control_body(strength=0.5), "#/strength: extraneous key"),
+    (SKETCH, control_body(prompt=None), "#/prompt: required key not found"),
+    (SKETCH, control_body(seed=4294967295), "#/seed"),
+    (GUIDE, guide_body(fidelity=-0.1), "#/fidelity"),
+    (GUIDE, guide_body(aspect_ratio="4:3"), "#/aspect_ratio"),
 ]
 
 
@@ -306,7 +283,7 @@ def test_invalid_bodies_are_rejected_naming_the_field_and_cost_no_invocation(
     ],
 )
 def test_unreadable_requests_are_validation_errors(emulator: EmulatorHandle, raw, headers, message) -> None:
-    response = requests.post(f"{emulator.url}/model/{SDXL}/invoke", data=raw, headers=headers, timeout=5)
+    response = requests.post(f"{emulator.url}/model/{SD3}/invoke", data=raw, headers=headers, timeout=5)
     assert response.status_code == 400
     assert response.headers["x-amzn-ErrorType"] == "ValidationException"
     assert message in response.json()["message"]
@@ -314,8 +291,8 @@ def test_unreadable_requests_are_validation_errors(emulator: EmulatorHandle, raw
 
 def test_unknown_model_is_resource_not_found(emulator: EmulatorHandle, client: Any) -> None:
     with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
-        invoke(client, "stability.stable-diffusion-xl-v0", sdxl_body())
-    assert SDXL in caught.value.response["Error"]["Message"]  # it says what it does serve
+        invoke(client, "stability.sd3-5-medium-v9:0", sd3_body())
+    assert SD3 in caught.value.response["Error"]["Message"]  # it says what it does serve
     assert stats(emulator)["rejected"] == 1
 
 
@@ -349,7 +326,7 @@ def test_counted_faults_raise_the_modelled_exception_then_clear(
 
 def test_botocore_retries_throttling_by_itself(emulator: EmulatorHandle) -> None:
     emulator.emulator.set_faults(throttle_first=2)
-    payload, _ = invoke(make_client(emulator.url, max_attempts=3), NOVA, nova_body())
+    payload, _ = invoke(make_client(emulator.url, max_attempts=3), ULTRA, ultra_body())
     assert len(payload["images"]) == 1
     counted = stats(emulator)
     assert (counted["attempts"], counted["refused"], counted["invocations"]) == (3, 2, 1)
@@ -358,43 +335,58 @@ def test_botocore_retries_throttling_by_itself(emulator: EmulatorHandle) -> None
 def test_a_timed_out_invocation_counts_and_its_retry_succeeds(emulator: EmulatorHandle, client: Any) -> None:
     emulator.emulator.set_faults(timeout_first=1)
     with pytest.raises(client.exceptions.ModelTimeoutException):
-        invoke(client, SDXL, sdxl_body())
-    invoke(client, SDXL, sdxl_body())
+        invoke(client, SD3, sd3_body())
+    invoke(client, SD3, sd3_body())
     counted = stats(emulator)
     assert counted["invocations"] == 2
     assert counted["outcomes"] == {"ModelTimeoutException": 1, "success": 1}
 
 
-@pytest.mark.parametrize("model_id", [SDXL, f"us.{SDXL}"])
-def test_retired_models_have_reached_end_of_life(
+@pytest.mark.parametrize(
+    "model_id", [SDXL, f"us.{SDXL}", "amazon.nova-canvas-v1:0", "amazon.titan-image-generator-v2:0"]
+)
+def test_models_bedrock_retired_have_reached_end_of_life(
     emulator: EmulatorHandle, client: Any, model_id: str
 ) -> None:
-    emulator.emulator.set_faults(retired_models=SDXL)
     with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
-        invoke(client, model_id, sdxl_body())
+        invoke(client, model_id, {"text_prompts": [{"text": "x"}]})
+    assert "reached the end of its life" in caught.value.response["Error"]["Message"]
+    assert stats(emulator)["invocations"] == 0
+
+
+@pytest.mark.parametrize("model_id", [SD3, f"us.{SD3}"])
+def test_a_live_model_can_be_retired_to_rehearse_its_end_of_life(
+    emulator: EmulatorHandle, client: Any, model_id: str
+) -> None:
+    emulator.emulator.set_faults(retired_models=SD3)
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as caught:
+        invoke(client, model_id, sd3_body())
     assert "reached the end of its life" in caught.value.response["Error"]["Message"]
     assert stats(emulator)["invocations"] == 0
 
 
 def test_denied_models_are_access_denied(emulator: EmulatorHandle, client: Any) -> None:
-    emulator.emulator.set_faults(denied_models=[NOVA, TITAN])
+    emulator.emulator.set_faults(denied_models=[ULTRA, STRUCTURE])
     with pytest.raises(client.exceptions.AccessDeniedException) as caught:
-        invoke(client, TITAN, nova_body())
+        invoke(client, ULTRA, ultra_body())
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     invoke(client, SD3, sd3_body())  # other models still answer
 
 
-def test_filter_word_filters_each_family_its_own_way(emulator: EmulatorHandle, client: Any) -> None:
+@pytest.mark.parametrize("model_id", LIVE)
+def test_filter_word_answers_the_documented_filtered_body(
+    emulator: EmulatorHandle, client: Any, model_id: str
+) -> None:
     emulator.emulator.set_faults(filter_word="Lighthouse")
-    sdxl, _ = invoke(client, SDXL, sdxl_body())
-    assert sdxl["artifacts"][0]["finishReason"] == "CONTENT_FILTERED"
-    assert distance(first_image(sdxl), SOURCE) > 0  # a blurred image still comes back
-    sd3, _ = invoke(client, SD3, sd3_body())
-    assert sd3["finish_reasons"] == ["Filter reason: prompt"]
-    nova, _ = invoke(client, NOVA, nova_body())
-    assert nova["images"] == []
-    assert "content filters" in nova["error"]
-    assert stats(emulator)["outcomes"] == {"content_filtered": 3}
+    payload, _ = invoke(client, model_id, BODIES[model_id]())
+    assert payload == {"finish_reasons": ["Filter reason: prompt"]}  # no seeds, no images
+    assert stats(emulator)["outcomes"] == {"content_filtered": 1}
+    sd3, _ = invoke(client, SD3, sd3_body(prompt="a harbour"))
+    assert sd3["finish_reasons"] == [None]
+
+
+def test_unfiltered_prompts_still_answer(emulator: EmulatorHandle, client: Any) -> None:
+    emulator.emulator.set_faults(filter_word="Lighthouse")
     unfiltered, _ = invoke(client, SD3, sd3_body(prompt="a harbour"))
     assert unfiltered["finish_reasons"] == [None]
 
@@ -433,14 +425,16 @@ def test_faults_from_the_environment() -> None:
             "IMG2IMG_EMULATOR_FAIL_FIRST": "3",
             "IMG2IMG_EMULATOR_FILTER_WORD": "forbidden",
             "IMG2IMG_EMULATOR_RETIRED_MODELS": f"{SDXL}, {SD3}",
-            "IMG2IMG_EMULATOR_DENIED_MODELS": NOVA,
+            "IMG2IMG_EMULATOR_DENIED_MODELS": ULTRA,
+            "IMG2IMG_EMULATOR_LEGACY_MODELS": SD3,
             "UNRELATED": "x",
         }
     )
     assert (faults.latency_ms, faults.throttle_first, faults.timeout_first, faults.fail_first) == (5, 1, 2, 3)
     assert faults.filter_word == "forbidden"
     assert faults.retired_models == {SDXL, SD3}
-    assert faults.denied_models == {NOVA}
+    assert faults.denied_models == {ULTRA}
+    assert faults.legacy_models == {SD3}
     with pytest.raises(ValueError, match="fail_first"):
         EmulatorFaults.from_env({"IMG2IMG_EMULATOR_FAIL_FIRST": "many"})
 
@@ -460,8 +454,8 @@ def test_stats_add_up(emulator: EmulatorHandle, client: Any) -> None:
         (SD3, sd3_body()),  # throttled
         (SD3, sd3_body(strength=7)),  # rejected
         (SD3, sd3_body()),  # 500
-        (NOVA, nova_body()),
-        (f"us.{NOVA}", nova_body()),
+        (ULTRA, ultra_body()),
+        (f"us.{ULTRA}", ultra_body()),
         ("nope", {}),  # rejected
     ]
     for model_id, body in calls:
@@ -470,13 +464,13 @@ def test_stats_add_up(emulator: EmulatorHandle, client: Any) -> None:
     counted = stats(emulator)
     assert counted["attempts"] == 6 == counted["rejected"] + counted["refused"] + counted["invocations"]
     assert (counted["rejected"], counted["refused"], counted["invocations"]) == (2, 1, 3)
-    assert counted["by_model"] == {SD3: 1, NOVA: 1, f"us.{NOVA}": 1}
+    assert counted["by_model"] == {SD3: 1, ULTRA: 1, f"us.{ULTRA}": 1}
 
 
 # --- the stand-in image ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_id", [SDXL, SD3, NOVA, TITAN])
+@pytest.mark.parametrize("model_id", LIVE)
 def test_same_input_and_seed_give_the_same_bytes_and_another_seed_does_not(
     client: Any, model_id: str
 ) -> None:
@@ -491,14 +485,10 @@ def test_same_input_and_seed_give_the_same_bytes_and_another_seed_does_not(
 @pytest.mark.parametrize(
     ("model_id", "far", "near"),
     [
-        (SDXL, sdxl_body(image_strength=0.2), sdxl_body(image_strength=0.8)),
-        (
-            SDXL,
-            sdxl_body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.9),
-            sdxl_body(init_image_mode="STEP_SCHEDULE", step_schedule_start=0.1),
-        ),
         (SD3, sd3_body(strength=0.9), sd3_body(strength=0.2)),
-        (NOVA, nova_body({"similarityStrength": 0.3}), nova_body({"similarityStrength": 0.9})),
+        (ULTRA, ultra_body(strength=0.9), ultra_body(strength=0.2)),
+        (STRUCTURE, control_body(control_strength=0.1), control_body(control_strength=0.9)),
+        (GUIDE, guide_body(fidelity=0.1), guide_body(fidelity=0.9)),
     ],
 )
 def test_higher_strength_stays_closer_to_the_source(client: Any, model_id: str, far, near) -> None:
@@ -508,25 +498,26 @@ def test_higher_strength_stays_closer_to_the_source(client: Any, model_id: str, 
 
 
 def test_style_preset_tints_the_result(client: Any) -> None:
-    plain, _ = invoke(client, SDXL, sdxl_body())
-    styled, _ = invoke(client, SDXL, sdxl_body(style_preset="neon-punk"))
-    other, _ = invoke(client, SDXL, sdxl_body(style_preset="origami"))
+    plain, _ = invoke(client, STRUCTURE, control_body())
+    styled, _ = invoke(client, STRUCTURE, control_body(style_preset="neon-punk"))
+    other, _ = invoke(client, STRUCTURE, control_body(style_preset="origami"))
     assert len({first_image(plain), first_image(styled), first_image(other)}) == 3
 
 
-@pytest.mark.parametrize("model_id", [SDXL, SD3])
+@pytest.mark.parametrize("model_id", LIVE)
 def test_seed_zero_picks_a_seed_that_reproduces_the_image(client: Any, model_id: str) -> None:
     body = BODIES[model_id]() | {"seed": 0}
     payload, _ = invoke(client, model_id, body)
-    seed = payload["artifacts"][0]["seed"] if model_id == SDXL else payload["seeds"][0]
+    seed = payload["seeds"][0]
     assert seed > 0
     again, _ = invoke(client, model_id, body | {"seed": seed})
     assert first_image(again) == first_image(payload)
 
 
-def test_nova_output_follows_the_requested_size_and_sd3_jpeg(client: Any) -> None:
-    nova, _ = invoke(client, NOVA, nova_body(config={"width": 1280, "height": 720}))
-    assert Image.open(io.BytesIO(first_image(nova))).size == (1280, 720)
+def test_style_guide_output_follows_its_aspect_ratio_and_sd3_jpeg(client: Any) -> None:
+    guide, _ = invoke(client, GUIDE, guide_body(aspect_ratio="16:9"))
+    width, height = Image.open(io.BytesIO(first_image(guide))).size
+    assert abs(width / height - 16 / 9) < 0.1
     sd3, _ = invoke(client, SD3, sd3_body(output_format="jpeg"))
     assert Image.open(io.BytesIO(first_image(sd3))).format == "JPEG"
 
@@ -560,8 +551,8 @@ def test_runs_standalone_as_a_module() -> None:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.1)
-        payload, headers = invoke(make_client(url), SDXL, sdxl_body())
-        assert payload["artifacts"][0]["finishReason"] == "SUCCESS"
+        payload, headers = invoke(make_client(url), SD3, sd3_body())
+        assert payload["finish_reasons"] == [None]
         assert headers["x-img2img-emulator"] == "true"
     finally:
         process.terminate()
