@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SDXL_V1 = "stability.stable-diffusion-xl-v1"
+from img2img.catalog import DEFAULT_MODEL_ID
 
 
 class Settings(BaseSettings):
@@ -22,8 +22,10 @@ class Settings(BaseSettings):
     output_bucket: str
     jobs_table: str
     queue_url: str = ""
-    allowed_model_ids: Annotated[tuple[str, ...], NoDecode] = (SDXL_V1,)
-    default_model_id: str = SDXL_V1
+    allowed_model_ids: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_MODEL_ID,)
+    default_model_id: str = DEFAULT_MODEL_ID
+    # Tried in order when the chosen model is gone (end of life, not found, access denied).
+    fallback_model_ids: Annotated[tuple[str, ...], NoDecode] = ()
     bedrock_region: str | None = None  # defaults to the function's own region
 
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     # Must equal the queue's redrive maxReceiveCount: the last receive records the failure.
     max_receive_count: int = Field(default=3, ge=1)
 
-    @field_validator("allowed_model_ids", mode="before")
+    @field_validator("allowed_model_ids", "fallback_model_ids", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

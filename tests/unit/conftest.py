@@ -17,7 +17,8 @@ from img2img.handlers import wiring
 from tests.unit.fakes import FakeBedrock
 
 INPUT, OUTPUT, TABLE, QUEUE = "in-bucket", "out-bucket", "jobs-table", "jobs-queue"
-MODELS = "stability.stable-diffusion-xl-v1,stability.sd3-5-large-v1:0,amazon.nova-canvas-v1:0"
+MODELS = "stability.sd3-5-large-v1:0,stability.stable-image-ultra-v1:1,us.stability.stable-image-control-structure-v1:0"
+DEFAULT_MODEL = "stability.sd3-5-large-v1:0"
 
 
 @dataclass
@@ -63,7 +64,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "IMG2IMG_OUTPUT_BUCKET": OUTPUT,
         "IMG2IMG_JOBS_TABLE": TABLE,
         "IMG2IMG_ALLOWED_MODEL_IDS": MODELS,
-        "IMG2IMG_DEFAULT_MODEL_ID": "stability.stable-diffusion-xl-v1",
+        "IMG2IMG_DEFAULT_MODEL_ID": DEFAULT_MODEL,
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_PROFILE"):

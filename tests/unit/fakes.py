@@ -32,36 +32,46 @@ def png_bytes(width: int = 1024, height: int = 1024, colour: tuple[int, int, int
     return out.getvalue()
 
 
+# The documented non-success answers of the live Stability models: the reason, no seeds, no images.
+NOT_SUCCESS = {"CONTENT_FILTERED": "Filter reason: prompt", "ERROR": "Inference error"}
+
+
 @dataclass
 class FakeBedrock:
-    """Answers like SDXL on Bedrock: one artifact, the seed it used, a small PNG."""
+    """Answers like the live Stability models on Bedrock (docs/models.md): one seed, one
+    finish reason, a small PNG; a filtered or failed call the reason alone."""
 
     finish_reason: str = "SUCCESS"
     errors: list[str] = field(default_factory=list)  # raised first, one per call
+    gone: set[str] = field(default_factory=set)  # model ids that answer end of life, every time
     calls: list[dict[str, Any]] = field(default_factory=list)
     meta: Any = field(default_factory=lambda: SimpleNamespace(region_name="us-east-1"))
 
     def invoke_model(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append({**kwargs, "body": json.loads(kwargs["body"])})
+        if kwargs["modelId"] in self.gone:
+            raise client_error(
+                "ResourceNotFoundException", "This model version has reached the end of its life."
+            )
         if self.errors:
             code = self.errors.pop(0)
-            raise ClientError(
-                {
-                    "Error": {"Code": code, "Message": f"fake {code}"},
-                    "ResponseMetadata": {"HTTPStatusCode": STATUS[code]},
-                },
-                "InvokeModel",
-            )
+            raise client_error(code, f"fake {code}")
         body = self.calls[-1]["body"]
         seed = body.get("seed") or 1234
-        payload = {
-            "result": "success",
-            "artifacts": [
-                {
-                    "seed": seed,
-                    "base64": base64.b64encode(png_bytes(64, 64)).decode(),
-                    "finishReason": self.finish_reason,
-                }
-            ],
-        }
+        payload: dict[str, Any]
+        if self.finish_reason in NOT_SUCCESS:
+            payload = {"finish_reasons": [NOT_SUCCESS[self.finish_reason]]}
+        else:
+            payload = {
+                "seeds": [seed],
+                "finish_reasons": [None],
+                "images": [base64.b64encode(png_bytes(64, 64)).decode()],
+            }
         return {"body": io.BytesIO(json.dumps(payload).encode()), "ResponseMetadata": {"HTTPHeaders": {}}}
+
+
+def client_error(code: str, message: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": STATUS[code]}},
+        "InvokeModel",
+    )

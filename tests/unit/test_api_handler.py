@@ -48,9 +48,9 @@ def test_sync_answers_bedrock_shape_and_stores_result(world: World) -> None:
     assert meta["source"]["bucket"] == INPUT and meta["source"]["format"] == "png"
     assert meta["request"]["style_preset"] == "isometric" and "init_image" not in meta["request"]
     assert set(meta["timings_ms"]) >= {"read", "prepare", "model", "write", "total"}
-    # The seed's own body went to the model unchanged (SDXL passes through).
+    # The seed's own body, translated for the default model (SD3.5 Large).
     sent = world.bedrock.calls[0]["body"]
-    assert sent["style_preset"] == "isometric" and sent["text_prompts"][0]["text"] == "A space ship."
+    assert sent["prompt"] == "A space ship., isometric style" and sent["mode"] == "image-to-image"
 
 
 def test_return_url_leaves_out_base64(world: World) -> None:
@@ -64,7 +64,21 @@ def test_content_filtered_is_a_200_with_that_finish_reason(world: World) -> None
     status, payload, _ = call("POST", "/v1/image-to-image", body())
     assert status == 200
     assert payload["artifacts"][0]["finishReason"] == "CONTENT_FILTERED"
+    assert payload["artifacts"][0]["base64"] == ""  # the documented filtered answer has no image
     assert payload["status"] == "CONTENT_FILTERED"
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["stability.stable-diffusion-xl-v1", "amazon.nova-canvas-v1:0", "us.amazon.titan-image-generator-v2:0"],
+)
+def test_a_retired_model_is_a_503_at_once_naming_its_end_and_successor(world: World, model_id: str) -> None:
+    status, payload, _ = call("POST", "/v1/image-to-image", body(model_id=model_id))
+    assert status == 503
+    error = payload["error"]
+    assert error["code"] == "model_unavailable" and error["details"][0]["field"] == "model_id"
+    assert "end of life" in error["message"] and "stability.sd3-5-large-v1:0" in error["message"]
+    assert world.bedrock.calls == []
 
 
 @pytest.mark.parametrize(
@@ -189,8 +203,9 @@ def test_uploads_answer_a_presigned_post(world: World) -> None:
 
 def test_models_health_openapi_docs(world: World) -> None:
     status, models, _ = call("GET", "/v1/models")
-    assert status == 200 and models["default"] == "stability.stable-diffusion-xl-v1"
-    assert {m["engine"] for m in models["models"]} == {"sdxl", "sd3", "nova"}
+    assert status == 200 and models["default"] == "stability.sd3-5-large-v1:0"
+    assert {m["engine"] for m in models["models"]} == {"sd3", "ultra", "control-structure"}
+    assert models["fallbacks"] == []
     assert call("GET", "/v1/health")[1]["status"] == "ok"
     status, spec, _ = call("GET", "/v1/openapi.json")
     assert status == 200

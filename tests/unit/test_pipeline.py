@@ -31,7 +31,7 @@ def make_job(
         job_id=job_id,
         door="api",
         request=request,
-        model_id=request.model_id or "stability.stable-diffusion-xl-v1",
+        model_id=request.model_id or SD3,
         source=SourceRef(INPUT, key),
         output=OutputKeys(OUTPUT, f"jobs/{job_id}/result", f"jobs/{job_id}/metadata.json"),
         created_at="2026-11-25T10:00:00.000Z",
@@ -39,8 +39,14 @@ def make_job(
     )
 
 
-def pipeline(world: World, store: Any = None) -> Pipeline:
+SD3 = "stability.sd3-5-large-v1:0"
+ULTRA = "stability.stable-image-ultra-v1:1"
+STRUCTURE = "us.stability.stable-image-control-structure-v1:0"
+
+
+def pipeline(world: World, store: Any = None, fallbacks: tuple[str, ...] = ()) -> Pipeline:
     return Pipeline(
+        fallback_model_ids=fallbacks,
         store=store or ObjectStore(world.s3),
         invoker=BedrockInvoker(world.bedrock),
         jobs=JobStore(world.dynamodb, TABLE, 1),
@@ -74,9 +80,9 @@ def test_metadata_has_every_documented_part(world: World) -> None:
     assert meta["preparation"]["from"] == [4000, 3000] and meta["preparation"]["to"] == [1152, 896]
     assert meta["preparation"]["passthrough"] is False
     assert meta["model"] == {
-        "id": "stability.stable-diffusion-xl-v1",
+        "id": SD3,
         "region": "us-east-1",
-        "engine": "sdxl",
+        "engine": "sd3",
         "notes": [],
         "emulated": False,
         "attempts": 1,
@@ -95,7 +101,7 @@ def test_allowed_size_png_is_sent_untouched(world: World) -> None:
 
     source = imagegen.png(1024, 1024)
     pipeline(world).run(make_job(data=source))
-    assert base64.b64decode(world.bedrock.calls[0]["body"]["init_image"]) == source
+    assert base64.b64decode(world.bedrock.calls[0]["body"]["image"]) == source
     meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
     assert meta["preparation"]["passthrough"] is True
 
@@ -153,3 +159,65 @@ def test_job_store_faults_are_storage_errors(world: World) -> None:
         broken.get("x")
     with pytest.raises(StorageError):
         broken.save(JobView.of(make_job(), "RUNNING", "t"))
+
+
+# --- models that are gone: fallback -------------------------------------------------------
+
+
+def test_a_model_at_end_of_life_falls_back_once_to_the_next_and_says_so(world: World) -> None:
+    world.bedrock.gone = {SD3}
+    outcome = pipeline(world, fallbacks=(ULTRA, STRUCTURE)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "SUCCEEDED"
+    assert [call["modelId"] for call in world.bedrock.calls] == [SD3, ULTRA]  # one call each
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert meta["model"]["id"] == ULTRA and meta["model"]["engine"] == "ultra"
+    [gone] = meta["model"]["fallback_from"]
+    assert gone["model_id"] == SD3 and gone["code"] == "model_unavailable"
+    assert "reached the end of its life" in gone["reason"]
+    view = JobStore(world.dynamodb, TABLE, 1).get("job1")
+    assert view.model_id == ULTRA and view.fallback_from == meta["model"]["fallback_from"]
+    assert outcome.summary()["fallback_from"] == meta["model"]["fallback_from"]
+
+
+def test_every_model_gone_fails_after_one_call_each_naming_each(world: World) -> None:
+    world.bedrock.gone = {SD3, ULTRA, STRUCTURE}
+    outcome = pipeline(world, fallbacks=(ULTRA, STRUCTURE)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "FAILED" and outcome.error and outcome.error.code == "model_unavailable"
+    assert [call["modelId"] for call in world.bedrock.calls] == [SD3, ULTRA, STRUCTURE]
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert [g["model_id"] for g in meta["model"]["fallback_from"]] == [SD3, ULTRA, STRUCTURE]
+
+
+def test_access_denied_falls_back_too(world: World) -> None:
+    world.bedrock.errors = ["AccessDeniedException"]
+    outcome = pipeline(world, fallbacks=(ULTRA,)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "SUCCEEDED" and len(world.bedrock.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [("ValidationException", "FAILED"), ("ModelErrorException", "FAILED"), ("ThrottlingException", "FAILED")],
+)
+def test_bad_input_model_errors_and_throttling_never_fall_back(world: World, error: str, status: str) -> None:
+    world.bedrock.errors = [error]
+    outcome = pipeline(world, fallbacks=(ULTRA,)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == status and len(world.bedrock.calls) == 1
+    assert "fallback_from" not in outcome.metadata["model"]
+
+
+def test_a_content_filter_never_falls_back(world: World) -> None:
+    world.bedrock.finish_reason = "CONTENT_FILTERED"
+    outcome = pipeline(world, fallbacks=(ULTRA,)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "CONTENT_FILTERED" and len(world.bedrock.calls) == 1
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert meta["status"] == "CONTENT_FILTERED"
+    assert meta["result"]["finish_reason"] == "CONTENT_FILTERED"
+    assert meta["result"]["detail"] == "Filter reason: prompt"
+
+
+def test_retired_fallbacks_are_skipped_without_a_call(world: World) -> None:
+    world.bedrock.gone = {SD3}
+    jobs = pipeline(world, fallbacks=("amazon.nova-canvas-v1:0", STRUCTURE))
+    outcome = jobs.run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "SUCCEEDED"
+    assert [call["modelId"] for call in world.bedrock.calls] == [SD3, STRUCTURE]

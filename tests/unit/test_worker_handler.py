@@ -41,7 +41,7 @@ def test_image_with_metadata_gives_result_and_metadata(world: World) -> None:
     assert meta["status"] == "SUCCEEDED" and meta["door"] == "s3"
     assert meta["source"]["key"] == "inbox/trips/my cat+1.png"
     assert meta["result"]["key"] == "results/trips/my cat+1.png" and meta["result"]["seed"] == 42
-    assert world.bedrock.calls[0]["body"]["style_preset"] == "anime"
+    assert world.bedrock.calls[0]["body"]["prompt"] == "a cat astronaut, anime style"
 
 
 def test_same_event_twice_costs_one_model_call(world: World) -> None:

@@ -67,6 +67,8 @@ class JobView:
     output: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # The models that answered end of life / not found / access denied before model_id ran.
+    fallback_from: list[dict[str, str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

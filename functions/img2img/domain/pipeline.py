@@ -15,12 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from img2img import __version__
-from img2img.domain.errors import ServiceError
-from img2img.domain.imaging import FILE_EXTENSIONS, MIME_TYPES, ImageLimits, encode_result, prepare_image
+from img2img.domain.errors import ModelUnavailable, ServiceError
+from img2img.domain.imaging import (
+    FILE_EXTENSIONS,
+    MIME_TYPES,
+    ImageLimits,
+    PreparedImage,
+    encode_result,
+    prepare_image,
+)
 from img2img.domain.job import Job, JobView, OutputKeys, SourceRef, Status
-from img2img.domain.ports import JobStorePort, ModelInvokerPort, ObjectStorePort
+from img2img.domain.models import model_chain
+from img2img.domain.ports import JobStorePort, ModelInvokerPort, ModelReply, ObjectStorePort
 from img2img.engines import engine_for
-from img2img.engines.base import Artifact
+from img2img.engines.base import Artifact, Engine, ModelCall
 
 log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
 
@@ -58,6 +66,7 @@ class Outcome:
             "result": self.metadata.get("result"),
             "output": self.metadata.get("output"),
             "error": self.metadata.get("error"),
+            "fallback_from": self.metadata.get("model", {}).get("fallback_from"),
         }
 
 
@@ -83,6 +92,7 @@ class Pipeline:
         jobs: JobStorePort,
         limits: ImageLimits,
         environment: str,
+        fallback_model_ids: tuple[str, ...] = (),
         clock: Callable[[], str] = utc_now,
         on_start: Callable[[Job], None] = lambda job: None,
     ) -> None:
@@ -91,6 +101,7 @@ class Pipeline:
         self._jobs = jobs
         self._limits = limits
         self._environment = environment
+        self._fallbacks = fallback_model_ids
         self._clock = clock
         self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
 
@@ -176,9 +187,8 @@ class Pipeline:
             "passthrough": prepared.passthrough,
             "operations": list(prepared.operations),
         }
-        meta["model"].update(engine=engine.family, notes=list(call.notes))
         with timer.step("model"):
-            reply = self._invoker.invoke(job.model_id, call.body)
+            engine, call, reply = self._call_model(job, engine, call, prepared, meta)
             artifact = engine.parse_response(reply.payload, call)
         meta["model"].update(emulated=reply.emulated, attempts=reply.attempts)
         status = _STATUS_BY_FINISH[artifact.finish_reason]
@@ -187,6 +197,14 @@ class Pipeline:
         with timer.step("write"):
             if artifact.finish_reason != "ERROR" and artifact.image:
                 image = self._write_result(job, artifact, meta)
+            elif artifact.finish_reason == "CONTENT_FILTERED":
+                # The live Stability models answer a filtered call with no image at all: the
+                # caller still learns the seed and why, as SDXL's CONTENT_FILTERED artifact said.
+                meta["result"] = {
+                    "seed": artifact.seed,
+                    "finish_reason": artifact.finish_reason,
+                    "detail": artifact.detail,
+                }
         if status == "FAILED":
             meta["error"] = {
                 "code": "model_error",
@@ -194,6 +212,34 @@ class Pipeline:
                 "details": [],
             }
         return Outcome(job.job_id, status, meta, image=image)
+
+    def _call_model(
+        self, job: Job, engine: Engine, call: ModelCall, prepared: PreparedImage, meta: dict[str, Any]
+    ) -> tuple[Engine, ModelCall, ModelReply]:
+        """One call to the job's model; if Bedrock says that model is gone (end of life, not
+        found, access denied: answers that are never billed), one call to each fallback in
+        turn. A caller's bad input, a content filter or a throttle never falls back."""
+        gone: list[dict[str, str]] = []
+        chain = model_chain(job.model_id, self._fallbacks)
+        for index, model_id in enumerate(chain):
+            if index:
+                engine = engine_for(model_id)
+                call = engine.build_body(job.request, prepared)
+            meta["model"].update(id=model_id, engine=engine.family, notes=list(call.notes))
+            try:
+                return engine, call, self._invoker.invoke(model_id, call.body)
+            except ModelUnavailable as error:
+                gone.append({"model_id": model_id, "code": error.code, "reason": error.message})
+                meta["model"]["fallback_from"] = gone
+                if index == len(chain) - 1:
+                    raise
+                log.warning(
+                    "model %s is unavailable, falling back to %s",
+                    model_id,
+                    chain[index + 1],
+                    extra={"job_id": job.job_id, "reason": error.message},
+                )
+        raise AssertionError("unreachable: the chain always holds the job's own model")
 
     def _read_source(self, job: Job, meta: dict[str, Any]) -> bytes:
         if job.source_data is not None:
@@ -231,6 +277,8 @@ class Pipeline:
         body = json.dumps(outcome.metadata, indent=2, sort_keys=False).encode()
         self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
         view = JobView.of(job, outcome.status, self._clock())
+        view.model_id = outcome.metadata["model"]["id"]
+        view.fallback_from = outcome.metadata["model"].get("fallback_from")
         view.output = outcome.metadata["output"]
         view.result = outcome.metadata.get("result")
         view.error = outcome.metadata.get("error")

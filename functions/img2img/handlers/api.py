@@ -135,11 +135,21 @@ def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[str]:
 @app.get("/v1/models", summary="The models this environment allows and what each does with each field")
 def list_models() -> Response[str]:
     settings = _service().settings
-    models = []
-    for model_id in settings.allowed_model_ids:
+
+    def describe(model_id: str) -> dict[str, Any]:
         engine = engine_for(model_id)
-        models.append({"id": model_id, "engine": engine.family, "fields": engine.field_support()})
-    return _json(200, {"default": settings.default_model_id, "models": models})
+        return {"id": model_id, "engine": engine.family, "fields": engine.field_support()}
+
+    return _json(
+        200,
+        {
+            "default": settings.default_model_id,
+            "models": [describe(model_id) for model_id in settings.allowed_model_ids],
+            # Tried in this order, once each, when a job's model answers end of life, not found
+            # or access denied.
+            "fallbacks": [describe(model_id) for model_id in settings.fallback_model_ids],
+        },
+    )
 
 
 @app.get("/v1/health", summary="Liveness")
@@ -164,7 +174,7 @@ def web_page() -> Response[str]:
 
 @app.exception_handler(ServiceError)
 def _service_error(error: ServiceError) -> Response[str]:
-    count_failure(error.code)
+    count_failure(error.to_dict())
     if error.status >= 500:
         logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
     return http_errors.error_response(error)

@@ -24,10 +24,17 @@ def count_outcome(summary: dict[str, Any]) -> None:
     bad image or missing prompt must not page anyone."""
     status = str(summary.get("status", ""))
     metrics.add_metric(name=f"Jobs{status.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    if summary.get("fallback_from"):
+        # A model this environment relies on is gone: ModelFallbacks feeds its own alarm.
+        metrics.add_metric(name="ModelFallbacks", unit=MetricUnit.Count, value=1)
     if status == "FAILED":
-        count_failure(str((summary.get("error") or {}).get("code", "")))
+        count_failure(summary.get("error") or {})
 
 
-def count_failure(code: str) -> None:
-    if code.startswith("model_"):
+def count_failure(error: dict[str, Any]) -> None:
+    """`error` as ServiceError.to_dict() gives it. A caller who named a model (a retired one,
+    one not enabled here) made a choice; the model did not fail."""
+    code = str(error.get("code", ""))
+    chosen = any(detail.get("field") == "model_id" for detail in error.get("details") or [])
+    if code.startswith("model_") and not chosen:
         metrics.add_metric(name="ModelFailures", unit=MetricUnit.Count, value=1)

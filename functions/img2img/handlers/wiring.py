@@ -76,6 +76,7 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
         jobs=jobs,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
+        fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
     )
     doors = DoorSettings(

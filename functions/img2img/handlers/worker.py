@@ -36,7 +36,7 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
         summaries = service.worker.handle(message, final_attempt=final_attempt)
     except ServiceError as error:
         if final_attempt:
-            count_failure(error.code)
+            count_failure(error.to_dict())
         logger.warning(
             "job will be retried" if not final_attempt else "job failed on its last attempt",
             extra={
