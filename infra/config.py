@@ -22,6 +22,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from img2img.catalog import retirement
+from img2img.domain.errors import InvalidRequest
+from img2img.engines import engine_for
+
 CONTEXT_KEY = "img2img"
 ENV_CONTEXT_KEY = "env"
 STACK_PREFIX = "Img2Img"
@@ -32,10 +36,6 @@ API_GATEWAY_MAX_INTEGRATION_TIMEOUT_SECONDS = 29
 # The queue's visibility timeout is this many times the worker's timeout (AWS's guidance for
 # Lambda event sources on SQS: retries of a batch must not overlap a running invocation).
 VISIBILITY_TIMEOUT_FACTOR = 6
-
-# Cross-region (system-defined) inference profile ids put a geography before the model id.
-# Kept equal to img2img.engines.INFERENCE_PROFILE_PREFIXES (a test checks it).
-INFERENCE_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 
 # The retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
@@ -59,14 +59,6 @@ class ConfigError(ValueError):
     """cdk.json does not describe a usable environment. The message names the environment and key."""
 
 
-def split_inference_profile(model_id: str) -> tuple[str | None, str]:
-    """(geography, base model id) for an inference profile id like `us.<model>`; (None, id) otherwise."""
-    prefix, dot, rest = model_id.partition(".")
-    if dot and prefix in INFERENCE_PROFILE_PREFIXES:
-        return prefix, rest
-    return None, model_id
-
-
 class EnvironmentConfig(BaseModel):
     """One environment's settings. Field docs are the reference for cdk.json's keys."""
 
@@ -84,6 +76,15 @@ class EnvironmentConfig(BaseModel):
     # Foundation model ids (`stability.sd3-5-large-v1:0`) or inference profile ids (`us.<id>`).
     allowed_model_ids: Annotated[tuple[ModelId, ...], Field(min_length=1)]
     default_model_id: ModelId
+    # Tried in order, once each, when the chosen model answers end of life, not found or
+    # access denied (never on a caller's bad input or a content filter). Not choosable by
+    # callers unless also in allowed_model_ids.
+    fallback_model_ids: tuple[ModelId, ...] = ()
+    # The lifecycle watch reads bedrock:GetFoundationModel for every configured model on this
+    # schedule (an EventBridge schedule expression) and alarms on one that is LEGACY or gone.
+    lifecycle_watch_schedule: Annotated[str, StringConstraints(pattern=r"^(rate|cron)\(.+\)$")] = (
+        "rate(1 day)"
+    )
 
     # The api function answers the sync route: its timeout is the integration timeout.
     api_memory_mb: Annotated[int, Field(ge=128, le=10240)]
@@ -137,6 +138,14 @@ class EnvironmentConfig(BaseModel):
     def _consistent(self) -> EnvironmentConfig:
         if len(set(self.allowed_model_ids)) != len(self.allowed_model_ids):
             raise ValueError("key 'allowed_model_ids': lists a model id twice")
+        for key in ("allowed_model_ids", "fallback_model_ids"):
+            problem = _model_problem(getattr(self, key))
+            if problem:
+                raise ValueError(f"key '{key}': {problem}")
+        if len(set(self.fallback_model_ids)) != len(self.fallback_model_ids):
+            raise ValueError("key 'fallback_model_ids': lists a model id twice")
+        if self.default_model_id in self.fallback_model_ids:
+            raise ValueError("key 'fallback_model_ids': lists the default model, which is tried first anyway")
         if self.default_model_id not in self.allowed_model_ids:
             raise ValueError(
                 f"key 'default_model_id': {self.default_model_id!r} is not one of allowed_model_ids "
@@ -171,6 +180,13 @@ class EnvironmentConfig(BaseModel):
             )
         return self
 
+    @property
+    def configured_model_ids(self) -> tuple[str, ...]:
+        """Every model the functions may call: the allowed ones, then the fallbacks."""
+        return self.allowed_model_ids + tuple(
+            m for m in self.fallback_model_ids if m not in self.allowed_model_ids
+        )
+
     # Names: every physical name derives from the stack name, so environments never collide.
     @property
     def stack_name(self) -> str:
@@ -195,6 +211,19 @@ class EnvironmentConfig(BaseModel):
     @property
     def destroy_on_delete(self) -> bool:
         return self.removal_policy == "destroy"
+
+
+def _model_problem(model_ids: tuple[str, ...]) -> str | None:
+    """A retired model would fail every job, an unknown one has no engine: refuse both at synth."""
+    for model_id in model_ids:
+        retired = retirement(model_id)
+        if retired:
+            return retired.message(model_id)
+        try:
+            engine_for(model_id)
+        except InvalidRequest as exc:
+            return exc.details[0].message if exc.details else exc.message
+    return None
 
 
 def environment_names(block: Mapping[str, Any]) -> list[str]:

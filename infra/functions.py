@@ -14,8 +14,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from img2img.catalog import split_inference_profile
 from infra import asset as asset_builder
-from infra.config import EnvironmentConfig, split_inference_profile
+from infra.config import EnvironmentConfig
 from infra.jobs import Jobs
 from infra.nag import acknowledge
 from infra.storage import (
@@ -86,7 +87,7 @@ class ModelGrant:
 def model_grants(config: EnvironmentConfig, partition: str, account: str) -> list[ModelGrant]:
     grants = []
     region = config.model_region
-    for model_id in config.allowed_model_ids:
+    for model_id in config.configured_model_ids:
         geography, base = split_inference_profile(model_id)
         if geography is None:
             grants.append(
@@ -133,6 +134,7 @@ class Functions(Construct):
             "IMG2IMG_QUEUE_URL": jobs.queue.queue_url,
             "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(config.allowed_model_ids),
             "IMG2IMG_DEFAULT_MODEL_ID": config.default_model_id,
+            "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(config.fallback_model_ids),
             "IMG2IMG_JOB_TTL_DAYS": str(config.job_ttl_days),
             "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(config.presign_expiry_seconds),
             # The worker records a job as FAILED on the queue's last delivery, so it must know it.

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from img2img import catalog
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs and queue URLs carry it
 
@@ -30,13 +32,17 @@ INBOX_PREFIX = "inbox/"
 INBOX_NOTIFICATION_ID = "img2img-inbox"
 RESULTS_PREFIX = "results/"
 
+# Models: the deployed default and fallbacks (img2img.catalog), and every live model the
+# emulator serves, so that local mode runs the same translation production runs.
 ALLOWED_MODEL_IDS = (
-    "stability.stable-diffusion-xl-v1",
-    "stability.sd3-5-large-v1:0",
-    "amazon.nova-canvas-v1:0",
-    "amazon.titan-image-generator-v2:0",
+    catalog.SD3_5_LARGE,
+    catalog.STABLE_IMAGE_ULTRA_V1_1,
+    catalog.CONTROL_STRUCTURE,
+    catalog.CONTROL_SKETCH,
+    catalog.STYLE_GUIDE,
 )
-DEFAULT_MODEL_ID = "stability.stable-diffusion-xl-v1"
+DEFAULT_MODEL_ID = catalog.DEFAULT_MODEL_ID
+FALLBACK_MODEL_IDS = catalog.DEFAULT_FALLBACK_MODEL_IDS
 
 # Jobs queue and its event source mapping, equal to cdk.json's defaults. Lambda refuses a
 # mapping whose queue visibility timeout is below the function timeout; AWS advises 6 times it,

@@ -50,9 +50,12 @@ def local_environment(
         "IMG2IMG_QUEUE_URL": f"{aws_url}/{r.ACCOUNT_ID}/{r.JOBS_QUEUE}",
         "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(r.ALLOWED_MODEL_IDS),
         "IMG2IMG_DEFAULT_MODEL_ID": r.DEFAULT_MODEL_ID,
+        "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(r.FALLBACK_MODEL_IDS),
         "IMG2IMG_MAX_RECEIVE_COUNT": str(max_receive_count),  # the worker's "last attempt" test
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://{host}:{bedrock_port}",
+        # GetFoundationModel (the lifecycle watch, img2img doctor) is answered by the emulator too.
+        "AWS_ENDPOINT_URL_BEDROCK": f"http://{host}:{bedrock_port}",
         # A developer's shell may say otherwise; local mode must never reach AWS.
         "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
         "AWS_ACCESS_KEY_ID": "testing",

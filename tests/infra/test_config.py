@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 
+from img2img.catalog import split_inference_profile
 from infra.app import cdk_json_context
 from infra.config import (
     CONTEXT_KEY,
-    INFERENCE_PROFILE_PREFIXES,
     ConfigError,
     EnvironmentConfig,
     environment_names,
     load_environment,
-    split_inference_profile,
 )
 from tests.infra.conftest import ENVIRONMENTS
 
@@ -182,8 +181,38 @@ def test_inference_profile_ids_are_recognised(model_id: str, expected: tuple[str
     assert split_inference_profile(model_id) == expected
 
 
-def test_profile_prefixes_match_the_function_code() -> None:
-    """infra and the engines must agree on what an inference profile id looks like."""
-    from img2img import engines
+@pytest.mark.parametrize(
+    ("key", "model_id", "message"),
+    [
+        (
+            "default_model_id",
+            "stability.stable-diffusion-xl-v1",
+            "end of life on Amazon Bedrock on 2025-05-20",
+        ),
+        ("allowed_model_ids", ["amazon.titan-image-generator-v2:0"], "end of life"),
+        ("fallback_model_ids", ["us.amazon.nova-canvas-v1:0"], "end of life"),
+        ("fallback_model_ids", ["meta.llama3-8b-instruct-v1:0"], "supported models"),
+    ],
+)
+def test_a_retired_or_unknown_model_is_refused_at_synth(key: str, model_id: Any, message: str) -> None:
+    block = copy.deepcopy(cdk_json_context()[CONTEXT_KEY])
+    env = block["environments"]["dev"]
+    env[key] = model_id
+    if key == "default_model_id":
+        env["allowed_model_ids"] = [model_id]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_environment(block, "dev")
 
-    assert engines.INFERENCE_PROFILE_PREFIXES == INFERENCE_PROFILE_PREFIXES
+
+def test_fallbacks_may_not_repeat_or_name_the_default() -> None:
+    block = copy.deepcopy(cdk_json_context()[CONTEXT_KEY])
+    block["environments"]["dev"]["fallback_model_ids"] = ["stability.sd3-5-large-v1:0"]
+    with pytest.raises(ConfigError, match="fallback_model_ids"):
+        load_environment(block, "dev")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_runs_sd3_5_large_with_a_live_fallback(env: str) -> None:
+    config = load_environment(cdk_json_context()[CONTEXT_KEY], env)
+    assert config.default_model_id == "stability.sd3-5-large-v1:0"
+    assert config.fallback_model_ids and config.fallback_model_ids[0] != config.default_model_id
