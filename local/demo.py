@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ OUTPUT_DIR = Path("local-output")
 PROMPT = "a watercolor painting of a red house on green hills under a summer sun"
 FINAL = {"SUCCEEDED", "CONTENT_FILTERED", "FAILED"}
 WAIT_SECONDS = 90
+SECOND_MODEL_ID = r.FALLBACK_MODEL_IDS[-1]  # Control Structure: another family, another translation
 
 
 @dataclass
@@ -87,16 +89,19 @@ def collect(
     return result
 
 
-def via_sync_api(stack: LocalStack, png: bytes) -> DoorResult:
-    reply = requests.post(f"{stack.api_url}/v1/image-to-image", json=request_body(png), timeout=60)
+def via_sync_api(
+    stack: LocalStack, png: bytes, model_id: str | None = None, door: str = "sync-api"
+) -> DoorResult:
+    request = request_body(png) | ({"model_id": model_id} if model_id else {})
+    reply = requests.post(f"{stack.api_url}/v1/image-to-image", json=request, timeout=60)
     body = reply.json()
     if reply.status_code != 200:
-        return DoorResult("sync-api", f"HTTP {reply.status_code}", detail=json.dumps(body)[:500])
-    result = DoorResult("sync-api", body.get("status", "?"), job_id=body.get("job_id"))
+        return DoorResult(door, f"HTTP {reply.status_code}", detail=json.dumps(body)[:500])
+    result = DoorResult(door, body.get("status", "?"), job_id=body.get("job_id"))
     collect(stack, result, body.get("image", {}).get("s3_uri"), body.get("metadata", {}).get("s3_uri"))
     artifact = (body.get("artifacts") or [{}])[0]
     if artifact.get("base64"):  # the Bedrock-shaped answer itself carries the image too
-        path = OUTPUT_DIR / "sync-api" / "response-artifact.png"
+        path = OUTPUT_DIR / door / "response-artifact.png"
         path.write_bytes(base64.b64decode(artifact["base64"]))
         result.files["response artifact"] = path
     return result
@@ -185,12 +190,22 @@ def main() -> int:
         print(f"local mode up: API {stack.api_url}, AWS {stack.aws_url}, Bedrock {stack.bedrock_url}")
         print(f"sample image: {OUTPUT_DIR / 'sample.png'} ({len(png)} bytes)")
         results = []
-        for door in (via_sync_api, via_async_api, via_s3_drop):
-            print(f"running {door.__name__.removeprefix('via_').replace('_', ' ')}...", flush=True)
+        doors: list[tuple[str, Callable[[LocalStack, bytes], DoorResult]]] = [
+            (f"sync api on the default model, {r.DEFAULT_MODEL_ID}", via_sync_api),
+            ("async api (a job to poll)", via_async_api),
+            ("s3 drop", via_s3_drop),
+            # The same image on a second live model: what a fallback would run.
+            (
+                f"sync api on a second live model, {SECOND_MODEL_ID}",
+                lambda stack, png: via_sync_api(stack, png, SECOND_MODEL_ID, "second-model"),
+            ),
+        ]
+        for label, door in doors:
+            print(f"running {label}...", flush=True)
             try:
                 results.append(door(stack, png))
             except Exception as exc:  # report every door, not only the first failure
-                results.append(DoorResult(door.__name__, "ERROR", detail=f"{type(exc).__name__}: {exc}"))
+                results.append(DoorResult(label, "ERROR", detail=f"{type(exc).__name__}: {exc}"))
         print(report(results))
     print(
         "\nNote: the Bedrock emulator's images are stand-ins made locally, not model output."
