@@ -11,6 +11,7 @@ from infra.asset import Asset
 from infra.config import EnvironmentConfig
 from infra.functions import Functions
 from infra.jobs import Jobs
+from infra.lifecycle import LifecycleWatch
 from infra.monitoring import Monitoring
 from infra.storage import Storage
 
@@ -49,6 +50,15 @@ class Img2ImgStack(Stack):
         self.api = Api(self, "Api", config=config, handler=self.functions.api)
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, functions=self.functions, jobs=self.jobs, api=self.api
+        )
+        self.lifecycle = LifecycleWatch(
+            self,
+            "LifecycleWatch",
+            config=config,
+            functions=self.functions,
+            storage=self.storage,
+            jobs=self.jobs,
+            topic=self.monitoring.topic,
         )
 
         outputs = {

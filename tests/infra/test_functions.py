@@ -98,11 +98,16 @@ def test_two_functions_from_one_asset(env_synth: Synth) -> None:
         if str(v["Properties"].get("Handler", "")).startswith("img2img.")
     }
     i = ids(env_synth)
-    assert set(functions) == {i["api"], i["worker"]}
+    lifecycle = env_synth.logical_id(env_synth.stack.lifecycle.function)  # infra/lifecycle.py
+    assert set(functions) == {i["api"], i["worker"], lifecycle}
     codes = {json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions.values()}
-    assert len(codes) == 1  # one code asset for both
+    assert len(codes) == 1  # one code asset for all
     handlers = {f["Properties"]["Handler"] for f in functions.values()}
-    assert handlers == {"img2img.handlers.api.handler", "img2img.handlers.worker.handler"}
+    assert handlers == {
+        "img2img.handlers.api.handler",
+        "img2img.handlers.worker.handler",
+        "img2img.handlers.lifecycle.handler",
+    }
 
 
 @pytest.mark.parametrize("kind", ["api", "worker"])

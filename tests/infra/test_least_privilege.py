@@ -3,7 +3,8 @@ for every environment and every role the stack creates:
 
 - no role, whoever it belongs to (the functions, CDK's custom resources, API Gateway's
   CloudWatch role), can invoke a Bedrock model outside the environment's configured list, and
-  none has a Bedrock action other than InvokeModel;
+  none has a Bedrock action other than InvokeModel, except the lifecycle watch's role, which
+  can only read (GetFoundationModel) the configured models and invoke none;
 - the api function cannot read (or list) the output bucket outside the API door's own
   results (jobs/), and every URL the API hands out is one its role can sign for;
 - a presigned upload admits one key under uploads/, an image content type and at most the
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from infra.config import split_inference_profile
+from img2img.catalog import base_model_id, split_inference_profile
 from tests.infra.conftest import ENVIRONMENTS, Synth
 from tests.infra.templates import Grant, by_type, flatten, function_role_id, render, role_grants
 from tests.unit.api_events import FakeContext, api_event
@@ -81,12 +82,16 @@ def check_no_model_outside_the_list(s: Synth) -> None:
     for statement in statements(s.template):
         assert "NotAction" not in statement and "NotResource" not in statement, statement
     invoking: dict[str, set[Grant]] = {}
+    reading: dict[str, set[Grant]] = {}
     for role_id, grants in every_role_grants(s.template).items():
         for grant in grants:
             if grant.effect != "Allow":
                 continue
             assert grant.action not in ("*", "bedrock:*"), (role_id, grant)
             if not grant.action.lower().startswith("bedrock:"):
+                continue
+            if grant.action == "bedrock:GetFoundationModel":
+                reading.setdefault(role_id, set()).add(grant)
                 continue
             assert grant.action == "bedrock:InvokeModel", (role_id, grant)
             invoking.setdefault(role_id, set()).add(grant)
@@ -104,6 +109,13 @@ def check_no_model_outside_the_list(s: Synth) -> None:
     for role_id in functions:
         reachable = {g.resource for g in invoking[role_id] if not g.condition}
         assert reachable == direct  # every configured model, and no other
+    # The lifecycle watch reads the configured models' state, by base id, unconditionally.
+    watch = function_role_id(s.template, s.logical_id(s.stack.lifecycle.function))
+    bases = {base_model_id(m) for m in s.config.configured_model_ids}
+    assert set(reading) == {watch}
+    assert {(g.resource, g.condition) for g in reading[watch]} == {
+        (f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{b}", "") for b in bases
+    }
 
 
 @pytest.mark.infra

@@ -138,6 +138,12 @@ class StabilityEngine:
         body["image"] = image_base64(image.png)
         keep = request.effective_image_strength
         body[m.strength_field] = round(1.0 - keep if m.strength_sense == "change" else keep, 6)
+        if m.strength_sense == "keep":
+            # Not the same knob: say so on every job, not only in GET /v1/models.
+            notes.append(
+                f"image_strength {keep:g} approximated as {m.strength_field} {body[m.strength_field]:g}: "
+                f"{m.strength_meaning}"
+            )
         if m.aspect_ratio:
             ratio = nearest_aspect_ratio(image.width, image.height)
             body["aspect_ratio"] = ratio
