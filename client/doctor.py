@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import botocore.exceptions
 
+from img2img.catalog import base_model_id, retirement
 from img2img_client.api import Img2ImgApi
 from img2img_client.errors import CONFIGURATION, ClientError
 from img2img_client.stack import (
@@ -29,7 +30,6 @@ from img2img_client.stack import (
 Verdict = Literal["ok", "warn", "fail", "skip"]
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 ApiFactory = Callable[[Target], Img2ImgApi]
-_GEO_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,6 @@ class Report:
         failed = sum(c.verdict == "fail" for c in self.checks)
         lines.append("all checks passed" if not failed else f"{failed} problem(s) to fix")
         return "\n".join(lines)
-
-
-def base_model_id(model_id: str) -> str:
-    """`us.stability.sd3-5-large-v1:0` (a cross-region inference profile) -> the model's own id."""
-    for prefix in _GEO_PREFIXES:
-        if model_id.startswith(prefix):
-            return model_id[len(prefix) :]
-    return model_id
 
 
 def _api_of(target: Target) -> Img2ImgApi:
@@ -215,6 +207,10 @@ def _api_fix(target: Target, exc: ClientError) -> str:
 def _model(report: Report, bedrock: Any, model_id: str, region: str, *, is_default: bool) -> None:
     name = f"model {model_id}" + (" (default)" if is_default else "")
     base = base_model_id(model_id)
+    retired = retirement(model_id)
+    if retired is not None:  # known without asking: Bedrock would only say "not found"
+        report.add(name, "fail", retired.message(model_id), "choose a live model in cdk.json and redeploy")
+        return
     switch = (
         "set default_model_id in cdk.json to an ACTIVE model and redeploy"
         if is_default

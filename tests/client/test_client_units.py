@@ -19,11 +19,12 @@ from botocore.credentials import Credentials
 from botocore.stub import Stubber
 from requests.adapters import BaseAdapter
 
+from img2img.catalog import base_model_id
 from img2img.domain.s3_door import request_from_metadata
 from img2img_client import errors
 from img2img_client.api import Img2ImgApi, SigV4, region_of_execute_api
 from img2img_client.cli import build_parser, request_body, sniff_image
-from img2img_client.doctor import Report, base_model_id, check_deployment, check_endpoint
+from img2img_client.doctor import Report, check_deployment, check_endpoint
 from img2img_client.drop import Dropped, inbox_key, is_result_of, metadata_for
 from img2img_client.errors import ClientError, ConfigurationError, RequestRejected, ServiceFailed, UsageError
 from img2img_client.progress import Progress

@@ -48,7 +48,8 @@ from tests.local.conftest import load_event, wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 
-SDXL = r.DEFAULT_MODEL_ID
+SDXL = r.DEFAULT_MODEL_ID  # the deployed default (SD3.5 Large); the name is historical
+CHAIN = (r.DEFAULT_MODEL_ID, *r.FALLBACK_MODEL_IDS)  # every model a job may run on
 PROMPT = {"prompt": "a lighthouse at dusk"}
 SLOW_VISIBILITY = 60
 FAST_VISIBILITY = 5
@@ -263,8 +264,8 @@ class TestWithinOneReceive:
     @pytest.mark.parametrize(
         ("fault", "words"),
         [
-            ({"retired_models": [SDXL]}, ("end of life", "cdk.json")),
-            ({"denied_models": [SDXL]}, ("denied", "model access")),
+            ({"retired_models": list(CHAIN)}, ("end of life", "cdk.json")),
+            ({"denied_models": list(CHAIN)}, ("denied", "model access")),
         ],
         ids=["end_of_life", "access_denied"],
     )
@@ -279,7 +280,9 @@ class TestWithinOneReceive:
         assert meta["status"] == "FAILED"
         assert meta["error"]["code"] == "model_unavailable"
         assert all(w in meta["error"]["message"] for w in words), meta["error"]["message"]
-        assert doors.stats()["attempts"] == 1  # no retry: neither botocore's nor ours
+        # One attempt per model in the chain (the default, then each fallback), never a retry.
+        assert doors.stats()["attempts"] == len(CHAIN) and doors.stats()["invocations"] == 0
+        assert [g["model_id"] for g in meta["model"]["fallback_from"]] == list(CHAIN)
         assert _receives(spy, key, 1) == [1]
         assert spy.calls_for_key(key)[0].failed == []  # not handed back to the queue
         wait_until(lambda: doors.queue_depth() == 0)
@@ -288,7 +291,32 @@ class TestWithinOneReceive:
         reply = _post_sync(doors.stack)
         assert reply.status_code == 503 and "Retry-After" not in reply.headers
         assert reply.json()["error"]["code"] == "model_unavailable"
-        assert doors.stats()["attempts"] == 2
+        assert doors.stats()["attempts"] == 2 * len(CHAIN)
+
+    def test_when_the_default_reaches_end_of_life_jobs_run_on_the_fallback_once_each(
+        self, slow: tuple[Doors, KillableWorker], capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """The next end of life, rehearsed: the emulator retires the default; both doors carry
+        on with the first fallback, one billed call per job, and say so."""
+        doors, spy = slow
+        doors.set_faults(retired_models=[SDXL])
+        key = _drop(doors, "fallback")
+        meta = _metadata(doors, "fallback")
+        assert meta["status"] == "SUCCEEDED"
+        assert meta["model"]["id"] == r.FALLBACK_MODEL_IDS[0]
+        assert meta["model"]["fallback_from"][0]["model_id"] == SDXL
+        assert "end of its life" in meta["model"]["fallback_from"][0]["reason"]
+        assert _receives(spy, key, 1) == [1]
+        reply = _post_sync(doors.stack)
+        assert reply.status_code == 200 and reply.json()["status"] == "SUCCEEDED"
+        job = requests.get(f"{doors.stack.api_url}/v1/jobs/{reply.json()['job_id']}", timeout=10).json()
+        assert job["model_id"] == r.FALLBACK_MODEL_IDS[0] and job["fallback_from"][0]["model_id"] == SDXL
+        stats = doors.stats()
+        assert stats["invocations"] == 2 and stats["by_model"] == {r.FALLBACK_MODEL_IDS[0]: 2}
+        assert stats["rejected"] == 2  # the retired default's two answers: not billed
+        # The alarm's metric, as Powertools writes it (CloudWatch embedded metric format).
+        emitted = capfd.readouterr().out
+        assert '"ModelFallbacks"' in emitted
 
     def test_sync_model_timeout_is_not_retried_inside_the_gateways_budget(
         self, slow: tuple[Doors, KillableWorker]
