@@ -330,24 +330,29 @@ def test_doctor_passes_a_healthy_deployment(aws: StubbedSession) -> None:
 
 def test_doctor_fails_a_legacy_or_retired_default_and_says_what_to_fix(aws: StubbedSession) -> None:
     stub_identity_and_stack(aws)
-    sdxl, nova, titan = (
+    sd35, ultra, structure, sdxl = (
+        "stability.sd3-5-large-v1:0",
+        "stability.stable-image-ultra-v1:1",
+        "us.stability.stable-image-control-structure-v1:0",
         "stability.stable-diffusion-xl-v1",
-        "amazon.nova-canvas-v1:0",
-        "amazon.titan-image-generator-v2:0",
     )
     bedrock = aws.stub("bedrock")
     bedrock.add_client_error("get_foundation_model", "ResourceNotFoundException", "end of its life")
-    bedrock.add_response("get_foundation_model", foundation_model(nova, status="LEGACY"))
-    bedrock.add_response("get_foundation_model", foundation_model(titan))
-    bedrock.add_response("get_foundation_model_availability", available(titan, entitlement="NOT_AVAILABLE"))
-    report = doctor(aws, FakeApi(sdxl, nova, titan))
+    bedrock.add_response("get_foundation_model", foundation_model(ultra, status="LEGACY"))
+    bedrock.add_response("get_foundation_model", foundation_model(base_model_id(structure)))
+    bedrock.add_response(
+        "get_foundation_model_availability", available(base_model_id(structure), entitlement="NOT_AVAILABLE")
+    )
+    report = doctor(aws, FakeApi(sd35, ultra, structure, sdxl))
     assert not report.ok
     found = {c.name: c for c in report.checks}
-    assert found[f"model {sdxl} (default)"].verdict == "fail"
-    assert "does not offer it" in found[f"model {sdxl} (default)"].detail
-    assert "default_model_id" in found[f"model {sdxl} (default)"].fix
-    assert found[f"model {nova}"].verdict == "warn" and "LEGACY" in found[f"model {nova}"].detail
-    assert found[f"model {titan}"].verdict == "fail" and "Model access" in found[f"model {titan}"].fix
+    assert found[f"model {sd35} (default)"].verdict == "fail"
+    assert "does not offer it" in found[f"model {sd35} (default)"].detail
+    assert "default_model_id" in found[f"model {sd35} (default)"].fix
+    assert found[f"model {ultra}"].verdict == "warn" and "LEGACY" in found[f"model {ultra}"].detail
+    assert found[f"model {structure}"].verdict == "fail" and "Model access" in found[f"model {structure}"].fix
+    # A model the catalogue knows is retired is named so without asking Bedrock (no stub answer used).
+    assert found[f"model {sdxl}"].verdict == "fail" and "2025-05-20" in found[f"model {sdxl}"].detail
     assert "problem(s) to fix" in report.render() and "fix:" in report.render()
 
 
