@@ -73,7 +73,15 @@ def test_models_differ(dev: Synth, prod: Synth) -> None:
         ]
         return str(variables["Variables"]["IMG2IMG_ALLOWED_MODEL_IDS"])
 
-    assert models(dev) == "stability.sd3-5-large-v1:0,amazon.titan-image-generator-v2:0"
+    assert models(dev) == ",".join(
+        [
+            "stability.sd3-5-large-v1:0",
+            "stability.stable-image-ultra-v1:1",
+            "us.stability.stable-image-control-structure-v1:0",
+            "us.stability.stable-image-control-sketch-v1:0",
+            "us.stability.stable-image-style-guide-v1:0",
+        ]
+    )
     assert models(prod) == "stability.sd3-5-large-v1:0"
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from img2img.catalog import split_inference_profile
 from infra.asset import ARCHITECTURE, PYTHON_VERSION
 from tests.infra.conftest import Synth
 from tests.infra.templates import Grant, by_type, function_role_id, render, role_grants
@@ -15,15 +16,18 @@ from tests.infra.templates import Grant, by_type, function_role_id, render, role
 pytestmark = pytest.mark.infra
 
 ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+STRUCTURE = "us.stability.stable-image-control-structure-v1:0"
 PROFILE_MODELS = {
-    "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "amazon.titan-image-generator-v2:0"],
+    "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "stability.stable-image-ultra-v1:1"],
     "default_model_id": "us.stability.sd3-5-large-v1:0",
+    "fallback_model_ids": [],
 }
 ACCOUNT_AND_MODEL_REGION = {
     "account": "123456789012",
     "bedrock_region": "us-east-1",
-    "allowed_model_ids": ["us.amazon.nova-canvas-v1:0"],
-    "default_model_id": "us.amazon.nova-canvas-v1:0",
+    "allowed_model_ids": ["us.stability.stable-image-control-structure-v1:0"],
+    "default_model_id": "us.stability.stable-image-control-structure-v1:0",
+    "fallback_model_ids": [],
 }
 
 
@@ -49,10 +53,22 @@ def log_group_id(s: Synth, function_id: str) -> str:
 
 
 def bedrock_grants(s: Synth) -> set[Grant]:
-    arns = [
-        f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{m}" for m in s.config.allowed_model_ids
-    ]
-    return allow(["bedrock:InvokeModel"], *arns)
+    """InvokeModel on every model a job may run on (allowed and fallbacks): a foundation model
+    directly, a profile's model only through that profile."""
+    region, grants = s.config.model_region, set()
+    for model_id in s.config.configured_model_ids:
+        geography, base = split_inference_profile(model_id)
+        if geography is None:
+            grants |= allow(["bedrock:InvokeModel"], f"arn:aws:bedrock:{region}::foundation-model/{model_id}")
+            continue
+        profile = f"arn:aws:bedrock:{region}:<AWS::AccountId>:inference-profile/{model_id}"
+        only_through = json.dumps(
+            {"StringEquals": {"bedrock:InferenceProfileArn": [profile]}}, sort_keys=True
+        )
+        grants |= allow(["bedrock:InvokeModel"], profile) | allow(
+            ["bedrock:InvokeModel"], f"arn:aws:bedrock:*::foundation-model/{base}", condition=only_through
+        )
+    return grants
 
 
 def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
@@ -157,6 +173,7 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "IMG2IMG_QUEUE_URL": f"<{i['queue']}>",
         "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(s.config.allowed_model_ids),
         "IMG2IMG_DEFAULT_MODEL_ID": s.config.default_model_id,
+        "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(s.config.fallback_model_ids),
         "IMG2IMG_SYNC_BUDGET_SECONDS": str(timeout - s.config.sync_margin_seconds),
         "IMG2IMG_JOB_TTL_DAYS": str(s.config.job_ttl_days),
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
@@ -203,8 +220,14 @@ def test_no_wildcards_except_where_aws_has_no_narrower_resource(env_synth: Synth
         assert "*" not in grant.action, grant
         if grant.resource == "*":
             assert grant.action.startswith("xray:"), grant
+        elif "*" in grant.resource and grant.action.startswith("s3:"):
+            assert grant.resource.endswith("/*"), grant
         elif "*" in grant.resource:
-            assert grant.action.startswith("s3:") and grant.resource.endswith("/*"), grant
+            # A cross-region profile's model, in whichever region the profile routes a call to
+            # (Bedrock picks it at call time); reachable only through that one profile.
+            assert grant.action == "bedrock:InvokeModel", grant
+            assert grant.resource.startswith("arn:aws:bedrock:*::foundation-model/"), grant
+            assert "bedrock:InferenceProfileArn" in grant.condition, grant
 
 
 def test_worker_consumes_the_queue_with_partial_batch_responses(env_synth: Synth) -> None:
@@ -235,7 +258,7 @@ def test_inference_profile_grants_profile_and_routed_model(synth: Callable[..., 
     condition = json.dumps({"StringEquals": {"bedrock:InferenceProfileArn": [profile]}}, sort_keys=True)
     expected = allow(
         ["bedrock:InvokeModel"],
-        "arn:aws:bedrock:us-west-2::foundation-model/amazon.titan-image-generator-v2:0",
+        "arn:aws:bedrock:us-west-2::foundation-model/stability.stable-image-ultra-v1:1",
         profile,
     ) | allow(
         ["bedrock:InvokeModel"],
@@ -251,11 +274,11 @@ def test_inference_profile_grants_profile_and_routed_model(synth: Callable[..., 
 def test_configured_account_and_model_region_are_used(synth: Callable[..., Synth]) -> None:
     s = synth("prod", **ACCOUNT_AND_MODEL_REGION)
     assert s.stack.account == "123456789012" and s.stack.region == "us-west-2"
-    profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-canvas-v1:0"
+    profile = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/" + STRUCTURE
     grants = role_grants(s.template, function_role_id(s.template, ids(s)["worker"]))
     assert {(g.resource, g.condition != "") for g in grants if g.action == "bedrock:InvokeModel"} == {
         (profile, False),
-        ("arn:aws:bedrock:*::foundation-model/amazon.nova-canvas-v1:0", True),
+        ("arn:aws:bedrock:*::foundation-model/stability.stable-image-control-structure-v1:0", True),
     }
     variables = s.template["Resources"][ids(s)["api"]]["Properties"]["Environment"]["Variables"]
     assert variables["IMG2IMG_BEDROCK_REGION"] == "us-east-1"
