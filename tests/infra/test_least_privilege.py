@@ -35,7 +35,7 @@ from tests.unit.conftest import INPUT, OUTPUT, World, aws_env, world  # noqa: F4
 from tests.unit.sqs_events import s3_notification, sqs_event
 
 PROFILES = {
-    "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "amazon.titan-image-generator-v2:0"],
+    "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "stability.stable-image-ultra-v1:1"],
     "default_model_id": "us.stability.sd3-5-large-v1:0",
 }
 
@@ -66,7 +66,7 @@ def allowed_model_arns(s: Synth) -> tuple[set[str], set[tuple[str, str]]]:
     direct: set[str] = set()
     routed: set[tuple[str, str]] = set()
     region = s.config.model_region
-    for model_id in s.config.allowed_model_ids:
+    for model_id in s.config.configured_model_ids:  # allowed, then fallbacks
         geography, base = split_inference_profile(model_id)
         if geography is None:
             direct.add(f"arn:aws:bedrock:{region}::foundation-model/{model_id}")
