@@ -17,7 +17,13 @@ from img2img.handlers import wiring
 from tests.unit.fakes import FakeBedrock
 
 INPUT, OUTPUT, TABLE, QUEUE = "in-bucket", "out-bucket", "jobs-table", "jobs-queue"
-MODELS = "stability.sd3-5-large-v1:0,stability.stable-image-ultra-v1:1,us.stability.stable-image-control-structure-v1:0"
+MODELS = ",".join(
+    [
+        "stability.sd3-5-large-v1:0",
+        "stability.stable-image-ultra-v1:1",
+        "us.stability.stable-image-control-structure-v1:0",
+    ]
+)
 DEFAULT_MODEL = "stability.sd3-5-large-v1:0"
 
 
