@@ -452,7 +452,21 @@ RULE_CASES: tuple[Case, ...] = (
         "body",
         "a model this environment does not enable",
         invalid("model_id"),
-        body={"model_id": "stability.sd3-large-v1:0"},
+        body={"model_id": "stability.sd3-5-medium-v1:0"},
+    ),
+    Case(
+        "model_retired",
+        "body",
+        "a model Bedrock retired (SDXL 1.0): its end-of-life date and the successor, no call",
+        Expect(503, "model_unavailable", "model_id", 0),
+        body={"model_id": "stability.stable-diffusion-xl-v1"},
+    ),
+    Case(
+        "model_retired_profile",
+        "body",
+        "a retired model behind an inference profile (Nova Canvas)",
+        Expect(503, "model_unavailable", "model_id", 0),
+        body={"model_id": "us.amazon.nova-canvas-v1:0"},
     ),
     Case(
         "unknown_style_preset",

@@ -78,8 +78,54 @@ def test_seed_body_unchanged_gets_bedrocks_response_shape(stack: LocalStack) -> 
     image = Image.open(io.BytesIO(base64.b64decode(artifact["base64"])))
     assert image.size == (1024, 1024)
     metadata = requests.get(payload["metadata"]["url"], timeout=10).json()
-    assert metadata["model"]["emulated"] is True and metadata["model"]["engine"] == "sdxl"
-    assert stats(stack)["by_model"] == {"stability.stable-diffusion-xl-v1": 1}
+    assert metadata["model"]["emulated"] is True and metadata["model"]["engine"] == "sd3"
+    assert stats(stack)["by_model"] == {r.DEFAULT_MODEL_ID: 1}
+
+
+@pytest.mark.parametrize("model_id", r.ALLOWED_MODEL_IDS)
+def test_every_live_model_takes_the_seed_body_unchanged_through_both_doors(
+    stack: LocalStack, model_id: str
+) -> None:
+    source = imagegen.png(1024, 1024)
+    body = {**SEED_BODY, "init_image": base64.b64encode(source).decode(), "model_id": model_id}
+    response = post(stack, "/v1/image-to-image", body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "SUCCEEDED" and response.json()["artifacts"][0]["base64"]
+    name = model_id.replace(":", "-")
+    stack.client("s3").put_object(
+        Bucket=r.INPUT_BUCKET,
+        Key=f"inbox/models/{name}.png",
+        Body=source,
+        Metadata={"prompt": "A space ship.", "style-preset": "isometric", "model-id": model_id},
+    )
+    metadata = result_json(stack, f"results/models/{name}.json")
+    assert metadata["status"] == "SUCCEEDED" and metadata["model"]["id"] == model_id
+    assert stats(stack)["by_model"] == {model_id: 2}  # one call per job, one job per door
+
+
+@pytest.mark.parametrize("model_id", r.ALLOWED_MODEL_IDS)
+def test_each_models_documented_filtered_answer_is_content_filtered_on_both_doors(
+    stack: LocalStack, model_id: str
+) -> None:
+    faults(
+        stack, filter_word="space ship"
+    )  # the emulator answers {"finish_reasons": ["Filter reason: prompt"]}
+    source = imagegen.png(1024, 1024)
+    body = {**SEED_BODY, "init_image": base64.b64encode(source).decode(), "model_id": model_id}
+    response = post(stack, "/v1/image-to-image", body)
+    assert response.status_code == 200, response.text
+    artifact = response.json()["artifacts"][0]
+    assert artifact["finishReason"] == "CONTENT_FILTERED" and response.json()["status"] == "CONTENT_FILTERED"
+    name = "filtered-" + model_id.replace(":", "-")
+    stack.client("s3").put_object(
+        Bucket=r.INPUT_BUCKET,
+        Key=f"inbox/models/{name}.png",
+        Body=source,
+        Metadata={"prompt": "A space ship.", "model-id": model_id},
+    )
+    metadata = result_json(stack, f"results/models/{name}.json")
+    assert metadata["status"] == "CONTENT_FILTERED"
+    assert metadata["result"]["detail"] == "Filter reason: prompt"
 
 
 def test_job_through_the_queue(stack: LocalStack) -> None:

@@ -75,12 +75,19 @@ def test_local_environment_names_every_setting() -> None:
     assert env["IMG2IMG_JOBS_TABLE"] == "img2img-local-jobs"
     assert env["IMG2IMG_QUEUE_URL"] == "http://127.0.0.1:4566/123456789012/img2img-local-jobs"
     assert env["IMG2IMG_ALLOWED_MODEL_IDS"].split(",") == [
-        "stability.stable-diffusion-xl-v1",
         "stability.sd3-5-large-v1:0",
-        "amazon.nova-canvas-v1:0",
-        "amazon.titan-image-generator-v2:0",
+        "stability.stable-image-ultra-v1:1",
+        "us.stability.stable-image-control-structure-v1:0",
+        "us.stability.stable-image-control-sketch-v1:0",
+        "us.stability.stable-image-style-guide-v1:0",
     ]
-    assert env["IMG2IMG_DEFAULT_MODEL_ID"] == "stability.stable-diffusion-xl-v1"
+    # Local mode runs what production runs: the deployed default and its fallbacks.
+    assert env["IMG2IMG_DEFAULT_MODEL_ID"] == "stability.sd3-5-large-v1:0"
+    assert env["IMG2IMG_FALLBACK_MODEL_IDS"].split(",") == [
+        "stability.stable-image-ultra-v1:1",
+        "us.stability.stable-image-control-structure-v1:0",
+    ]
+    assert env["AWS_ENDPOINT_URL_BEDROCK"] == "http://127.0.0.1:4567"  # GetFoundationModel
     assert env["IMG2IMG_MAX_RECEIVE_COUNT"] == str(r.QUEUE_MAX_RECEIVE_COUNT)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] == "http://127.0.0.1:4567"
