@@ -5,7 +5,7 @@ CDK_FLAGS = -c env=$(ENV)
 # Extra CDK CLI arguments, e.g. `make deploy ENV=prod CDK_ARGS="--require-approval never"`.
 CDK_ARGS ?=
 
-.PHONY: asset synth infra-test bootstrap diff deploy destroy e2e
+.PHONY: asset synth infra-test bootstrap diff preflight deploy destroy e2e
 
 install: node_modules/.installed
 
@@ -33,8 +33,12 @@ bootstrap: install
 diff: install
 	$(CDK) diff $(CDK_FLAGS) $(CDK_ARGS)
 
-## deploy: deploy ENV's stack (Img2Img-ENV); its outputs land in cdk.out/outputs-ENV.json
-deploy: install
+## preflight: is every model ENV relies on still served by Bedrock? (stops on a retired default)
+preflight: install
+	$(PY) -m infra.preflight $(ENV)
+
+## deploy: preflight, then deploy ENV's stack (Img2Img-ENV); outputs land in cdk.out/outputs-ENV.json
+deploy: install preflight
 	$(CDK) deploy $(CDK_FLAGS) --outputs-file cdk.out/outputs-$(ENV).json $(CDK_ARGS)
 
 ## destroy: delete ENV's stack (environments with removal_policy "retain" keep their data)
