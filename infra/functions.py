@@ -147,6 +147,8 @@ class Functions(Construct):
         }
         if config.bedrock_region:
             common_env["IMG2IMG_BEDROCK_REGION"] = config.bedrock_region
+        # Every function of the stack reads its settings from these (the lifecycle watch too).
+        self.common_env = dict(common_env)
 
         self.api = self._function(
             "Api",

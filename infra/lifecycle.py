@@ -26,14 +26,11 @@ from infra.functions import (
     LOG_RETENTION,
     METRICS_NAMESPACE,
     RUNTIME,
-    SERVICE_NAME,
     XRAY_REASON,
     Functions,
 )
-from infra.jobs import Jobs
 from infra.monitoring import model_failure_dimensions
 from infra.nag import acknowledge
-from infra.storage import Storage
 
 LIFECYCLE_HANDLER = "img2img.handlers.lifecycle.handler"
 KIND = "lifecycle"
@@ -63,14 +60,12 @@ class LifecycleWatch(Construct):
         *,
         config: EnvironmentConfig,
         functions: Functions,
-        storage: Storage,
-        jobs: Jobs,
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         stack = Stack.of(self)
-        self.function = self._function(functions, storage, jobs)
+        self.function = self._function(functions)
         assert self.function.role is not None
         self.model_arns = lifecycle_model_arns(config, stack.partition)
         self.function.add_to_role_policy(
@@ -149,7 +144,7 @@ class LifecycleWatch(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-    def _function(self, functions: Functions, storage: Storage, jobs: Jobs) -> lambda_.Function:
+    def _function(self, functions: Functions) -> lambda_.Function:
         """Built as infra/functions.py builds the api and the worker: same asset, runtime,
         architecture, settings variables, tracing, explicit log group and own role."""
         config = self._config
@@ -170,25 +165,7 @@ class LifecycleWatch(Construct):
         log_group.grant_write(role)
         # img2img.config.Settings needs the same variables as the other functions (it validates
         # the model lists against each other); the watch only reads the model lists from them.
-        environment = {
-            "IMG2IMG_ENV": config.name,
-            "IMG2IMG_INPUT_BUCKET": storage.input_bucket.bucket_name,
-            "IMG2IMG_OUTPUT_BUCKET": storage.output_bucket.bucket_name,
-            "IMG2IMG_JOBS_TABLE": jobs.table.table_name,
-            "IMG2IMG_QUEUE_URL": jobs.queue.queue_url,
-            "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(config.allowed_model_ids),
-            "IMG2IMG_DEFAULT_MODEL_ID": config.default_model_id,
-            "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(config.fallback_model_ids),
-            "IMG2IMG_JOB_TTL_DAYS": str(config.job_ttl_days),
-            "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(config.presign_expiry_seconds),
-            "IMG2IMG_MAX_RECEIVE_COUNT": str(config.max_receive_count),
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": config.log_level,
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-        }
-        if config.bedrock_region:
-            environment["IMG2IMG_BEDROCK_REGION"] = config.bedrock_region
+        environment = dict(functions.common_env)
         asset = functions.code_asset
         function = lambda_.Function(
             self,

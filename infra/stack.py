@@ -56,8 +56,6 @@ class Img2ImgStack(Stack):
             "LifecycleWatch",
             config=config,
             functions=self.functions,
-            storage=self.storage,
-            jobs=self.jobs,
             topic=self.monitoring.topic,
         )
 
