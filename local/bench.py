@@ -37,7 +37,7 @@ from img2img.domain.pipeline import Pipeline
 from img2img.domain.request import parse_request
 from img2img_local import resources as r
 
-MODEL = "stability.stable-diffusion-xl-v1"
+MODEL = r.DEFAULT_MODEL_ID  # SD3.5 Large: what production runs
 
 
 def _png(size: tuple[int, int]) -> bytes:
@@ -59,13 +59,11 @@ CASES: dict[str, Callable[[], bytes]] = {
 
 
 class InstantModel:
-    """A bedrock-runtime client double with zero latency: always the same SDXL answer."""
+    """A bedrock-runtime client double with zero latency: always the same SD3.5 Large answer."""
 
     def __init__(self) -> None:
-        artifact = base64.b64encode(_png((1024, 1024))).decode()
-        self._answer = json.dumps(
-            {"result": "success", "artifacts": [{"seed": 1, "base64": artifact, "finishReason": "SUCCESS"}]}
-        ).encode()
+        image = base64.b64encode(_png((1024, 1024))).decode()
+        self._answer = json.dumps({"seeds": [1], "finish_reasons": [None], "images": [image]}).encode()
         self.meta = SimpleNamespace(region_name=r.REGION)
 
     def invoke_model(self, **_: Any) -> dict[str, Any]:
@@ -73,19 +71,20 @@ class InstantModel:
 
 
 def bare_path(s3: Any, model: InstantModel, key: str, n: int) -> None:
-    """The seed's sample code, with S3 in place of local files."""
+    """The seed's sample code, with S3 in place of local files, written for SD3.5 Large."""
     data = s3.get_object(Bucket=r.INPUT_BUCKET, Key=key)["Body"].read()
     body = json.dumps(
         {
-            "text_prompts": [{"text": "A space ship."}],
-            "init_image": base64.b64encode(data).decode("utf8"),
-            "style_preset": "isometric",
+            "prompt": "A space ship., isometric style",
+            "mode": "image-to-image",
+            "image": base64.b64encode(data).decode("utf8"),
+            "strength": 0.65,
         }
     )
     response = model.invoke_model(
         body=body, modelId=MODEL, accept="application/json", contentType="application/json"
     )
-    image = base64.b64decode(json.loads(response["body"].read())["artifacts"][0]["base64"])
+    image = base64.b64decode(json.loads(response["body"].read())["images"][0])
     s3.put_object(Bucket=r.OUTPUT_BUCKET, Key=f"bare/{n}.png", Body=image)
 
 

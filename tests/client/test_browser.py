@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from img2img_local import resources as r
 from img2img_local.runner import LocalStack
 from img2img_local.sample import sample_png
 
@@ -123,7 +124,7 @@ def test_the_page_runs_one_image_end_to_end(client_stack: LocalStack, browser: A
         wait.until(lambda d: "Timings" in _metadata(d))  # the metadata JSON was read too
         metadata = _metadata(browser)
         assert metadata["Status"] == "SUCCEEDED" and metadata["Seed"] == "4242"
-        assert metadata["Model"].startswith("stability.stable-diffusion-xl-v1")
+        assert metadata["Model"] == f"{r.DEFAULT_MODEL_ID} (sd3)"
         assert "model" in metadata["Timings"] and "total" in metadata["Timings"]
         assert "Emulated" in metadata
         job_id = metadata["Job"]
