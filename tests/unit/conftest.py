@@ -98,6 +98,7 @@ def world(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         settings = Settings()  # type: ignore[call-arg]
         bedrock = FakeBedrock()
         for sync in (True, False):
-            wiring.install(wiring.build_service(settings, sync=sync, bedrock_client=bedrock), sync=sync)
+            service = wiring.build_service(settings, sync=sync, bedrock_client=bedrock, sleep=lambda s: None)
+            wiring.install(service, sync=sync)
         yield World(s3, sqs, dynamodb, queue_url, bedrock, settings)
         wiring.reset()

@@ -59,7 +59,7 @@ def test_errors_translate(client, code: str, status: int, expected: type, retrya
             "invoke_model", service_error_code=code, service_message="m", http_status_code=status
         )
         with pytest.raises(expected) as caught:
-            BedrockInvoker(client, timeout_retries=0).invoke(MODEL, {})
+            BedrockInvoker(client, timeout_retries=0, attempts=1).invoke(MODEL, {})
     assert caught.value.retryable is retryable
     assert MODEL in caught.value.message
 
@@ -103,18 +103,51 @@ def test_garbled_bodies_are_model_errors(client, raw: bytes) -> None:  # type: i
             BedrockInvoker(client).invoke(MODEL, {})
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ThrottlingException",
+        "ModelNotReadyException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+    ],
+)
+def test_answers_that_say_the_model_did_not_run_are_retried_with_backoff(client, code: str) -> None:  # type: ignore[no-untyped-def]
+    waits: list[float] = []
+    with Stubber(client) as stub:
+        for _ in range(2):
+            stub.add_client_error("invoke_model", service_error_code=code, http_status_code=429)
+        stub.add_response("invoke_model", {"body": io.BytesIO(b"{}"), "contentType": "application/json"})
+        reply = BedrockInvoker(client, attempts=3, sleep=waits.append, jitter=lambda: 1.0).invoke(MODEL, {})
+    assert reply.attempts == 3 and waits == [0.5, 1.0]  # exponential, full jitter at its top
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "ModelErrorException", "AccessDeniedException"])
+def test_answers_about_the_request_or_the_model_are_never_retried(client, code: str) -> None:  # type: ignore[no-untyped-def]
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_model", service_error_code=code, http_status_code=400)
+        with pytest.raises(errors.ServiceError):
+            BedrockInvoker(client, attempts=3, sleep=lambda s: None).invoke(MODEL, {})
+        stub.assert_no_pending_responses()
+
+
 class _SlowClient:
     meta = type("Meta", (), {"region_name": "us-east-1"})()
+    calls = 0
 
     def invoke_model(self, **_: object) -> None:
         from botocore.exceptions import ReadTimeoutError
 
+        self.calls += 1
         raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
 
 
-def test_read_timeout_is_a_model_timeout() -> None:
+def test_a_read_timeout_is_a_model_timeout_and_never_called_again() -> None:
+    """The model may have run (and billed): no retry, whatever the budgets say."""
+    slow = _SlowClient()
     with pytest.raises(errors.ModelTimeout):
-        BedrockInvoker(_SlowClient(), timeout_retries=0).invoke(MODEL, {})
+        BedrockInvoker(slow, timeout_retries=2, attempts=3, sleep=lambda s: None).invoke(MODEL, {})
+    assert slow.calls == 1
 
 
 def test_sync_and_worker_clients_differ(aws_env: None) -> None:
@@ -124,4 +157,5 @@ def test_sync_and_worker_clients_differ(aws_env: None) -> None:
     settings = Settings(input_bucket="i", output_bucket="o", jobs_table="t", sync_budget_seconds=20)
     sync = model_client_config(settings, sync=True)
     assert sync.read_timeout == 20 and sync.retries == {"mode": "standard", "total_max_attempts": 1}
-    assert model_client_config(settings, sync=False).retries["total_max_attempts"] > 1
+    # botocore never retries a model call (it would retry a billed read timeout): the adapter does.
+    assert model_client_config(settings, sync=False).retries == {"mode": "standard", "total_max_attempts": 1}

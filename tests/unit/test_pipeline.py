@@ -44,12 +44,13 @@ ULTRA = "stability.stable-image-ultra-v1:1"
 STRUCTURE = "us.stability.stable-image-control-structure-v1:0"
 
 
-def pipeline(world: World, store: Any = None, fallbacks: tuple[str, ...] = ()) -> Pipeline:
+def pipeline(world: World, store: Any = None, fallbacks: tuple[str, ...] = (), jobs: Any = None) -> Pipeline:
     return Pipeline(
         fallback_model_ids=fallbacks,
+        sleep=lambda seconds: None,
         store=store or ObjectStore(world.s3),
-        invoker=BedrockInvoker(world.bedrock),
-        jobs=JobStore(world.dynamodb, TABLE, 1),
+        invoker=BedrockInvoker(world.bedrock, attempts=1),  # the adapter's retries: its own tests
+        jobs=jobs or JobStore(world.dynamodb, TABLE, 1),
         limits=ImageLimits(),
         environment="unit",
         clock=lambda: "2026-11-25T10:00:01.000Z",
@@ -114,25 +115,88 @@ def test_model_error_finish_is_failed_with_reason(world: World) -> None:
 
 
 class FlakyStore(ObjectStore):
-    def __init__(self, client: Any, failures: int) -> None:
+    """Output-bucket writes whose key contains `where` fail `failures` times."""
+
+    def __init__(self, client: Any, failures: int, where: str = "") -> None:
         super().__init__(client)
         self.failures = failures
+        self.where = where
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
-        if bucket == OUTPUT and self.failures:
+        if bucket == OUTPUT and self.where in key and self.failures:
             self.failures -= 1
             raise StorageError("S3 is having a moment")
         return super().put(bucket, key, data, content_type)
 
 
-def test_storage_fault_raises_when_another_attempt_follows(world: World) -> None:
+class FlakyJobs(JobStore):
+    """Final job-record writes fail `failures` times (RUNNING ones go through)."""
+
+    def __init__(self, world: World, failures: int) -> None:
+        super().__init__(world.dynamodb, TABLE, 1)
+        self.failures = failures
+
+    def save(self, view: JobView) -> None:
+        if view.status != "RUNNING" and self.failures:
+            self.failures -= 1
+            raise StorageError("DynamoDB is having a moment")
+        super().save(view)
+
+
+def test_a_passing_storage_fault_is_retried_in_place(world: World) -> None:
+    outcome = pipeline(world, FlakyStore(world.s3, 2)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert outcome.status == "SUCCEEDED" and len(world.bedrock.calls) == 1
+
+
+# Every write after the model answered: its stored answer, the result image, the metadata JSON
+# and the final job record. A fault that outlasts the in-place retries fails the attempt; the
+# next attempt finishes from the stored answer. One model call, whatever failed.
+WRITE_STEPS = ["result.png", "metadata.json", "job record"]
+
+
+@pytest.mark.parametrize("step", WRITE_STEPS)
+def test_a_storage_fault_after_the_model_answered_never_costs_a_second_call(world: World, step: str) -> None:
+    flaky_store = FlakyStore(world.s3, 3 if step != "job record" else 0, where=step)
+    flaky_jobs = FlakyJobs(world, 3 if step == "job record" else 0)
     with pytest.raises(StorageError):
-        pipeline(world, FlakyStore(world.s3, 1)).run(
+        pipeline(world, flaky_store, jobs=flaky_jobs).run(
             make_job(data=imagegen.png(1024, 1024)), final_attempt=False
         )
-    assert JobStore(world.dynamodb, TABLE, 1).get("job1").status == "RUNNING"
-    outcome = pipeline(world, FlakyStore(world.s3, 0)).run(make_job(data=imagegen.png(1024, 1024)))
+    assert len(world.bedrock.calls) == 1
+    outcome = pipeline(world).run(make_job(data=imagegen.png(1024, 1024)), first_attempt=False)
     assert outcome.status == "SUCCEEDED"
+    assert len(world.bedrock.calls) == 1  # the redelivery finished from the stored answer
+    meta = world.read_json(OUTPUT, "jobs/job1/metadata.json")
+    assert meta["status"] == "SUCCEEDED" and meta["model"]["replayed"] is True
+    assert JobStore(world.dynamodb, TABLE, 1).get("job1").status == "SUCCEEDED"
+
+
+def test_a_fault_storing_the_answer_itself_is_the_one_case_that_calls_again(world: World) -> None:
+    with pytest.raises(StorageError):
+        pipeline(world, FlakyStore(world.s3, 3, where="answers/")).run(
+            make_job(data=imagegen.png(1024, 1024)), final_attempt=False
+        )
+    outcome = pipeline(world).run(make_job(data=imagegen.png(1024, 1024)), first_attempt=False)
+    assert outcome.status == "SUCCEEDED" and len(world.bedrock.calls) == 2
+
+
+def test_a_first_attempt_never_reads_a_stored_answer(world: World) -> None:
+    pipeline(world).run(make_job(data=imagegen.png(1024, 1024)))
+    pipeline(world).run(make_job(data=imagegen.png(1024, 1024)))  # a new sync request, same id
+    assert len(world.bedrock.calls) == 2
+
+
+def test_a_stored_answer_keeps_the_fallback_it_came_from(world: World) -> None:
+    world.bedrock.gone = {SD3}
+    with pytest.raises(StorageError):
+        pipeline(world, FlakyStore(world.s3, 3, where="metadata.json"), fallbacks=(ULTRA,)).run(
+            make_job(data=imagegen.png(1024, 1024)), final_attempt=False
+        )
+    outcome = pipeline(world, fallbacks=(ULTRA,)).run(
+        make_job(data=imagegen.png(1024, 1024)), first_attempt=False
+    )
+    assert outcome.status == "SUCCEEDED" and [c["modelId"] for c in world.bedrock.calls] == [SD3, ULTRA]
+    assert outcome.metadata["model"]["id"] == ULTRA and outcome.metadata["model"]["fallback_from"]
 
 
 def test_failed_job_writes_its_metadata_too(world: World) -> None:

@@ -115,7 +115,7 @@ def test_throttling_is_retried_through_the_queue_then_recorded(world: World) -> 
 def test_partial_batch_failure_reports_only_the_failed_record(world: World) -> None:
     done = drop(world, "inbox/good.png", prompt="x")
     assert run(done) == {"batchItemFailures": []}
-    world.bedrock.errors = ["ServiceUnavailableException"]
+    world.bedrock.errors = ["ServiceUnavailableException"] * 3  # outlasts the adapter's attempts
     event = sqs_event(drop(world, "inbox/third.png", prompt="z"), done)
     out = worker.handler(event, FakeContext("img2img-unit-worker"))
     # The first record hit a 5xx and comes back; the second was already done (idempotent replay).
@@ -150,7 +150,7 @@ def test_manifest_dropped_again_runs_again(world: World) -> None:
 def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(world: World) -> None:
     for name in ("a", "b", "c"):
         world.s3.put_object(Bucket=INPUT, Key=f"uploads/{name}.png", Body=png_bytes())
-    world.bedrock.errors = ["ThrottlingException"]  # the first image only
+    world.bedrock.errors = ["ThrottlingException"] * 3  # the first image only, past the adapter's attempts
     manifest = {"text_prompts": [{"text": "x"}], "init_image_s3_keys": [f"uploads/{n}.png" for n in "abc"]}
     out = run(drop(world, "inbox/abc.json", json.dumps(manifest).encode()))
     assert len(out["batchItemFailures"]) == 1  # comes back for a

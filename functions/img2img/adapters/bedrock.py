@@ -1,14 +1,28 @@
-"""The one place that calls Bedrock Runtime InvokeModel. botocore's standard retry mode
-retries throttling, ModelNotReady and 5xx with jittered backoff; ModelTimeoutException is
-retried here a bounded number of times; nothing that cannot succeed is retried. Every
-Bedrock error leaves this module as a domain error a person can act on."""
+"""The one place that calls Bedrock Runtime InvokeModel, and the one place that retries it.
+
+A model call is billed once it runs, so only answers that say it did not run are retried here,
+with jittered exponential backoff: ThrottlingException, ModelNotReadyException,
+ServiceUnavailableException, InternalServerException, and a connection that never reached
+Bedrock. A read timeout is never retried (the model may be running, and billing): botocore's
+own retries are off for this client because its standard mode would retry exactly that.
+ModelTimeoutException is retried a bounded number of times (timeout_retries). Every Bedrock
+error leaves this module as a domain error a person can act on."""
 
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from img2img.domain.errors import (
     InvalidRequest,
@@ -22,12 +36,32 @@ from img2img.domain.errors import (
 from img2img.domain.ports import ModelReply
 
 EMULATOR_HEADER = "x-img2img-emulator"
+# Answers that say the model did not run, so nothing was billed: worth another attempt.
+NOT_RUN = frozenset(
+    {
+        "ThrottlingException",
+        "ModelNotReadyException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+    }
+)
+BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS = 0.5, 8.0
 
 
 class BedrockInvoker:
-    def __init__(self, client: Any, timeout_retries: int = 1) -> None:
+    def __init__(
+        self,
+        client: Any,
+        timeout_retries: int = 1,
+        attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self._client = client
         self._timeout_retries = timeout_retries
+        self._attempts = attempts  # calls in all, for answers that say the model did not run
+        self._sleep = sleep
+        self._jitter = jitter
 
     @property
     def region(self) -> str:
@@ -35,7 +69,7 @@ class BedrockInvoker:
 
     def invoke(self, model_id: str, body: dict[str, Any]) -> ModelReply:
         payload = json.dumps(body).encode()
-        attempts = 0
+        attempts = timeouts = 0
         while True:
             attempts += 1
             try:
@@ -45,15 +79,28 @@ class BedrockInvoker:
                 return ModelReply(_read_json(response), _is_emulated(response), attempts)
             except ClientError as exc:
                 error = self._translate(exc, model_id)
-                if isinstance(error, ModelTimeout) and attempts <= self._timeout_retries:
+                if isinstance(error, ModelTimeout) and timeouts < self._timeout_retries:
+                    timeouts += 1
+                    continue
+                if exc.response.get("Error", {}).get("Code") in NOT_RUN and attempts < self._attempts:
+                    self._back_off(attempts)
                     continue
                 raise error from exc
             except ReadTimeoutError as exc:
                 raise ModelTimeout(
                     f"model {model_id} did not answer within the client's read timeout"
                 ) from exc
-            except BotoCoreError as exc:  # connection faults after botocore's retries
+            except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached Bedrock
+                if attempts < self._attempts:
+                    self._back_off(attempts)
+                    continue
                 raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
+            except BotoCoreError as exc:  # a connection fault mid-call: the model may have run
+                raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
+
+    def _back_off(self, attempts: int) -> None:
+        """Full jitter: a random wait up to an exponentially growing cap."""
+        self._sleep(self._jitter() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1)))
 
     def _translate(self, exc: ClientError, model_id: str) -> ServiceError:
         code = exc.response.get("Error", {}).get("Code", "")

@@ -62,6 +62,18 @@ class ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
 
+    def find(self, bucket: str, key: str) -> bytes | None:
+        """An object of our own if it is there (a stored model answer), else None."""
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
         """Write an object and answer its ETag. botocore's retries cover transient faults."""
         try:

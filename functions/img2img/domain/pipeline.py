@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from img2img import __version__
-from img2img.domain.errors import ModelUnavailable, ServiceError
+from img2img.domain.errors import ModelUnavailable, ServiceError, StorageError
 from img2img.domain.imaging import (
     FILE_EXTENSIONS,
     MIME_TYPES,
@@ -31,6 +31,15 @@ from img2img.engines import engine_for
 from img2img.engines.base import Artifact, Engine, ModelCall
 
 log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
+
+_T = TypeVar("_T")
+# Where a job's model answer is kept (output bucket) until the job has finished from it.
+ANSWERS_PREFIX = "answers/"
+
+
+def answer_key(job_id: str) -> str:
+    return f"{ANSWERS_PREFIX}{job_id}.json"
+
 
 _STATUS_BY_FINISH: dict[str, Status] = {
     "SUCCESS": "SUCCEEDED",
@@ -95,6 +104,8 @@ class Pipeline:
         fallback_model_ids: tuple[str, ...] = (),
         clock: Callable[[], str] = utc_now,
         on_start: Callable[[Job], None] = lambda job: None,
+        write_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._invoker = invoker
@@ -104,18 +115,24 @@ class Pipeline:
         self._fallbacks = fallback_model_ids
         self._clock = clock
         self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
+        self._write_attempts = write_attempts
+        self._sleep = sleep
 
-    def run(self, job: Job, *, final_attempt: bool = True) -> Outcome:
+    def run(self, job: Job, *, final_attempt: bool = True, first_attempt: bool = True) -> Outcome:
         """Run one job to a final status. A retryable failure (throttling, model timeout,
         storage fault) is raised instead when another attempt will follow; otherwise every
-        failure ends as a FAILED job with its metadata written."""
+        failure ends as a FAILED job with its metadata written.
+
+        The model's answer is stored before anything else can fail (answers/<job id>.json in
+        the output bucket), and a later attempt (`first_attempt` False) finishes from it: a job
+        is billed once, whatever fails after the model answered."""
         self._on_start(job)
         meta = self._base_metadata(job)
         timer = _Timer()
         started = time.perf_counter()
         self._jobs.save(JobView.of(job, "RUNNING", self._clock()))
         try:
-            outcome = self._execute(job, meta, timer)
+            outcome = self._execute(job, meta, timer, first_attempt)
         except ServiceError as error:
             if error.retryable and not final_attempt:
                 raise
@@ -170,7 +187,7 @@ class Pipeline:
     def _service_info(self) -> dict[str, str]:
         return {"name": "img2img", "version": __version__, "environment": self._environment}
 
-    def _execute(self, job: Job, meta: dict[str, Any], timer: _Timer) -> Outcome:
+    def _execute(self, job: Job, meta: dict[str, Any], timer: _Timer, first_attempt: bool) -> Outcome:
         with timer.step("read"):
             data = self._read_source(job, meta)
         with timer.step("prepare"):
@@ -188,7 +205,12 @@ class Pipeline:
             "operations": list(prepared.operations),
         }
         with timer.step("model"):
-            engine, call, reply = self._call_model(job, engine, call, prepared, meta)
+            stored = None if first_attempt else self._stored_answer(job)
+            if stored is None:
+                engine, call, reply = self._call_model(job, engine, call, prepared, meta)
+                self._keep_answer(job, reply, meta)
+            else:
+                engine, call, reply = self._replay(job, stored, prepared, meta)
             artifact = engine.parse_response(reply.payload, call)
         meta["model"].update(emulated=reply.emulated, attempts=reply.attempts)
         status = _STATUS_BY_FINISH[artifact.finish_reason]
@@ -241,6 +263,54 @@ class Pipeline:
                 )
         raise AssertionError("unreachable: the chain always holds the job's own model")
 
+    # --- the model's answer, kept so that nothing after it can cause a second call -----------
+
+    def _keep_answer(self, job: Job, reply: ModelReply, meta: dict[str, Any]) -> None:
+        record = {
+            "job_id": job.job_id,
+            "model_id": meta["model"]["id"],
+            "fallback_from": meta["model"].get("fallback_from"),
+            "emulated": reply.emulated,
+            "attempts": reply.attempts,
+            "payload": reply.payload,
+        }
+        body = json.dumps(record, separators=(",", ":")).encode()
+        self._durably(
+            lambda: self._store.put(job.output.bucket, answer_key(job.job_id), body, "application/json")
+        )
+
+    def _stored_answer(self, job: Job) -> dict[str, Any] | None:
+        data = self._durably(lambda: self._store.find(job.output.bucket, answer_key(job.job_id)))
+        if data is None:
+            return None
+        stored = json.loads(data)
+        return stored if isinstance(stored, dict) and stored.get("job_id") == job.job_id else None
+
+    def _replay(
+        self, job: Job, stored: dict[str, Any], prepared: PreparedImage, meta: dict[str, Any]
+    ) -> tuple[Engine, ModelCall, ModelReply]:
+        """The answer an earlier attempt stored, read back as if the model had just given it."""
+        model_id = str(stored["model_id"])
+        engine = engine_for(model_id)
+        call = engine.build_body(job.request, prepared)  # deterministic: the body that was sent
+        meta["model"].update(id=model_id, engine=engine.family, notes=list(call.notes), replayed=True)
+        if stored.get("fallback_from"):
+            meta["model"]["fallback_from"] = stored["fallback_from"]
+        log.info("job %s finishes from its stored model answer", job.job_id, extra={"job_id": job.job_id})
+        return engine, call, ModelReply(stored["payload"], bool(stored["emulated"]), int(stored["attempts"]))
+
+    def _durably(self, write: Callable[[], _T]) -> _T:
+        """A storage step retried in place (on top of botocore's own retries): after the model
+        has answered, giving up means another attempt later, so try a little harder now."""
+        for attempt in range(1, self._write_attempts + 1):
+            try:
+                return write()
+            except StorageError:
+                if attempt == self._write_attempts:
+                    raise
+                self._sleep(0.2 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
     def _read_source(self, job: Job, meta: dict[str, Any]) -> bytes:
         if job.source_data is not None:
             data = job.source_data
@@ -260,7 +330,7 @@ class Pipeline:
         fmt = job.request.output_format
         image = encode_result(artifact.image, fmt)
         key = job.output.image_key(FILE_EXTENSIONS[fmt])
-        self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt])
+        self._durably(lambda: self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt]))
         meta["result"] = {
             "bucket": job.output.bucket,
             "key": key,
@@ -275,14 +345,16 @@ class Pipeline:
     def _finish(self, job: Job, outcome: Outcome) -> None:
         """Metadata goes last: whoever sees it can rely on the image being there."""
         body = json.dumps(outcome.metadata, indent=2, sort_keys=False).encode()
-        self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
+        self._durably(
+            lambda: self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
+        )
         view = JobView.of(job, outcome.status, self._clock())
         view.model_id = outcome.metadata["model"]["id"]
         view.fallback_from = outcome.metadata["model"].get("fallback_from")
         view.output = outcome.metadata["output"]
         view.result = outcome.metadata.get("result")
         view.error = outcome.metadata.get("error")
-        self._jobs.save(view)
+        self._durably(lambda: self._jobs.save(view))
 
     def _base_metadata(self, job: Job) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ has used its receives, goes to the dead-letter queue)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -29,6 +30,14 @@ from img2img.domain.s3_door import (
 )
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Which delivery of the message this is."""
+
+    first: bool  # no earlier attempt can have stored a model answer
+    final: bool  # a retryable failure is recorded now: the message goes to the dead-letter queue
+
+
 class QueueWorker:
     def __init__(
         self,
@@ -45,22 +54,26 @@ class QueueWorker:
         self._once = once
         self._on_skip = on_skip
 
-    def handle(self, message: dict[str, Any], *, final_attempt: bool) -> list[dict[str, Any]]:
-        """Run every job a message carries; answers their summaries."""
+    def handle(
+        self, message: dict[str, Any], *, final_attempt: bool, first_attempt: bool = True
+    ) -> list[dict[str, Any]]:
+        """Run every job a message carries; answers their summaries. On a redelivery
+        (`first_attempt` False) a job finishes from the model answer a failed attempt stored."""
+        attempt = Attempt(first=first_attempt, final=final_attempt)
         if message.get("Event") == "s3:TestEvent":
             self._on_skip("s3:TestEvent")
             return []
         if message.get("kind") == "api_job":
-            return [self._run_api_job(message, final_attempt)]
+            return [self._run_api_job(message, attempt)]
         summaries: list[dict[str, Any]] = []
         for obj in s3_objects(message):
             if obj.bucket != self._s.input_bucket or not starts_jobs(obj.key):
                 self._on_skip(f"not an input under inbox/: s3://{obj.bucket}/{obj.key}")
                 continue
-            summaries.extend(self._run_object(obj, final_attempt))
+            summaries.extend(self._run_object(obj, attempt))
         return summaries
 
-    def _run_api_job(self, message: dict[str, Any], final_attempt: bool) -> dict[str, Any]:
+    def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         request = parse_request(message["request"])
         out = message["output"]
         job = Job(
@@ -72,9 +85,9 @@ class QueueWorker:
             output=OutputKeys(out["bucket"], out["stem"], out["metadata_key"]),
             created_at=message["created_at"],
         )
-        return self._run_once("api-job", job, final_attempt)
+        return self._run_once("api-job", job, attempt)
 
-    def _run_object(self, obj: SourceObject, final_attempt: bool) -> list[dict[str, Any]]:
+    def _run_object(self, obj: SourceObject, attempt: Attempt) -> list[dict[str, Any]]:
         manifest = is_manifest(obj.key)
         try:
             stored = self._read(obj, manifest)
@@ -83,7 +96,7 @@ class QueueWorker:
             else:
                 jobs = [self._job(request_from_metadata(stored.metadata), obj, stored.data)]
         except ServiceError as error:
-            if error.retryable and not final_attempt:
+            if error.retryable and not attempt.final:
                 raise
             # Nothing runnable came out of this object: say why where its result would be.
             summary = self._pipeline.reject(
@@ -95,16 +108,16 @@ class QueueWorker:
             if error.retryable:
                 raise  # recorded; on to the dead-letter queue, where a redrive can retry it
             return [summary]
-        return self._run_all("s3-job", jobs, final_attempt)
+        return self._run_all("s3-job", jobs, attempt)
 
-    def _run_all(self, scope: str, jobs: list[Job], final_attempt: bool) -> list[dict[str, Any]]:
+    def _run_all(self, scope: str, jobs: list[Job], attempt: Attempt) -> list[dict[str, Any]]:
         """Every job of a message runs, even when one fails: the first retryable failure is
         raised after the others had their turn (done ones cost nothing on redelivery)."""
         summaries: list[dict[str, Any]] = []
         failure: ServiceError | None = None
         for job in jobs:
             try:
-                summaries.append(self._run_once(scope, job, final_attempt))
+                summaries.append(self._run_once(scope, job, attempt))
             except ServiceError as error:
                 if not error.retryable:
                     raise
@@ -155,9 +168,9 @@ class QueueWorker:
             source_data=data,
         )
 
-    def _run_once(self, scope: str, job: Job, final_attempt: bool) -> dict[str, Any]:
+    def _run_once(self, scope: str, job: Job, attempt: Attempt) -> dict[str, Any]:
         def compute() -> dict[str, Any]:
-            outcome = self._pipeline.run(job, final_attempt=final_attempt)
+            outcome = self._pipeline.run(job, final_attempt=attempt.final, first_attempt=attempt.first)
             if outcome.error is not None and outcome.error.retryable:
                 # Recorded as FAILED, but raised so the message goes on to the dead-letter
                 # queue and the idempotency record is dropped, leaving a redrive free to retry.

@@ -3,6 +3,8 @@ per process on first use (not at import, so tests can set the environment first)
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,25 +36,29 @@ class Service:
 
 
 def model_client_config(settings: Settings, *, sync: bool) -> Config:
-    """The sync route must answer inside API Gateway's integration timeout, so its model call
-    is one attempt bounded by the sync budget (a throttled caller gets 429 + Retry-After, and
-    POST /v1/jobs retries for it). The worker lets botocore retry throttling, ModelNotReady
-    and 5xx with jittered backoff; its read timeout is the function's own budget, so a slow
-    model is never called again within one invocation (each answered call is billed)."""
-    if sync:
-        return Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=3,
-            read_timeout=settings.sync_budget_seconds,
-        )
+    """botocore makes one attempt per call: its standard mode would retry a read timeout, and a
+    model that answered slowly has run and is billed. BedrockInvoker retries only answers that
+    say the model did not run (model_attempts). The sync route must answer inside API
+    Gateway's integration timeout, so its read timeout is the sync budget; the worker's is the
+    function's own budget, so a slow model is never called again within one invocation."""
     return Config(
-        retries={"mode": "standard", "total_max_attempts": 3},
-        connect_timeout=5,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=3 if sync else 5,
         read_timeout=settings.sync_budget_seconds,
     )
 
 
-def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None) -> Service:
+def model_attempts(*, sync: bool) -> int:
+    """Calls per job for throttling, not-ready and 5xx answers (never billed): the sync route
+    answers 429 at once (POST /v1/jobs retries for the caller); the worker tries three times
+    with backoff, then the queue brings the job back later."""
+    return 1 if sync else 3
+
+
+def build_service(
+    settings: Settings, *, sync: bool, bedrock_client: Any = None, sleep: Callable[[float], None] = time.sleep
+) -> Service:
+    """`sleep` is how backoff waits (tests pass one that does not)."""
     # Metrics carry the environment, so dev and prod in one account never share an alarm.
     metrics.set_default_dimensions(environment=settings.env)
     session = boto3.session.Session()
@@ -72,12 +78,18 @@ def build_service(settings: Settings, *, sync: bool, bedrock_client: Any = None)
     )
     pipeline = Pipeline(
         store=store,
-        invoker=BedrockInvoker(bedrock, timeout_retries=0 if sync else settings.model_timeout_retries),
+        invoker=BedrockInvoker(
+            bedrock,
+            timeout_retries=0 if sync else settings.model_timeout_retries,
+            attempts=model_attempts(sync=sync),
+            sleep=sleep,
+        ),
         jobs=jobs,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
+        sleep=sleep,
     )
     doors = DoorSettings(
         input_bucket=settings.input_bucket,

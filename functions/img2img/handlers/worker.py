@@ -33,7 +33,9 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
         logger.error("dropping a message that is not JSON", extra={"message_id": record.message_id})
         return []
     try:
-        summaries = service.worker.handle(message, final_attempt=final_attempt)
+        summaries = service.worker.handle(
+            message, final_attempt=final_attempt, first_attempt=_receive_count(record) == 1
+        )
     except ServiceError as error:
         if final_attempt:
             count_failure(error.to_dict())
