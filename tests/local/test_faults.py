@@ -126,11 +126,11 @@ class _Raw:
 
 
 def model_attempts(*, sync: bool) -> int:
-    """InvokeModel attempts botocore makes per call on each route (wiring's client config)."""
-    from img2img.config import get_settings
+    """InvokeModel attempts per call for answers that say the model did not run (the adapter's
+    retries; botocore makes one attempt)."""
     from img2img.handlers import wiring
 
-    return int(wiring.model_client_config(get_settings(), sync=sync).retries["total_max_attempts"])
+    return wiring.model_attempts(sync=sync)
 
 
 def timeout_retries() -> int:
@@ -413,29 +413,64 @@ class TestRedelivery:
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
 
-    def test_a_worker_killed_mid_job_is_redelivered_and_completes(
-        self, fast: tuple[Doors, KillableWorker]
+    @pytest.mark.parametrize("step", [".png", ".json"], ids=["result_image", "metadata_json"])
+    def test_a_worker_killed_after_the_model_answered_completes_without_a_second_call(
+        self, fast: tuple[Doors, KillableWorker], step: str
     ) -> None:
+        """Killed at each write after the model answered: the redelivery finishes from the
+        stored answer (answers/<job id>.json), so the job is billed once."""
         doors, spy = fast
         kills_before = spy.kills
         armed = [True]
+        name = f"killed{step.replace('.', '-')}"
 
-        def kill_at_first_result_write(key: str) -> bool | BaseException:
-            if armed[0] and key.startswith("results/faults/killed"):
+        def kill_at_first_write(key: str) -> bool | BaseException:
+            if armed[0] and key.startswith(f"results/faults/{name}{step}"):
                 armed[0] = False
                 return WorkerKilled()
             return False
 
-        with failing_writes(kill_at_first_result_write):
-            key = _drop(doors, "killed")
-            meta = _metadata(doors, "killed")
+        with failing_writes(kill_at_first_write):
+            key = _drop(doors, name)
+            meta = _metadata(doors, name)
         assert spy.kills == kills_before + 1
-        assert meta["status"] == "SUCCEEDED"
+        assert meta["status"] == "SUCCEEDED" and meta["model"]["replayed"] is True
         assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
-        assert doors.stats()["invocations"] == 2  # the dead run's call and the redelivered one
+        assert doors.stats()["invocations"] == 1  # the dead run's call, and no other
         assert _receives(spy, key, 2) == [1, 2]
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
+
+    def test_an_async_api_job_whose_writes_keep_failing_is_billed_once(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        """The API door's jobs: S3 refuses the result write past every retry on the first
+        delivery; the next delivery finishes from the stored answer."""
+        import base64
+
+        doors, _ = fast
+        failures = [0]
+
+        def refuse_first_delivery(key: str) -> bool:
+            if key.startswith("jobs/") and key.endswith("result.png") and failures[0] < 12:
+                failures[0] += 1
+                return True
+            return False
+
+        body = {
+            "text_prompts": [{"text": "a lighthouse"}],
+            "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+        }
+        with failing_writes(refuse_first_delivery):
+            job_id = requests.post(f"{doors.stack.api_url}/v1/jobs", json=body, timeout=30).json()["job_id"]
+
+            def final() -> dict[str, Any] | None:
+                view = requests.get(f"{doors.stack.api_url}/v1/jobs/{job_id}", timeout=10).json()
+                return view if view["status"] in ("SUCCEEDED", "FAILED") else None
+
+            view = wait_until(final, timeout=90)
+        assert view["status"] == "SUCCEEDED", view
+        assert doors.stats()["invocations"] == 1
 
     def test_the_same_event_ten_times_to_three_workers_costs_one_call(
         self, fast: tuple[Doors, KillableWorker]
