@@ -23,6 +23,7 @@ from infra.storage import (
     API_SOURCE_PREFIX,
     INPUT_PREFIXES,
     JOBS_RESULT_PREFIX,
+    MODEL_ANSWER_PREFIX,
     S3_DOOR_RESULT_PREFIX,
     UPLOADS_PREFIX,
     Storage,
@@ -182,6 +183,7 @@ class Functions(Construct):
         self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, INPUT_PREFIXES)
         self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCE_PREFIX, UPLOADS_PREFIX))
         self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (JOBS_RESULT_PREFIX,))
+        self._grant_objects(self.api.role, ["s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
         # worker: reads any source, writes results of both doors, reads API-door results back.
@@ -190,6 +192,8 @@ class Functions(Construct):
             self.worker.role, ["s3:PutObject"], out, (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX)
         )
         self._grant_objects(self.worker.role, ["s3:GetObject"], out, (JOBS_RESULT_PREFIX,))
+        # A redelivered job finishes from the answer its earlier attempt stored.
+        self._grant_objects(self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
         jobs.table.grant(self.worker, *TABLE_ITEM_ACTIONS)
         self.worker.add_event_source(
             event_sources.SqsEventSource(
@@ -206,8 +210,14 @@ class Functions(Construct):
 
         # One finding per prefix-scoped object ARN: name each, say why it is as narrow as it gets.
         for function, grants in (
-            (self.api, [(inp, INPUT_PREFIXES), (out, (JOBS_RESULT_PREFIX,))]),
-            (self.worker, [(inp, INPUT_PREFIXES), (out, (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX))]),
+            (self.api, [(inp, INPUT_PREFIXES), (out, (JOBS_RESULT_PREFIX, MODEL_ANSWER_PREFIX))]),
+            (
+                self.worker,
+                [
+                    (inp, INPUT_PREFIXES),
+                    (out, (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX, MODEL_ANSWER_PREFIX)),
+                ],
+            ),
         ):
             for bucket, prefixes in grants:
                 for prefix in prefixes:

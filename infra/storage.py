@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from img2img.domain.pipeline import ANSWERS_PREFIX
 from infra.config import EnvironmentConfig
 
 INBOX_PREFIX = "inbox/"  # the S3 door: dropping an image here starts a job
@@ -24,6 +25,9 @@ UPLOADS_PREFIX = "uploads/"  # presigned POST uploads
 INPUT_PREFIXES = (INBOX_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
 JOBS_RESULT_PREFIX = "jobs/"  # results of API-door jobs
 S3_DOOR_RESULT_PREFIX = "results/"  # results of S3-door jobs
+# Each job's model answer, kept until the job has finished from it (both functions write it,
+# the worker reads it back on a redelivery): the service's own name for it, not a copy.
+MODEL_ANSWER_PREFIX = ANSWERS_PREFIX
 
 
 def bucket_name(config: EnvironmentConfig, kind: str, account: str) -> str:
@@ -101,7 +105,14 @@ class Storage(Construct):
                     id="expire-results",
                     expiration=Duration.days(config.result_expiry_days),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
+                ),
+                # Needed only while a redelivery or a dead-letter redrive may still come, which
+                # is as long as the job record lives.
+                s3.LifecycleRule(
+                    id="expire-model-answers",
+                    prefix=MODEL_ANSWER_PREFIX,
+                    expiration=Duration.days(min(config.job_ttl_days, config.result_expiry_days)),
+                ),
             ],
             **common,  # type: ignore[arg-type]
         )

@@ -88,12 +88,14 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
             common
             | allow(["s3:PutObject"], f"{inp}/api/*", f"{inp}/uploads/*")
             | allow(["s3:GetObject", "s3:PutObject"], f"{out}/jobs/*")
+            | allow(["s3:PutObject"], f"{out}/answers/*")
             | allow(["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], queue)
         )
     return (
         common
         | allow(["s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*")
         | allow(["s3:GetObject"], f"{out}/jobs/*")
+        | allow(["s3:GetObject", "s3:PutObject"], f"{out}/answers/*")
         | allow(
             [
                 "sqs:ReceiveMessage",

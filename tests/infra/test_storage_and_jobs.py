@@ -113,8 +113,12 @@ def test_lifecycle_expiry_follows_the_config(env_synth: Synth) -> None:
         rule = input_rules[f"expire-{prefix.rstrip('/')}"]
         assert rule["Prefix"] == prefix and rule["ExpirationInDays"] == config.input_expiry_days
     assert input_rules["old-versions-and-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
-    (output_rule,) = found["output"][1]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert output_rule["ExpirationInDays"] == config.result_expiry_days and "Prefix" not in output_rule
+    output_rules = {r["Id"]: r for r in found["output"][1]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    results, answers = output_rules["expire-results"], output_rules["expire-model-answers"]
+    assert results["ExpirationInDays"] == config.result_expiry_days and "Prefix" not in results
+    # A stored model answer lives as long as a redelivery or redrive may still need it.
+    assert answers["Prefix"] == "answers/"
+    assert answers["ExpirationInDays"] == min(config.job_ttl_days, config.result_expiry_days)
     (logs_rule,) = found["logs"][1]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert logs_rule["ExpirationInDays"] == config.access_log_expiry_days
     assert all(r["Status"] == "Enabled" for r in input_rules.values())
