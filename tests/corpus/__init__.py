@@ -455,6 +455,27 @@ RULE_CASES: tuple[Case, ...] = (
         body={"model_id": "stability.sd3-5-medium-v1:0"},
     ),
     Case(
+        "too_many_prompts",
+        "body",
+        "21 prompts: more than the 20 a request may carry",
+        invalid("text_prompts"),
+        body={"text_prompts": [{"text": "a fox"}] * 21},
+    ),
+    Case(
+        "extras_too_large",
+        "body",
+        "extras of 9 KB of JSON: more than the 8192 bytes a request may carry",
+        invalid("extras"),
+        body={"extras": {"note": "x" * 9000}},
+    ),
+    Case(
+        "extras_at_the_cap",
+        "body",
+        "extras of just under 8192 bytes: accepted (and noted as dropped by the model)",
+        ACCEPTED,
+        body={"extras": {"note": "x" * 8000}},
+    ),
+    Case(
         "model_retired",
         "body",
         "a model Bedrock retired (SDXL 1.0): its end-of-life date and the successor, no call",

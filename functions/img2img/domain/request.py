@@ -14,6 +14,11 @@ from img2img.domain.errors import FieldError, InvalidRequest
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 4294967295
+# Bounds SDXL's own document leaves open. Every job record holds its request: unbounded lists
+# would break DynamoDB's 400 KB item limit after the fact (as a "retryable" 500), and the live
+# models take at most 10,000 characters of prompt anyway.
+MAX_PROMPTS = 20
+MAX_EXTRAS_BYTES = 8192
 
 ClipGuidancePreset = Literal["FAST_BLUE", "FAST_GREEN", "NONE", "SIMPLE", "SLOW", "SLOWER", "SLOWEST"]
 Sampler = Literal[
@@ -70,7 +75,7 @@ class ImageToImageRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
-    text_prompts: Annotated[list[TextPrompt], Field(min_length=1)]
+    text_prompts: Annotated[list[TextPrompt], Field(min_length=1, max_length=MAX_PROMPTS)]
     init_image: Annotated[str | None, Field(repr=False)] = None  # megabytes of base64: never in a repr
     init_image_s3_key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     init_image_mode: Literal["IMAGE_STRENGTH", "STEP_SCHEDULE"] = "IMAGE_STRENGTH"
@@ -101,9 +106,11 @@ class ImageToImageRequest(BaseModel):
     @classmethod
     def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         try:
-            json.dumps(value, allow_nan=False)
+            size = len(json.dumps(value, allow_nan=False, separators=(",", ":")).encode())
         except ValueError as exc:
             raise ValueError("must be plain JSON: no NaN or Infinity") from exc
+        if size > MAX_EXTRAS_BYTES:
+            raise ValueError(f"must be at most {MAX_EXTRAS_BYTES} bytes of JSON; got {size}")
         return value
 
     @field_validator("samples")
