@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     job_ttl_days: int = Field(default=30, gt=0)
     # The sync route gives up in time to answer before API Gateway's integration timeout.
     sync_budget_seconds: float = Field(default=25.0, gt=0)
+    # The sync route's model call ends this long before the invocation's deadline, leaving time
+    # to store the answer, the result and the records and to answer (a model_timeout with the
+    # job id, never a gateway 504 that leaves the job RUNNING).
+    sync_reserve_seconds: float = Field(default=3.0, gt=0)
     # Bounded application-level retries of ModelTimeoutException (botocore retries the rest).
     model_timeout_retries: int = Field(default=1, ge=0, le=5)
     # Must equal the queue's redrive maxReceiveCount: the last receive records the failure.

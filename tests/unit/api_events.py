@@ -64,7 +64,8 @@ def api_event(
 
 
 class FakeContext(LambdaContext):
-    def __init__(self, name: str = "img2img-unit-api") -> None:
+    def __init__(self, name: str = "img2img-unit-api", remaining_ms: int = 60_000) -> None:
+        self._remaining_ms = remaining_ms
         self._function_name = name
         self._function_version = "$LATEST"
         self._invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
@@ -74,4 +75,4 @@ class FakeContext(LambdaContext):
         self._log_stream_name = "2026/11/25/[$LATEST]abc"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self._remaining_ms

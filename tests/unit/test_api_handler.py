@@ -247,3 +247,14 @@ def test_metrics_count_model_failures_but_not_user_errors(
 def test_unreadable_json_is_a_400_naming_the_body(world: World, raw: str) -> None:
     status, payload, _ = call("POST", "/v1/image-to-image", raw_body=raw)
     assert status == 400 and payload["error"]["details"][0]["field"] == "body"
+
+
+def test_a_sync_request_out_of_time_is_a_504_naming_its_recorded_job(world: World) -> None:
+    event = api_event("POST", "/v1/image-to-image", body())
+    response = api.handler(event, FakeContext(remaining_ms=3_500))  # less than the 3 s reserve + 1
+    payload = json.loads(response["body"])
+    assert response["statusCode"] == 504 and payload["error"]["code"] == "model_timeout"
+    job_id = payload["job_id"]
+    assert world.bedrock.calls == []
+    view = json.loads(api.handler(api_event("GET", f"/v1/jobs/{job_id}"), FakeContext())["body"])
+    assert view["status"] == "FAILED" and view["error"]["code"] == "model_timeout"

@@ -285,3 +285,26 @@ def test_retired_fallbacks_are_skipped_without_a_call(world: World) -> None:
     outcome = jobs.run(make_job(data=imagegen.png(1024, 1024)))
     assert outcome.status == "SUCCEEDED"
     assert [call["modelId"] for call in world.bedrock.calls] == [SD3, STRUCTURE]
+
+
+# --- the sync route's deadline -----------------------------------------------------------------
+
+
+def test_the_model_call_ends_at_the_deadline_less_the_reserve(world: World) -> None:
+    asked: list[int] = []
+
+    def client_for(seconds: int) -> Any:
+        asked.append(seconds)
+        return world.bedrock
+
+    jobs = pipeline(world)
+    jobs._invoker = BedrockInvoker(world.bedrock, attempts=1, client_for_timeout=client_for)
+    outcome = jobs.run(make_job(data=imagegen.png(1024, 1024)), time_left=lambda: 10.4)
+    assert outcome.status == "SUCCEEDED" and asked == [7]  # 10.4 s left, 3 s kept back
+
+
+def test_no_time_left_is_a_model_timeout_recorded_on_the_job_without_a_call(world: World) -> None:
+    outcome = pipeline(world).run(make_job(data=imagegen.png(1024, 1024)), time_left=lambda: 3.5)
+    assert outcome.status == "FAILED" and outcome.error and outcome.error.code == "model_timeout"
+    assert world.bedrock.calls == []
+    assert JobStore(world.dynamodb, TABLE, 1).get("job1").status == "FAILED"

@@ -56,8 +56,12 @@ class BedrockInvoker:
         attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        client_for_timeout: Callable[[int], Any] | None = None,
     ) -> None:
         self._client = client
+        # botocore fixes a read timeout per client: calls with a deadline of their own use a
+        # client made for that many whole seconds (made once per value, then reused).
+        self._client_for_timeout = client_for_timeout
         self._timeout_retries = timeout_retries
         self._attempts = attempts  # calls in all, for answers that say the model did not run
         self._sleep = sleep
@@ -67,13 +71,16 @@ class BedrockInvoker:
     def region(self) -> str:
         return str(self._client.meta.region_name)
 
-    def invoke(self, model_id: str, body: dict[str, Any]) -> ModelReply:
+    def invoke(self, model_id: str, body: dict[str, Any], *, timeout: float | None = None) -> ModelReply:
         payload = json.dumps(body).encode()
+        client = self._client
+        if timeout is not None and self._client_for_timeout is not None:
+            client = self._client_for_timeout(max(1, int(timeout)))
         attempts = timeouts = 0
         while True:
             attempts += 1
             try:
-                response = self._client.invoke_model(
+                response = client.invoke_model(
                     modelId=model_id, body=payload, contentType="application/json", accept="application/json"
                 )
                 return ModelReply(_read_json(response), _is_emulated(response), attempts)

@@ -52,15 +52,22 @@ class ApiDoor:
         self._once = once
         self._new_id = new_id
 
-    def run_now(self, request: ImageToImageRequest, idempotency_key: str | None) -> SyncResult:
+    def run_now(
+        self,
+        request: ImageToImageRequest,
+        idempotency_key: str | None,
+        time_left: Callable[[], float] | None = None,
+    ) -> SyncResult:
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         produced: list[Outcome] = []
 
         def compute() -> dict[str, Any]:
             job = self._new_job(request, model_id)
-            outcome = self._pipeline.run(job, final_attempt=True)
+            outcome = self._pipeline.run(job, final_attempt=True, time_left=time_left)
             if outcome.error is not None:
-                # Recorded as FAILED in the metadata; the caller gets the error's status code.
+                # Recorded as FAILED in the metadata and job record; the caller gets the
+                # error's status code and the job id to look it up.
+                outcome.error.job_id = job.job_id
                 raise outcome.error
             produced.append(outcome)
             return outcome.summary()

@@ -1,6 +1,6 @@
 """Domain errors. Each carries a stable code, the HTTP status the API door answers with,
 whether a retry can succeed, and the fields it is about. Handlers map these, and only these,
-to responses (see handlers/errors.py); the S3 door writes `code` into the metadata JSON."""
+to responses (see handlers/http_errors.py); the S3 door writes `code` into the metadata JSON."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details or [])
+        self.job_id: str | None = None  # set when a job was recorded before the failure
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from img2img import __version__
-from img2img.domain.errors import ModelUnavailable, ServiceError, StorageError
+from img2img.domain.errors import ModelTimeout, ModelUnavailable, ServiceError, StorageError
 from img2img.domain.imaging import (
     FILE_EXTENSIONS,
     MIME_TYPES,
@@ -106,6 +106,7 @@ class Pipeline:
         on_start: Callable[[Job], None] = lambda job: None,
         write_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        reserve_seconds: float = 3.0,
     ) -> None:
         self._store = store
         self._invoker = invoker
@@ -116,23 +117,37 @@ class Pipeline:
         self._clock = clock
         self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
         self._write_attempts = write_attempts
+        # What a deadline keeps back for the work after the model answers (decode, encode, the
+        # S3 and DynamoDB writes): make bench measures it in well under a second.
+        self._reserve = reserve_seconds
         self._sleep = sleep
 
-    def run(self, job: Job, *, final_attempt: bool = True, first_attempt: bool = True) -> Outcome:
+    def run(
+        self,
+        job: Job,
+        *,
+        final_attempt: bool = True,
+        first_attempt: bool = True,
+        time_left: Callable[[], float] | None = None,
+    ) -> Outcome:
         """Run one job to a final status. A retryable failure (throttling, model timeout,
         storage fault) is raised instead when another attempt will follow; otherwise every
         failure ends as a FAILED job with its metadata written.
 
         The model's answer is stored before anything else can fail (answers/<job id>.json in
         the output bucket), and a later attempt (`first_attempt` False) finishes from it: a job
-        is billed once, whatever fails after the model answered."""
+        is billed once, whatever fails after the model answered.
+
+        `time_left` (seconds, the sync route's invocation) bounds the model call so that the
+        job can still be finished and answered: a model that outlasts it is a model_timeout
+        recorded on the job, never a gateway 504 that leaves the job RUNNING."""
         self._on_start(job)
         meta = self._base_metadata(job)
         timer = _Timer()
         started = time.perf_counter()
         self._jobs.save(JobView.of(job, "RUNNING", self._clock()))
         try:
-            outcome = self._execute(job, meta, timer, first_attempt)
+            outcome = self._execute(job, meta, timer, first_attempt, time_left)
         except ServiceError as error:
             if error.retryable and not final_attempt:
                 raise
@@ -187,7 +202,14 @@ class Pipeline:
     def _service_info(self) -> dict[str, str]:
         return {"name": "img2img", "version": __version__, "environment": self._environment}
 
-    def _execute(self, job: Job, meta: dict[str, Any], timer: _Timer, first_attempt: bool) -> Outcome:
+    def _execute(
+        self,
+        job: Job,
+        meta: dict[str, Any],
+        timer: _Timer,
+        first_attempt: bool,
+        time_left: Callable[[], float] | None,
+    ) -> Outcome:
         with timer.step("read"):
             data = self._read_source(job, meta)
         with timer.step("prepare"):
@@ -207,7 +229,7 @@ class Pipeline:
         with timer.step("model"):
             stored = None if first_attempt else self._stored_answer(job)
             if stored is None:
-                engine, call, reply = self._call_model(job, engine, call, prepared, meta)
+                engine, call, reply = self._call_model(job, engine, call, prepared, meta, time_left)
                 self._keep_answer(job, reply, meta)
             else:
                 engine, call, reply = self._replay(job, stored, prepared, meta)
@@ -236,7 +258,13 @@ class Pipeline:
         return Outcome(job.job_id, status, meta, image=image)
 
     def _call_model(
-        self, job: Job, engine: Engine, call: ModelCall, prepared: PreparedImage, meta: dict[str, Any]
+        self,
+        job: Job,
+        engine: Engine,
+        call: ModelCall,
+        prepared: PreparedImage,
+        meta: dict[str, Any],
+        time_left: Callable[[], float] | None = None,
     ) -> tuple[Engine, ModelCall, ModelReply]:
         """One call to the job's model; if Bedrock says that model is gone (end of life, not
         found, access denied: answers that are never billed), one call to each fallback in
@@ -249,7 +277,11 @@ class Pipeline:
                 call = engine.build_body(job.request, prepared)
             meta["model"].update(id=model_id, engine=engine.family, notes=list(call.notes))
             try:
-                return engine, call, self._invoker.invoke(model_id, call.body)
+                return (
+                    engine,
+                    call,
+                    self._invoker.invoke(model_id, call.body, timeout=self._deadline(time_left)),
+                )
             except ModelUnavailable as error:
                 gone.append({"model_id": model_id, "code": error.code, "reason": error.message})
                 meta["model"]["fallback_from"] = gone
@@ -262,6 +294,15 @@ class Pipeline:
                     extra={"job_id": job.job_id, "reason": error.message},
                 )
         raise AssertionError("unreachable: the chain always holds the job's own model")
+
+    def _deadline(self, time_left: Callable[[], float] | None) -> float | None:
+        if time_left is None:
+            return None
+        seconds = time_left() - self._reserve
+        if seconds < 1:
+            # Not worth starting (and billing) a call that could not be answered in time.
+            raise ModelTimeout("no time is left for the model within this request's budget")
+        return seconds
 
     # --- the model's answer, kept so that nothing after it can cause a second call -----------
 

@@ -49,7 +49,9 @@ class ObjectStorePort(Protocol):
 class ModelInvokerPort(Protocol):
     @property
     def region(self) -> str: ...
-    def invoke(self, model_id: str, body: dict[str, Any]) -> ModelReply: ...
+    def invoke(self, model_id: str, body: dict[str, Any], *, timeout: float | None = None) -> ModelReply:
+        """`timeout`: seconds the model may take on this call (None: the client's own)."""
+        ...
 
 
 class JobStorePort(Protocol):

@@ -72,7 +72,10 @@ def _locations(result: dict[str, Any] | None, output: dict[str, Any] | None) -> 
 @app.post("/v1/image-to-image", summary="Run an SDXL image-to-image request and answer at once")
 def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[str]:
     api = _service().api
-    result = api.run_now(request, _idempotency_key())
+    context = app.lambda_context
+    result = api.run_now(
+        request, _idempotency_key(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     summary = result.summary
     artifact_result = summary.get("result") or {}
     image = result.image

@@ -21,7 +21,10 @@ def error_response(error: ServiceError) -> Response[str]:
     message = error.message
     if isinstance(error, ModelTimeout):
         message += " For long-running requests use POST /v1/jobs and poll GET /v1/jobs/{job_id}."
-    body = {"error": {**error.to_dict(), "message": message}}
+    body: dict[str, Any] = {"error": {**error.to_dict(), "message": message}}
+    if error.job_id:
+        # The job was recorded (FAILED, with its metadata): GET /v1/jobs/{job_id} shows it.
+        body["job_id"] = error.job_id
     return Response(
         status_code=error.status, content_type="application/json", body=json.dumps(body), headers=headers
     )

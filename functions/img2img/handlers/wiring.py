@@ -3,6 +3,7 @@ per process on first use (not at import, so tests can set the environment first)
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,11 +65,14 @@ def build_service(
     session = boto3.session.Session()
     s3 = session.client("s3", config=_AWS.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=_AWS)
-    bedrock = bedrock_client or session.client(
-        "bedrock-runtime",
-        region_name=settings.bedrock_region,
-        config=model_client_config(settings, sync=sync),
-    )
+
+    def model_client(read_timeout: float) -> Any:
+        config = model_client_config(settings, sync=sync).merge(Config(read_timeout=read_timeout))
+        return bedrock_client or session.client(
+            "bedrock-runtime", region_name=settings.bedrock_region, config=config
+        )
+
+    bedrock = model_client(settings.sync_budget_seconds)
     store = ObjectStore(s3)
     jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
     # Idempotency records live as long as job records, so a dead-letter redrive days later
@@ -83,6 +87,8 @@ def build_service(
             timeout_retries=0 if sync else settings.model_timeout_retries,
             attempts=model_attempts(sync=sync),
             sleep=sleep,
+            # The sync route's calls end at the invocation's deadline (less the reserve).
+            client_for_timeout=functools.lru_cache(maxsize=32)(model_client) if sync else None,
         ),
         jobs=jobs,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
@@ -90,6 +96,7 @@ def build_service(
         fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
         sleep=sleep,
+        reserve_seconds=settings.sync_reserve_seconds,
     )
     doors = DoorSettings(
         input_bucket=settings.input_bucket,
