@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[request, where],
         help="put an image into the input bucket (the S3 door), optionally wait",
         description="Put IMAGE under inbox/ in the input bucket with the parameters as object metadata "
-        "(x-amz-meta-prompt, ...). The result lands in the output bucket at results/<name>.<format> "
-        "with results/<name>.json beside it.",
+        "(x-amz-meta-prompt, ...). The result lands in the output bucket at results/<name>.<ext>.<format> "
+        "with results/<name>.<ext>.json beside it (<name>.<ext>: the dropped file's whole name).",
         epilog=epilog,
         formatter_class=formatter,
     )
@@ -362,7 +362,7 @@ def cmd_drop(args: argparse.Namespace) -> Outcome | dict[str, Any]:
             raise _Interrupted(None) from exc
         out: Path = args.out or args.out_default
         # <name>-<job>.json and .<format>: never the source's own name (out may be its folder).
-        name = f"{PurePosixPath(dropped.metadata_key).stem}-{str(document.get('job_id', 'job'))[:8]}"
+        name = f"{PurePosixPath(dropped.key).stem}-{str(document.get('job_id', 'job'))[:8]}"
         metadata_path = write_file(out / f"{name}.json", json.dumps(document, indent=2).encode())
         image_path = None
         result = document.get("result") or {}

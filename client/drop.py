@@ -1,6 +1,6 @@
 """The S3 door from the client's side: put an image under inbox/ with its parameters as object
 metadata (the names domain/s3_door.py reads), and wait for the result's metadata JSON to appear
-in the output bucket (results/<path>/<name>.json, written last, after the image)."""
+in the output bucket (results/<path>/<name>.<ext>.json, written last, after the image)."""
 
 from __future__ import annotations
 

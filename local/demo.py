@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from img2img.domain.s3_door import output_keys
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, port_is_free, ports_from_environment, start_local
 from img2img_local.sample import sample_png
@@ -126,7 +127,7 @@ def via_async_api(stack: LocalStack, png: bytes) -> DoorResult:
 
 def via_s3_drop(stack: LocalStack, png: bytes) -> DoorResult:
     """The S3 door: upload under inbox/ with the parameters as object metadata, then wait for
-    results/<name>.json (the S3 door writes the image first and its metadata last)."""
+    results/<name>.png.json (the S3 door writes the image first and its metadata last)."""
     s3 = stack.client("s3")
     name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     s3.put_object(
@@ -141,7 +142,7 @@ def via_s3_drop(stack: LocalStack, png: bytes) -> DoorResult:
             "image-strength": "0.4",
         },
     )
-    metadata_key = f"{r.RESULTS_PREFIX}{name}.json"
+    metadata_key = output_keys(r.OUTPUT_BUCKET, f"{r.INBOX_PREFIX}{name}.png").metadata_key
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         listed = s3.list_objects_v2(Bucket=r.OUTPUT_BUCKET, Prefix=metadata_key).get("Contents", [])

@@ -101,12 +101,12 @@ def test_s3_door_writes_result_and_metadata(deployed: Deployed, source_png: byte
     def results() -> set[str]:
         listing = s3.list_objects_v2(Bucket=output_bucket, Prefix=f"results/{name}")
         keys = {o["Key"] for o in listing.get("Contents", [])}
-        return keys if f"results/{name}.json" in keys else set()
+        return keys if f"results/{name}.png.json" in keys else set()
 
-    keys = poll(results, timeout=300, what=f"results/{name}.json in {output_bucket}")
-    metadata = json.loads(s3.get_object(Bucket=output_bucket, Key=f"results/{name}.json")["Body"].read())
+    keys = poll(results, timeout=300, what=f"results/{name}.png.json in {output_bucket}")
+    metadata = json.loads(s3.get_object(Bucket=output_bucket, Key=f"results/{name}.png.json")["Body"].read())
     assert metadata["status"] in {"SUCCEEDED", "CONTENT_FILTERED"}, metadata
-    (image_key,) = keys - {f"results/{name}.json"}
+    (image_key,) = keys - {f"results/{name}.png.json"}
     assert_is_image(s3.get_object(Bucket=output_bucket, Key=image_key)["Body"].read())
 
 

@@ -243,7 +243,7 @@ def test_drop_with_wait_through_local_defaults(
     assert opens_as_image(image)
     assert meta["door"] == "s3" and meta["status"] == "SUCCEEDED"
     assert meta["source"]["key"] == "inbox/cli/drop-one.png"
-    assert meta["result"]["key"] == "results/cli/drop-one.png"
+    assert meta["result"]["key"] == "results/cli/drop-one.png.png"
     assert meta["request"]["style_preset"] == "line-art" and meta["request"]["seed"] == 7
     assert str(image) in ran.out
 
@@ -285,7 +285,7 @@ def test_drop_without_wait_says_where_the_result_will_be(
     ran = img2img("drop", source, "--prompt", "later", "--key", "inbox/cli/later.png", "--local", "--json")
     assert ran.code == errors.OK, ran.err
     assert ran.json()["source"] == f"s3://{r.INPUT_BUCKET}/inbox/cli/later.png"
-    assert ran.json()["metadata"] == f"s3://{r.OUTPUT_BUCKET}/results/cli/later.json"
+    assert ran.json()["metadata"] == f"s3://{r.OUTPUT_BUCKET}/results/cli/later.png.json"
 
 
 def test_drop_content_filtered_and_a_key_outside_the_inbox(

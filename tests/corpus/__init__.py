@@ -14,7 +14,10 @@ A case is one of five kinds:
     key       a valid image under an awkward object key. API: uploaded there and named by
               init_image_s3_key. S3: dropped under inbox/corpus/ with that name.
 
-Every case on the S3 door ends in exactly one metadata JSON at results/corpus/<stem>.json.
+Every case on the S3 door ends in exactly one metadata JSON: an image dropped as
+inbox/corpus/<name> at results/corpus/<name>.json; a manifest inbox/corpus/<case>.json at
+results/corpus/<case>.json.json when the manifest itself is refused, else at
+manifest-results/corpus/<case>.json/<named key>.json (the README's key scheme).
 A rejection makes no model call; an accepted case makes exactly one (the emulator counts them).
 
     from tests.corpus import CASES, cases_for
@@ -44,6 +47,7 @@ PROMPT = "a lighthouse on a cliff, oil painting"
 SOURCE_PREFIX = "uploads/corpus/"  # sources that manifests and init_image_s3_key name (no notification)
 INBOX_PREFIX = "inbox/corpus/"
 RESULTS_PREFIX = "results/corpus/"
+MANIFEST_RESULTS_PREFIX = "manifest-results/corpus/"
 MISSING = ...  # a body override that removes the key
 
 
@@ -99,12 +103,23 @@ class Case:
         return self.s3_expect if door == "s3" and self.s3_expect is not None else self.expect
 
     @property
-    def stem(self) -> str:
-        """The name its S3-door metadata carries: results/corpus/<stem>.json."""
+    def dropped_name(self) -> str:
+        """The name below inbox/corpus/ the S3 door gets it under."""
         if self.kind == "key":
             assert self.key is not None
-            return self.key.rsplit(".", 1)[0]
-        return self.name
+            return self.key
+        if self.kind in ("image", "metadata"):
+            return f"{self.name}.{self.extension}"
+        return f"{self.name}.json"  # a manifest
+
+    @property
+    def result_stems(self) -> tuple[str, ...]:
+        """Where its S3-door results may go: <stem>.json and <stem>.<format>. A manifest has two
+        places: its own (refused as a whole) and its named image's job."""
+        own = f"{RESULTS_PREFIX}{self.dropped_name}"
+        if self.kind in ("image", "metadata", "key"):
+            return (own,)
+        return (own, f"{MANIFEST_RESULTS_PREFIX}{self.dropped_name}/{self.source_key}")
 
     @property
     def source_key(self) -> str:
@@ -115,8 +130,8 @@ class Case:
         return f"{SOURCE_PREFIX}{self.key or self.name + '.png'}"
 
     @property
-    def metadata_key(self) -> str:
-        return f"{RESULTS_PREFIX}{self.stem}.json"
+    def metadata_keys(self) -> tuple[str, ...]:
+        return tuple(f"{stem}.json" for stem in self.result_stems)
 
 
 @cache

@@ -98,7 +98,7 @@ def test_every_live_model_takes_the_seed_body_unchanged_through_both_doors(
         Body=source,
         Metadata={"prompt": "A space ship.", "style-preset": "isometric", "model-id": model_id},
     )
-    metadata = result_json(stack, f"results/models/{name}.json")
+    metadata = result_json(stack, f"results/models/{name}.png.json")
     assert metadata["status"] == "SUCCEEDED" and metadata["model"]["id"] == model_id
     assert stats(stack)["by_model"] == {model_id: 2}  # one call per job, one job per door
 
@@ -123,7 +123,7 @@ def test_each_models_documented_filtered_answer_is_content_filtered_on_both_door
         Body=source,
         Metadata={"prompt": "A space ship.", "model-id": model_id},
     )
-    metadata = result_json(stack, f"results/models/{name}.json")
+    metadata = result_json(stack, f"results/models/{name}.png.json")
     assert metadata["status"] == "CONTENT_FILTERED"
     assert metadata["result"]["detail"] == "Filter reason: prompt"
 
@@ -157,10 +157,10 @@ def test_s3_drop_with_metadata(stack: LocalStack) -> None:
         Body=imagegen.png(640, 480),
         Metadata={"prompt": "a lighthouse", "style-preset": "origami", "seed": "7"},
     )
-    meta = result_json(stack, "results/holiday snaps/café+1.json")
+    meta = result_json(stack, "results/holiday snaps/café+1.png.json")
     assert meta["status"] == "SUCCEEDED" and meta["source"]["key"] == key
     assert meta["result"]["seed"] == 7 and meta["request"]["style_preset"] == "origami"
-    s3.head_object(Bucket=r.OUTPUT_BUCKET, Key="results/holiday snaps/café+1.png")
+    s3.head_object(Bucket=r.OUTPUT_BUCKET, Key="results/holiday snaps/café+1.png.png")
     job = requests.get(f"{stack.api_url}/v1/jobs/{meta['job_id']}", timeout=10).json()
     assert job["status"] == "SUCCEEDED" and job["door"] == "s3"
 
@@ -185,7 +185,7 @@ def test_duplicate_s3_event_costs_one_model_call(stack: LocalStack) -> None:
     put = s3.put_object(
         Bucket=r.INPUT_BUCKET, Key="inbox/twice.png", Body=imagegen.png(64, 64), Metadata={"prompt": "x"}
     )
-    result_json(stack, "results/twice.json")
+    result_json(stack, "results/twice.png.json")
     # S3 delivers at least once: send the same notification again, as a late duplicate.
     event = s3_notification(
         r.INPUT_BUCKET, "inbox/twice.png", version_id=put.get("VersionId"), etag=put["ETag"]
@@ -235,5 +235,5 @@ def test_poison_message_reaches_the_dead_letter_queue(stack: LocalStack) -> None
 
     (message,) = wait_until(dead_letters, timeout=60)
     assert "poison.png" in message["Body"]  # the key as S3 encodes it in events
-    meta = result_json(stack, "results/poison.json")
+    meta = result_json(stack, "results/poison.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_busy"

@@ -161,7 +161,7 @@ def _drop(doors: Doors, name: str, data: bytes | None = None, metadata: dict[str
 
 
 def _metadata(doors: Doors, name: str) -> dict[str, Any]:
-    return doors.wait_metadata(f"results/faults/{name}.json", timeout=90)
+    return doors.wait_metadata(f"results/faults/{name}.png.json", timeout=90)
 
 
 def _receives(spy: WorkerSpy, key: str, count: int) -> list[int]:
@@ -425,7 +425,7 @@ class TestRedelivery:
         name = f"killed{step.replace('.', '-')}"
 
         def kill_at_first_write(key: str) -> bool | BaseException:
-            if armed[0] and key.startswith(f"results/faults/{name}{step}"):
+            if armed[0] and key.startswith(f"results/faults/{name}.png{step}"):
                 armed[0] = False
                 return WorkerKilled()
             return False
@@ -490,8 +490,8 @@ class TestRedelivery:
         assert doors.stats()["invocations"] == 1
         assert doors.dead_letters() == 0
         written = doors.output_keys("results/faults/ten-times")
-        assert sorted(written) == ["results/faults/ten-times.json", "results/faults/ten-times.png"]
-        assert doors.read_json("results/faults/ten-times.json") == meta  # never rewritten
+        assert sorted(written) == ["results/faults/ten-times.png.json", "results/faults/ten-times.png.png"]
+        assert doors.read_json("results/faults/ten-times.png.json") == meta  # never rewritten
 
     def test_a_burst_with_faults_mixed_in_loses_nothing(self, fast: tuple[Doors, KillableWorker]) -> None:
         """24 images at once, two of them bad, with the model throttling and timing out now

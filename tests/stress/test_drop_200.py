@@ -57,7 +57,7 @@ def test_200_images_at_once_none_lost(stack: LocalStack) -> None:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, range(IMAGES)))
         metas = {
-            name: doors.wait_metadata(f"results/stress/{name}.json", timeout=900)
+            name: doors.wait_metadata(f"results/stress/{name}.png.json", timeout=900)
             for name in (f"drop-{n:03d}" for n in range(IMAGES))
         }
         wait_until(lambda: doors.queue_depth() == 0, timeout=300)

@@ -27,11 +27,29 @@ def test_only_objects_under_inbox_start_jobs() -> None:
     assert not starts_jobs("uploads/a.png") and not starts_jobs("results/a.png") and not starts_jobs("a.png")
 
 
-def test_result_keys_mirror_the_source_path() -> None:
+def test_result_keys_mirror_the_source_path_and_name() -> None:
     keys = output_keys("out", "inbox/trips/2026/cat photo.jpeg")
-    assert keys.image_key(".png") == "results/trips/2026/cat photo.png"
-    assert keys.metadata_key == "results/trips/2026/cat photo.json"
-    assert output_keys("out", "uploads/u1.webp").metadata_key == "results/u1.json"
+    assert keys.image_key(".png") == "results/trips/2026/cat photo.jpeg.png"
+    assert keys.metadata_key == "results/trips/2026/cat photo.jpeg.json"
+    named = output_keys("out", "uploads/u1.webp", manifest_key="inbox/batch/one.json")
+    assert named.metadata_key == "manifest-results/batch/one.json/uploads/u1.webp.json"
+    assert output_keys("out", "inbox/batch/one.json").metadata_key == "results/batch/one.json.json"
+
+
+def test_no_two_sources_share_a_result_key() -> None:
+    """The collisions of the old scheme: same name with another extension, another prefix, a
+    manifest's own metadata, and one image named by two manifests."""
+    outputs = [
+        output_keys("out", "inbox/a.png"),
+        output_keys("out", "inbox/a.jpg"),
+        output_keys("out", "inbox/a.json"),  # a (rejected) manifest
+        output_keys("out", "uploads/a.png", manifest_key="inbox/a.json"),
+        output_keys("out", "inbox/a.png", manifest_key="inbox/a.json"),
+        output_keys("out", "uploads/a.png", manifest_key="inbox/b.json"),
+        output_keys("out", "inbox/a.json/uploads/a.png"),  # an image in a folder named like a manifest
+    ]
+    keys = [k for o in outputs for k in (o.metadata_key, o.image_key(".png"), o.image_key(".webp"))]
+    assert len(keys) == len(set(keys)), sorted(keys)
 
 
 def test_event_keys_are_url_decoded() -> None:

@@ -37,10 +37,10 @@ def test_image_with_metadata_gives_result_and_metadata(world: World) -> None:
         )
     )
     assert out == {"batchItemFailures": []}
-    meta = world.read_json(OUTPUT, "results/trips/my cat+1.json")
+    meta = world.read_json(OUTPUT, "results/trips/my cat+1.png.json")
     assert meta["status"] == "SUCCEEDED" and meta["door"] == "s3"
     assert meta["source"]["key"] == "inbox/trips/my cat+1.png"
-    assert meta["result"]["key"] == "results/trips/my cat+1.png" and meta["result"]["seed"] == 42
+    assert meta["result"]["key"] == "results/trips/my cat+1.png.png" and meta["result"]["seed"] == 42
     assert world.bedrock.calls[0]["body"]["prompt"] == "a cat astronaut, anime style"
 
 
@@ -54,7 +54,7 @@ def test_same_event_twice_costs_one_model_call(world: World) -> None:
 def test_image_without_prompt_gets_failed_metadata_and_no_retry(world: World) -> None:
     out = run(drop(world, "inbox/bare.png"))
     assert out == {"batchItemFailures": []}
-    meta = world.read_json(OUTPUT, "results/bare.json")
+    meta = world.read_json(OUTPUT, "results/bare.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "missing_parameters"
     assert "--metadata prompt=" in meta["error"]["message"]
     assert world.bedrock.calls == []
@@ -62,14 +62,14 @@ def test_image_without_prompt_gets_failed_metadata_and_no_retry(world: World) ->
 
 def test_metadata_that_is_not_a_number_names_the_key(world: World) -> None:
     run(drop(world, "inbox/bad.png", prompt="x", **{"cfg-scale": "lots"}))
-    meta = world.read_json(OUTPUT, "results/bad.json")
+    meta = world.read_json(OUTPUT, "results/bad.png.json")
     assert meta["error"]["code"] == "invalid_request"
     assert meta["error"]["details"][0]["field"] == "x-amz-meta-cfg-scale"
 
 
 def test_not_an_image_fails_without_model_call(world: World) -> None:
     run(drop(world, "inbox/notes.png", b"just text", prompt="x"))
-    meta = world.read_json(OUTPUT, "results/notes.json")
+    meta = world.read_json(OUTPUT, "results/notes.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "unsupported_image"
     assert world.bedrock.calls == []
 
@@ -82,8 +82,8 @@ def test_manifest_runs_each_named_image_and_reports_missing_ones(world: World) -
     }
     out = run(drop(world, "inbox/batch.json", json.dumps(manifest).encode()))
     assert out == {"batchItemFailures": []}
-    assert world.read_json(OUTPUT, "results/a.json")["status"] == "SUCCEEDED"
-    missing = world.read_json(OUTPUT, "results/missing.json")
+    assert world.read_json(OUTPUT, "manifest-results/batch.json/uploads/a.png.json")["status"] == "SUCCEEDED"
+    missing = world.read_json(OUTPUT, "manifest-results/batch.json/uploads/missing.png.json")
     assert missing["status"] == "FAILED" and missing["error"]["code"] == "source_not_found"
     assert len(world.bedrock.calls) == 1
 
@@ -105,11 +105,11 @@ def test_throttling_is_retried_through_the_queue_then_recorded(world: World) -> 
     assert "Contents" not in world.s3.list_objects_v2(Bucket=OUTPUT)
     last = run(event, receive_count=3)  # the queue's maxReceiveCount: recorded, then on to the DLQ
     assert len(last["batchItemFailures"]) == 1
-    meta = world.read_json(OUTPUT, "results/busy.json")
+    meta = world.read_json(OUTPUT, "results/busy.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_throttled"
     world.bedrock.errors = []
     assert run(event, receive_count=1) == {"batchItemFailures": []}  # a redrive can still succeed
-    assert world.read_json(OUTPUT, "results/busy.json")["status"] == "SUCCEEDED"
+    assert world.read_json(OUTPUT, "results/busy.png.json")["status"] == "SUCCEEDED"
 
 
 def test_partial_batch_failure_reports_only_the_failed_record(world: World) -> None:
@@ -154,13 +154,13 @@ def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(world: World
     manifest = {"text_prompts": [{"text": "x"}], "init_image_s3_keys": [f"uploads/{n}.png" for n in "abc"]}
     out = run(drop(world, "inbox/abc.json", json.dumps(manifest).encode()))
     assert len(out["batchItemFailures"]) == 1  # comes back for a
-    assert world.read_json(OUTPUT, "results/b.json")["status"] == "SUCCEEDED"
-    assert world.read_json(OUTPUT, "results/c.json")["status"] == "SUCCEEDED"
+    assert world.read_json(OUTPUT, "manifest-results/abc.json/uploads/b.png.json")["status"] == "SUCCEEDED"
+    assert world.read_json(OUTPUT, "manifest-results/abc.json/uploads/c.png.json")["status"] == "SUCCEEDED"
 
 
 def test_out_of_range_metadata_names_the_metadata_key(world: World) -> None:
     run(drop(world, "inbox/range.png", prompt="x", **{"cfg-scale": "99", "style-preset": "watercolour"}))
-    meta = world.read_json(OUTPUT, "results/range.json")
+    meta = world.read_json(OUTPUT, "results/range.png.json")
     assert {d["field"] for d in meta["error"]["details"]} == {
         "x-amz-meta-cfg-scale",
         "x-amz-meta-style-preset",

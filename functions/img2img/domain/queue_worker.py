@@ -163,7 +163,7 @@ class QueueWorker:
             request=request,
             model_id=model_id,
             source=SourceRef(self._s.input_bucket, source.key, source.version_id),
-            output=output_keys(self._s.output_bucket, source.key),
+            output=output_keys(self._s.output_bucket, source.key, None if data is not None else obj.key),
             created_at=utc_now(),
             source_data=data,
         )

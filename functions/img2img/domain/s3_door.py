@@ -1,11 +1,21 @@
 """The S3 door's rules: which objects start jobs, where their parameters come from (a JSON
-manifest, else the image's own metadata), and where results go. Result keys are
-deterministic, so a redelivered event overwrites rather than duplicates."""
+manifest, else the image's own metadata), and where results go.
+
+Result keys are deterministic (a redelivered event writes the same keys) and no two sources
+share one: the source's whole name, extension included, is kept.
+
+    inbox/<path>/<name>.<ext>        -> results/<path>/<name>.<ext>.<fmt> and .<ext>.json
+    inbox/<path>/<m>.json (manifest)  -> each image it names, <key>:
+                                        manifest-results/<path>/<m>.json/<key>.<fmt> and .json
+                                        a rejected manifest: results/<path>/<m>.json.json
+
+Images dropped under inbox/ never end in .json (that is a manifest), and manifest-named jobs
+live under their own prefix, so no image, manifest or manifest-named job can reach another's
+keys. The output bucket is versioned: a job run again keeps the earlier result as a version."""
 
 from __future__ import annotations
 
 import json
-import posixpath
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header
@@ -17,6 +27,7 @@ from img2img.domain.request import ImageToImageRequest, parse_request
 
 INBOX = "inbox/"
 RESULTS = "results/"
+MANIFEST_RESULTS = "manifest-results/"
 
 # x-amz-meta-<name> -> (request field, parser). S3 lower-cases metadata names.
 _NUMBER_FIELDS = {
@@ -59,12 +70,15 @@ def starts_jobs(key: str) -> bool:
     return key.startswith(INBOX) and not key.endswith("/")
 
 
-def output_keys(output_bucket: str, source_key: str) -> OutputKeys:
-    """inbox/<path>/<name>.<ext> -> results/<path>/<name>.<fmt> and results/<path>/<name>.json.
-    Sources named by a manifest outside inbox/ (uploads/, api/) map the same way."""
-    _, _, rest = source_key.partition("/")
-    stem = posixpath.splitext(rest or source_key)[0]
-    return OutputKeys(output_bucket, f"{RESULTS}{stem}", f"{RESULTS}{stem}.json")
+def output_keys(output_bucket: str, source_key: str, manifest_key: str | None = None) -> OutputKeys:
+    """Where a job's result image and metadata JSON go (see the module's docstring). An object
+    under inbox/ (image or rejected manifest) keeps its path below results/; an image a manifest
+    names lives below the manifest's own path in manifest-results/, by its full key."""
+    if manifest_key is None:
+        stem = f"{RESULTS}{source_key.removeprefix(INBOX)}"
+    else:
+        stem = f"{MANIFEST_RESULTS}{manifest_key.removeprefix(INBOX)}/{source_key}"
+    return OutputKeys(output_bucket, stem, f"{stem}.json")
 
 
 def job_id_for(source: SourceObject, body: dict[str, Any]) -> str:
