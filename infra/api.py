@@ -12,9 +12,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.checkov import LOG_GROUP_DEFAULT_ENCRYPTION, skip_check
 from infra.config import EnvironmentConfig
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge
+from infra.removal import removal_policy
 
 # (method, path) of every route; "/" is the page. All of them reach the api function.
 ROUTES = (
@@ -29,6 +31,14 @@ ROUTES = (
     ("GET", "/v1/docs"),
 )
 SYNC_ROUTE = ("POST", "/v1/image-to-image")
+
+
+def sync_method_path() -> str:
+    """The sync route as a stage's method_options key: `<resource path>/<HTTP method>`."""
+    method, path = SYNC_ROUTE
+    return f"{path}/{method}"
+
+
 # Request bodies API Gateway checks before invoking the function (the function validates the
 # SDXL contract in full; the gateway only turns away what cannot be a request at all).
 IMAGE_REQUEST_ROUTES = {("POST", "/v1/image-to-image"), ("POST", "/v1/jobs")}
@@ -74,7 +84,7 @@ class Api(Construct):
             "AccessLogs",
             log_group_name=f"/img2img/{config.name}/api-access",
             retention=LOG_RETENTION[config.log_retention_days],
-            removal_policy=RemovalPolicy.DESTROY if config.destroy_on_delete else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
         self.rest_api = apigw.RestApi(
             self,
@@ -94,6 +104,7 @@ class Api(Construct):
                 data_trace_enabled=False,  # request bodies hold images and prompts: never log them
                 access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                method_options={sync_method_path(): self._sync_method_options()},
             ),
         )
         self.rest_api.node.try_remove_child("Endpoint")  # the stack's ApiUrl output replaces it
@@ -198,12 +209,32 @@ class Api(Construct):
 
         self._acknowledge()
 
+    def _sync_method_options(self) -> apigw.MethodDeploymentOptions:
+        """The sync route makes one Bedrock call per request: its throttle is the model quota
+        (infra/config.py derives it), for all callers together, below the stage's. A method
+        setting replaces the stage's `*/*` one for that method, so logging and metrics are
+        repeated (the sync latency alarm reads this method's metrics)."""
+        return apigw.MethodDeploymentOptions(
+            throttling_rate_limit=self.config.sync_throttle_rate_limit,
+            throttling_burst_limit=self.config.sync_throttle_burst_limit,
+            logging_level=apigw.MethodLoggingLevel.ERROR,
+            data_trace_enabled=False,
+            metrics_enabled=True,
+        )
+
     def _auth_options(self) -> dict[str, object]:
         if self.config.api_auth == "iam":
             return {"authorization_type": apigw.AuthorizationType.IAM}
         return {"authorization_type": apigw.AuthorizationType.NONE, "api_key_required": True}
 
     def _acknowledge(self) -> None:
+        skip_check(self.access_log_group, "CKV_AWS_158", LOG_GROUP_DEFAULT_ENCRYPTION)
+        skip_check(
+            self.rest_api.deployment_stage,
+            "CKV_AWS_120",
+            "No response cache: every POST generates a new image and job status must be read "
+            "fresh; a cache would serve stale job states and bills per hour for nothing.",
+        )
         acknowledge(
             self.rest_api.deployment_stage,
             "AwsSolutions-APIG3",

@@ -16,6 +16,7 @@ key). Adding an environment is adding an entry. Every problem is reported as
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -36,6 +37,15 @@ API_GATEWAY_MAX_INTEGRATION_TIMEOUT_SECONDS = 29
 # The queue's visibility timeout is this many times the worker's timeout (AWS's guidance for
 # Lambda event sources on SQS: retries of a batch must not overlap a running invocation).
 VISIBILITY_TIMEOUT_FACTOR = 6
+# How long the jobs queue keeps a message (infra/jobs.py): an unconsumed job is lost after it.
+QUEUE_RETENTION_DAYS = 4
+# AWS advises a redrive maxReceiveCount of at least 5 for a queue a Lambda event source reads:
+# a receive whose batch was throttled or cut short by scaling still counts, and a lower count
+# sends healthy jobs to the dead-letter queue.
+MIN_MAX_RECEIVE_COUNT = 5
+# The api function's reserved concurrency is never set below this (one sync call in flight and
+# one instance left for the quick routes: health, job status, models, uploads, the page).
+MIN_API_RESERVED_CONCURRENCY = 2
 
 # The retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
@@ -94,11 +104,18 @@ class EnvironmentConfig(BaseModel):
     worker_memory_mb: Annotated[int, Field(ge=128, le=10240)]
     worker_timeout_seconds: Annotated[int, Field(ge=30, le=900)]
     # At most this many worker invocations at once (SQS event source maximum concurrency, >= 2):
-    # keep it inside the Bedrock requests-per-minute quota of the model.
+    # at most bedrock_requests_per_minute (checked), so the workers alone cannot exceed it.
     worker_max_concurrency: Annotated[int, Field(ge=2, le=1000)]
     worker_batch_size: Annotated[int, Field(ge=1, le=10)]
-    # Deliveries of one message before it moves to the dead-letter queue.
+    # Deliveries of one message before it moves to the dead-letter queue: at least
+    # MIN_MAX_RECEIVE_COUNT (5). The worker reads it (IMG2IMG_MAX_RECEIVE_COUNT) to know its last try.
     max_receive_count: Annotated[int, Field(ge=1, le=1000)]
+    # Model invocations per minute this environment may make. The documented default on-demand
+    # quota for image models is low: SET IT TO THE ACCOUNT'S REAL QUOTA for the model in the
+    # model region (Service Quotas -> Amazon Bedrock -> "On-demand model inference requests per
+    # minute for <model>"). The sync route's throttle, the api function's reserved concurrency
+    # and the cap on worker_max_concurrency derive from it (see the properties below).
+    bedrock_requests_per_minute: Annotated[int, Field(ge=1, le=100000)]
 
     # "iam": every method needs SigV4 (AWS_IAM). "api_key": every method needs x-api-key, and a
     # usage plan applies the throttle (and the optional daily quota) per key.
@@ -123,13 +140,24 @@ class EnvironmentConfig(BaseModel):
     presign_expiry_seconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)]
 
     # "destroy": `cdk destroy` deletes buckets (emptied first), table and log groups.
-    # "retain": they outlive the stack, and the table has deletion protection.
+    # "retain": they outlive the stack (and a replacement), and the table has deletion
+    # protection; a failed first deployment still rolls them back, so it can be retried
+    # (CloudFormation's RetainExceptOnCreate, see infra/removal.py).
     removal_policy: Literal["destroy", "retain"]
     point_in_time_recovery: bool
 
     # Alarms go to an SNS topic; with an address it gets an e-mail subscription (confirm it).
     alarm_email: Email | None = None
     sync_latency_p90_alarm_ms: Annotated[int, Field(ge=100, le=60000)]
+    # The oldest job in the queue has waited this long (seconds, Maximum over 5 minutes): the
+    # workers are not keeping up, or not consuming at all. Below the queue's retention, after
+    # which the job is lost.
+    queue_age_alarm_seconds: Annotated[int, Field(ge=300, lt=QUEUE_RETENTION_DAYS * 24 * 3600)]
+    # IAM role ARNs (your operators') that may also send to the jobs queue: the dead-letter
+    # redrive (StartMessageMoveTask) sends as its caller, and the queue refuses every other sender.
+    queue_redrive_principal_arns: tuple[
+        Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")], ...
+    ] = ()
     model_failures_alarm_threshold: Annotated[int, Field(ge=1)]
 
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
@@ -155,6 +183,19 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(
                 "key 'sync_margin_seconds': must be less than api_timeout_seconds "
                 f"({self.api_timeout_seconds})"
+            )
+        if self.max_receive_count < MIN_MAX_RECEIVE_COUNT:
+            raise ValueError(
+                f"key 'max_receive_count': {self.max_receive_count} is below {MIN_MAX_RECEIVE_COUNT}: AWS "
+                "advises a maxReceiveCount of at least 5 for a queue read by a Lambda event source "
+                "(throttled or interrupted receives count too, and would send healthy jobs to the "
+                "dead-letter queue)"
+            )
+        if self.worker_max_concurrency > self.bedrock_requests_per_minute:
+            raise ValueError(
+                f"key 'worker_max_concurrency': {self.worker_max_concurrency} is more than "
+                f"bedrock_requests_per_minute ({self.bedrock_requests_per_minute}): the workers alone "
+                "would exceed the model's quota; raise the quota (and the setting) or lower the concurrency"
             )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(
@@ -207,6 +248,34 @@ class EnvironmentConfig(BaseModel):
     @property
     def queue_visibility_timeout_seconds(self) -> int:
         return VISIBILITY_TIMEOUT_FACTOR * self.worker_timeout_seconds
+
+    # The Bedrock quota, in one place. A sync request makes one model call and holds an api
+    # function instance for at most api_timeout_seconds (T).
+    #   rate  = rpm / 60 requests per second: the sync route's steady throttle, so the route alone
+    #           never asks for more calls per minute than the quota.
+    #   burst = max(1, ceil(rate)): API Gateway's token bucket holds one second of the steady rate
+    #           and at least one request (a bucket of 0 would refuse everything).
+    #   reserved concurrency = max(2, floor(burst + rate * T)): a token bucket admits at most
+    #           burst + rate * T requests in any window of T seconds, so no more sync calls than
+    #           that can be in flight at once; reserving exactly that many never throttles a
+    #           request the gateway admitted, and never allows a call the quota has no room for
+    #           (e.g. a direct invoke). Computed in integers: (burst * 60 + rpm * T) // 60.
+    #           Never below 2: the quick routes share the function (MIN_API_RESERVED_CONCURRENCY).
+    # Example: rpm 6, T 29 s -> rate 0.1/s, burst 1, reserved max(2, (60 + 174) // 60) = 3.
+    @property
+    def sync_throttle_rate_limit(self) -> float:
+        return self.bedrock_requests_per_minute / 60
+
+    @property
+    def sync_throttle_burst_limit(self) -> int:
+        return max(1, math.ceil(self.sync_throttle_rate_limit))
+
+    @property
+    def api_reserved_concurrency(self) -> int:
+        admitted = (
+            self.sync_throttle_burst_limit * 60 + self.bedrock_requests_per_minute * self.api_timeout_seconds
+        ) // 60
+        return max(MIN_API_RESERVED_CONCURRENCY, admitted)
 
     @property
     def destroy_on_delete(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -16,13 +16,22 @@ from constructs import Construct
 
 from img2img.catalog import split_inference_profile
 from infra import asset as asset_builder
+from infra.checkov import (
+    LOG_GROUP_DEFAULT_ENCRYPTION,
+    NO_VPC,
+    PLAIN_ENVIRONMENT,
+    SYNC_INVOCATION_NO_DLQ,
+    skip_check,
+)
 from infra.config import EnvironmentConfig
 from infra.jobs import Jobs
 from infra.nag import acknowledge
+from infra.removal import removal_policy
 from infra.storage import (
     API_SOURCE_PREFIX,
     INPUT_PREFIXES,
     JOBS_RESULT_PREFIX,
+    MANIFEST_RESULT_PREFIX,
     MODEL_ANSWER_PREFIX,
     S3_DOOR_RESULT_PREFIX,
     UPLOADS_PREFIX,
@@ -160,6 +169,8 @@ class Functions(Construct):
             timeout_seconds=config.api_timeout_seconds,
             environment={**common_env, "IMG2IMG_SYNC_BUDGET_SECONDS": str(config.sync_budget_seconds)},
             description=f"{config.stack_name}: the API door (sync answers, async jobs, uploads)",
+            # No more sync model calls in flight than the Bedrock quota admits (infra/config.py).
+            reserved_concurrency=config.api_reserved_concurrency,
         )
         self.worker = self._function(
             "Worker",
@@ -186,10 +197,20 @@ class Functions(Construct):
         self._grant_objects(self.api.role, ["s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
+        # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).
+        assert self.api.role is not None
+        jobs.only_these_may_send(
+            role=self.api.role,
+            notifying_bucket_arn=storage.input_bucket_arn,
+            redrivers=config.queue_redrive_principal_arns,
+        )
         # worker: reads any source, writes results of both doors, reads API-door results back.
         self._grant_objects(self.worker.role, SOURCE_READ_ACTIONS, inp, INPUT_PREFIXES)
         self._grant_objects(
-            self.worker.role, ["s3:PutObject"], out, (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX)
+            self.worker.role,
+            ["s3:PutObject"],
+            out,
+            (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX, MANIFEST_RESULT_PREFIX),
         )
         self._grant_objects(self.worker.role, ["s3:GetObject"], out, (JOBS_RESULT_PREFIX,))
         # A redelivered job finishes from the answer its earlier attempt stored.
@@ -204,6 +225,21 @@ class Functions(Construct):
             )
         )
 
+        for function, invoked_by in (
+            (self.api, "by API Gateway's Lambda proxy integration"),
+            (self.worker, "by the SQS event source mapping"),
+        ):
+            skip_check(function, "CKV_AWS_116", SYNC_INVOCATION_NO_DLQ.format(by=invoked_by))
+            skip_check(function, "CKV_AWS_117", NO_VPC)
+            skip_check(function, "CKV_AWS_173", PLAIN_ENVIRONMENT)
+        skip_check(
+            self.worker,
+            "CKV_AWS_115",
+            "The worker's concurrency is capped by its SQS event source mapping's MaximumConcurrency "
+            "(worker_max_concurrency, at most the Bedrock quota); reserving concurrency as well would "
+            "only withhold capacity from the rest of the account.",
+        )
+
         self.model_grants = model_grants(config, stack.partition, stack.account)
         for function in (self.api, self.worker):
             self._grant_models(function)
@@ -215,7 +251,15 @@ class Functions(Construct):
                 self.worker,
                 [
                     (inp, INPUT_PREFIXES),
-                    (out, (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX, MODEL_ANSWER_PREFIX)),
+                    (
+                        out,
+                        (
+                            JOBS_RESULT_PREFIX,
+                            S3_DOOR_RESULT_PREFIX,
+                            MANIFEST_RESULT_PREFIX,
+                            MODEL_ANSWER_PREFIX,
+                        ),
+                    ),
                 ],
             ),
         ):
@@ -252,6 +296,7 @@ class Functions(Construct):
         timeout_seconds: int,
         environment: dict[str, str],
         description: str,
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         config = self._config
         function_name = f"{config.stack_name}-{kind}"
@@ -260,8 +305,9 @@ class Functions(Construct):
             f"{construct_id}LogGroup",
             log_group_name=f"/aws/lambda/{function_name}",
             retention=LOG_RETENTION[config.log_retention_days],
-            removal_policy=RemovalPolicy.DESTROY if config.destroy_on_delete else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
+        skip_check(log_group, "CKV_AWS_158", LOG_GROUP_DEFAULT_ENCRYPTION)
         role = iam.Role(
             self,
             f"{construct_id}Role",
@@ -284,6 +330,7 @@ class Functions(Construct):
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
+            reserved_concurrent_executions=reserved_concurrency,
         )
         # CDK makes the function depend on the role and its policy; the role is already a GetAtt
         # (cfn-lint W3005). Keep only the policy: the function (and the queue's event source

@@ -1,7 +1,8 @@
 """Alarms to an SNS topic (with an e-mail subscription when configured) and a dashboard.
 
-Alarms: dead-letter queue not empty, errors and throttles of each function, the model-failure
-metric the functions publish, and the sync route's p90 latency.
+Alarms: dead-letter queue not empty, the oldest queued job waiting too long, errors and
+throttles of each function, the model-failure metric the functions publish, and the sync
+route's p90 latency.
 
 The functions publish `ModelFailures` (namespace `Img2Img`) through Powertools Metrics, whose
 default dimension is `service`; they add `environment` (IMG2IMG_ENV) so that environments
@@ -11,7 +12,7 @@ contract.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -25,6 +26,7 @@ from infra.api import SYNC_ROUTE, Api
 from infra.config import EnvironmentConfig
 from infra.functions import METRICS_NAMESPACE, SERVICE_NAME, Functions
 from infra.jobs import Jobs
+from infra.removal import removal_policy
 
 MODEL_FAILURES_METRIC = "ModelFailures"
 
@@ -47,7 +49,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self.config = config
         stack = Stack.of(self)
-        removal = RemovalPolicy.DESTROY if config.destroy_on_delete else RemovalPolicy.RETAIN
+        removal = removal_policy(config)
 
         # The topic is encrypted with its own key: CloudWatch cannot publish to a topic under
         # the AWS managed aws/sns key (its policy cannot grant CloudWatch). CloudWatch gets
@@ -106,7 +108,17 @@ class Monitoring(Construct):
                 period=five_minutes, statistic="Maximum"
             ),
             threshold=1,
-            description="Jobs failed every delivery and wait in the dead-letter queue: inspect, redrive.",
+            description="Jobs failed every delivery and wait in the dead-letter queue: inspect, then redrive "
+            "as a role in queue_redrive_principal_arns (the queue refuses other senders).",
+        )
+        self._alarm(
+            "QueueOldestMessageAge",
+            jobs.queue.metric_approximate_age_of_oldest_message(period=five_minutes, statistic="Maximum"),
+            threshold=config.queue_age_alarm_seconds,
+            description=(
+                f"A job has waited {config.queue_age_alarm_seconds} s or more in the jobs queue: the "
+                "workers are not keeping up (concurrency, Bedrock quota) or not consuming at all."
+            ),
         )
         for name, function in (("Api", functions.api), ("Worker", functions.worker)):
             self._function_alarms(name, function)

@@ -52,7 +52,7 @@ WORKER_MEMORY_MB = 1024
 WORKER_BATCH_SIZE = 1  # one image per invocation: a model call can take most of the timeout
 VISIBILITY_TIMEOUT_FACTOR = 6
 QUEUE_VISIBILITY_TIMEOUT_SECONDS = VISIBILITY_TIMEOUT_FACTOR * WORKER_TIMEOUT_SECONDS
-QUEUE_MAX_RECEIVE_COUNT = 3  # then SQS moves the message to the DLQ
+QUEUE_MAX_RECEIVE_COUNT = 5  # then SQS moves the message to the DLQ (AWS advises >= 5 with Lambda)
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600  # SQS's default
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the maximum: time to look at what failed
 

@@ -7,7 +7,19 @@ CDK_ARGS ?=
 
 .PHONY: asset synth infra-test bootstrap diff preflight deploy destroy e2e
 
-install: node_modules/.installed
+# checkov, the independent IaC scanner of tests/infra/test_checkov.py. Its own virtualenv: checkov
+# pins boto3==1.35.49, packaging 23 and networkx 2.6, which requirements.txt's boto3==1.44.8 (the
+# Lambda asset's) excludes, so it cannot share .venv. `make clean` removes it with .venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+
+install: node_modules/.installed $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: mk/infra.mk | $(VENV)/.installed
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -21,7 +33,7 @@ asset: install
 synth: install
 	$(CDK) synth $(CDK_FLAGS) --quiet --no-notices $(CDK_ARGS)
 
-## infra-test: CDK template assertions, cdk-nag and cfn-lint for every environment
+## infra-test: CDK template assertions, cdk-nag, cfn-lint and checkov for every environment
 infra-test: install
 	$(PY) -m pytest tests/infra
 

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # Bounded application-level retries of ModelTimeoutException (botocore retries the rest).
     model_timeout_retries: int = Field(default=1, ge=0, le=5)
     # Must equal the queue's redrive maxReceiveCount: the last receive records the failure.
-    max_receive_count: int = Field(default=3, ge=1)
+    max_receive_count: int = Field(default=5, ge=1)
 
     @field_validator("allowed_model_ids", "fallback_model_ids", mode="before")
     @classmethod

@@ -144,7 +144,16 @@ def test_stage_throttles_logs_and_traces(env_synth: Synth) -> None:
             "LoggingLevel": "ERROR",
             "DataTraceEnabled": False,
             "MetricsEnabled": True,
-        }
+        },
+        {
+            "HttpMethod": "POST",
+            "ResourcePath": "/~1v1~1image-to-image",
+            "ThrottlingRateLimit": s.config.sync_throttle_rate_limit,
+            "ThrottlingBurstLimit": s.config.sync_throttle_burst_limit,
+            "LoggingLevel": "ERROR",
+            "DataTraceEnabled": False,
+            "MetricsEnabled": True,
+        },
     ]
     access_logs = s.logical_id(s.stack.api.access_log_group)
     assert render(props["AccessLogSetting"]["DestinationArn"]).endswith(f":log-group:<{access_logs}>")
@@ -195,3 +204,31 @@ def test_cloudwatch_role_follows_the_config(synth: Callable[..., Synth]) -> None
     ((_, account),) = by_type(with_role.template, "AWS::ApiGateway::Account").items()
     assert account["DeletionPolicy"] == "Retain"  # shared by every API in the account and region
     assert not by_type(without_role.template, "AWS::ApiGateway::Account")
+
+
+def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_synth: Synth) -> None:
+    """One model call per sync request: the route admits rpm/60 requests a second (burst a small
+    integer), and the api function runs no more at once than that throttle can admit within its
+    timeout, never fewer than 2."""
+    s = env_synth
+    rpm, timeout = s.config.bedrock_requests_per_minute, s.config.api_timeout_seconds
+    (sync,) = (m for m in stage(s)["MethodSettings"] if m["HttpMethod"] == "POST")
+    assert sync["ResourcePath"] == "/~1v1~1image-to-image"
+    assert sync["ThrottlingRateLimit"] == rpm / 60
+    burst = sync["ThrottlingBurstLimit"]
+    assert isinstance(burst, int) and 1 <= burst <= max(1, -(-rpm // 60))
+    api_fn = s.template["Resources"][s.logical_id(s.stack.functions.api)]["Properties"]
+    reserved = api_fn["ReservedConcurrentExecutions"]
+    # A token bucket admits at most burst + rate * T requests in any T seconds.
+    assert 2 <= reserved <= max(2, int(burst + rpm / 60 * timeout))
+    assert reserved == s.config.api_reserved_concurrency
+    # cdk.json's default quota (6/min) and 29 s timeout: 0.1 request/s, burst 1, 3 instances.
+    if rpm == 6 and timeout == 29:
+        assert (sync["ThrottlingRateLimit"], burst, reserved) == (0.1, 1, 3)
+    # The sync route's own throttle is below the stage's, so it is the one that applies there.
+    assert sync["ThrottlingRateLimit"] <= s.config.api_throttle_rate_limit
+    # The workers cannot exceed the quota on their own either.
+    ((_, mapping),) = by_type(s.template, "AWS::Lambda::EventSourceMapping").items()
+    assert mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= rpm
+    worker = s.template["Resources"][s.logical_id(s.stack.functions.worker)]["Properties"]
+    assert "ReservedConcurrentExecutions" not in worker

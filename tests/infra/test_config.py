@@ -132,6 +132,22 @@ def test_missing_block_is_reported() -> None:
             r"key 'api_throttle_burst_limit': must be at least api_throttle_rate_limit",
         ),
         ({"name": "other"}, r"key 'name': is the entry's own key"),
+        (
+            {"max_receive_count": 3},
+            r"key 'max_receive_count': 3 is below 5: AWS advises a maxReceiveCount of at least 5",
+        ),
+        (
+            {"bedrock_requests_per_minute": 2, "worker_max_concurrency": 3},
+            r"key 'worker_max_concurrency': 3 is more than bedrock_requests_per_minute \(2\)",
+        ),
+        (
+            {"bedrock_requests_per_minute": 0},
+            r"key 'bedrock_requests_per_minute': Input should be greater than or equal to 1",
+        ),
+        (
+            {"queue_age_alarm_seconds": 4 * 24 * 3600},
+            r"key 'queue_age_alarm_seconds': Input should be less than 345600",
+        ),
     ],
 )
 def test_bad_settings_name_the_environment_and_the_key(overrides: dict[str, Any], message: str) -> None:
@@ -216,3 +232,38 @@ def test_every_environment_runs_sd3_5_large_with_a_live_fallback(env: str) -> No
     config = load_environment(cdk_json_context()[CONTEXT_KEY], env)
     assert config.default_model_id == "stability.sd3-5-large-v1:0"
     assert config.fallback_model_ids and config.fallback_model_ids[0] != config.default_model_id
+
+
+def test_reliability_defaults() -> None:
+    defaults = block()["defaults"]
+    assert defaults["max_receive_count"] == 5
+    assert defaults["bedrock_requests_per_minute"] == 6
+    assert defaults["queue_age_alarm_seconds"] == 3600
+    for env in ENVIRONMENTS:
+        config = load_environment(block(), env)
+        assert config.max_receive_count >= 5
+        assert config.worker_max_concurrency <= config.bedrock_requests_per_minute
+
+
+@pytest.mark.parametrize(
+    ("rpm", "timeout", "rate", "burst", "reserved"),
+    [
+        (6, 29, 0.1, 1, 3),  # the default: floor(1 + 0.1 * 29) = 3
+        (2, 10, 2 / 60, 1, 2),  # floor(1 + 20 / 60) = 1, raised to the minimum of 2
+        (60, 29, 1.0, 1, 30),  # floor(1 + 29) = 30
+        (90, 20, 1.5, 2, 32),  # burst ceil(1.5) = 2; floor(2 + 30) = 32
+    ],
+)
+def test_the_bedrock_quota_derivation(rpm: int, timeout: int, rate: float, burst: int, reserved: int) -> None:
+    config = load_with(
+        "dev", bedrock_requests_per_minute=rpm, api_timeout_seconds=timeout, worker_max_concurrency=2
+    )
+    assert config.sync_throttle_rate_limit == rate
+    assert config.sync_throttle_burst_limit == burst
+    assert config.api_reserved_concurrency == reserved
+    assert 2 <= config.api_reserved_concurrency <= max(2, int(burst + rate * timeout))
+
+
+def test_a_quota_below_the_minimum_worker_concurrency_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"key 'worker_max_concurrency': 2 is more than"):
+        load_with("dev", bedrock_requests_per_minute=1)

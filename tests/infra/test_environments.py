@@ -25,7 +25,13 @@ def prod(synth: Callable[..., Synth]) -> Synth:
 def test_dev_destroys_and_prod_retains_data(dev: Synth, prod: Synth) -> None:
     for resource_type in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup"):
         assert {r["DeletionPolicy"] for r in by_type(dev.template, resource_type).values()} == {"Delete"}
-        assert {r["DeletionPolicy"] for r in by_type(prod.template, resource_type).values()} == {"Retain"}
+        # Retained on delete and replacement, but not when a failed create rolls back.
+        assert {r["DeletionPolicy"] for r in by_type(prod.template, resource_type).values()} == {
+            "RetainExceptOnCreate"
+        }
+        assert {r["UpdateReplacePolicy"] for r in by_type(prod.template, resource_type).values()} == {
+            "Retain"
+        }
     assert by_type(dev.template, "Custom::S3AutoDeleteObjects") and not by_type(
         prod.template, "Custom::S3AutoDeleteObjects"
     )

@@ -93,7 +93,7 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
         )
     return (
         common
-        | allow(["s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*")
+        | allow(["s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*", f"{out}/manifest-results/*")
         | allow(["s3:GetObject"], f"{out}/jobs/*")
         | allow(["s3:GetObject", "s3:PutObject"], f"{out}/answers/*")
         | allow(
@@ -206,6 +206,16 @@ def test_the_environment_is_read_by_the_function_settings(
     assert settings.sync_budget_seconds == s.config.sync_budget_seconds
     assert settings.job_ttl_days == s.config.job_ttl_days
     assert settings.max_receive_count == s.config.max_receive_count
+
+
+def test_the_worker_knows_the_queues_last_delivery(env_synth: Synth) -> None:
+    """The worker records a job as FAILED on the delivery the queue's redrive policy makes last:
+    its IMG2IMG_MAX_RECEIVE_COUNT is the queue's maxReceiveCount, which is at least 5."""
+    s, i = env_synth, ids(env_synth)
+    redrive = s.template["Resources"][i["queue"]]["Properties"]["RedrivePolicy"]
+    variables = s.template["Resources"][i["worker"]]["Properties"]["Environment"]["Variables"]
+    assert variables["IMG2IMG_MAX_RECEIVE_COUNT"] == str(redrive["maxReceiveCount"])
+    assert redrive["maxReceiveCount"] == s.config.max_receive_count >= 5
 
 
 @pytest.mark.parametrize("kind", ["api", "worker"])

@@ -193,7 +193,7 @@ def test_every_url_the_api_hands_out_is_one_its_role_may_read(
         INPUT, "inbox/a.png", version_id=put.get("VersionId"), etag=put["ETag"].strip('"')
     )
     worker.handler(sqs_event(event), FakeContext("img2img-unit-worker"))
-    s3_job = world.read_json(OUTPUT, "results/a.json")["job_id"]
+    s3_job = world.read_json(OUTPUT, "results/a.png.json")["job_id"]
     handed: dict[str, list[str]] = {}
     for door, job_id in (("api", sync["job_id"]), ("s3", s3_job)):
         view = json.loads(api.handler(api_event("GET", f"/v1/jobs/{job_id}"), FakeContext())["body"])

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.infra
 
 ALARMS = (
     "DeadLetterQueueNotEmpty",
+    "QueueOldestMessageAge",
     "ApiErrors",
     "ApiThrottles",
     "WorkerErrors",
@@ -62,6 +63,17 @@ def test_dead_letter_queue_alarm(env_synth: Synth) -> None:
     dlq = s.logical_id(s.stack.jobs.dead_letter_queue)
     assert dimensions(props) == {"QueueName": f"<{dlq}.QueueName>"}
     assert (props["Statistic"], props["Threshold"]) == ("Maximum", 1)
+
+
+def test_oldest_queued_job_alarm(env_synth: Synth) -> None:
+    s = env_synth
+    props = alarms(s)["QueueOldestMessageAge"]
+    assert props["AlarmName"] == f"{s.config.stack_name}-QueueOldestMessageAge"  # the topic admits it
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert dimensions(props) == {"QueueName": f"<{s.logical_id(s.stack.jobs.queue)}.QueueName>"}
+    assert (props["Statistic"], props["Period"]) == ("Maximum", 300)
+    assert props["Threshold"] == s.config.queue_age_alarm_seconds == 3600
+    assert (props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (1, 1)
 
 
 def test_function_error_and_throttle_alarms(env_synth: Synth) -> None:

@@ -4,12 +4,13 @@ redrive, TTL, names derived from the stack name, removal per environment."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.infra.conftest import Synth
-from tests.infra.templates import by_type, render
+from tests.infra.templates import by_type, function_role_id, render, role_grants
 
 pytestmark = pytest.mark.infra
 
@@ -119,14 +120,24 @@ def test_lifecycle_expiry_follows_the_config(env_synth: Synth) -> None:
     # A stored model answer lives as long as a redelivery or redrive may still need it.
     assert answers["Prefix"] == "answers/"
     assert answers["ExpirationInDays"] == min(config.job_ttl_days, config.result_expiry_days)
-    (logs_rule,) = found["logs"][1]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert logs_rule["ExpirationInDays"] == config.access_log_expiry_days
+    logs_rules = {r["Id"]: r for r in found["logs"][1]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert logs_rules["expire-access-logs"]["ExpirationInDays"] == config.access_log_expiry_days
     assert all(r["Status"] == "Enabled" for r in input_rules.values())
 
 
-def test_input_bucket_is_versioned(env_synth: Synth) -> None:
-    found = buckets(env_synth)
-    assert found["input"][1]["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+@pytest.mark.parametrize("kind", KINDS)
+def test_buckets_are_versioned_and_old_versions_expire_after_a_day(env_synth: Synth, kind: str) -> None:
+    """A result written twice under one key never silently replaces the first (output), a
+    source is read by the version its event names (input); old versions go after a day."""
+    props = buckets(env_synth)[kind][1]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    noncurrent = [r for r in rules if "NoncurrentVersionExpiration" in r]
+    assert len(noncurrent) == 1 and "Prefix" not in noncurrent[0]
+    assert noncurrent[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # Delete markers left when the last version has expired are removed too.
+    assert [r for r in rules if r.get("ExpiredObjectDeleteMarker")] != []
+    assert all(r["Status"] == "Enabled" for r in rules)
 
 
 def test_inbox_notifications_go_to_the_queue_and_only_from_this_bucket(env_synth: Synth) -> None:
@@ -164,7 +175,11 @@ def test_queues_are_encrypted_tls_only_with_redrive(env_synth: Synth) -> None:
     assert set(queues) == {queue_id, dlq_id}
     for logical_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
-        deny = [st for st in queue_policy(s, logical_id) if st["Effect"] == "Deny"]
+        deny = [
+            st
+            for st in queue_policy(s, logical_id)
+            if st["Effect"] == "Deny" and st.get("Sid") != "DenySendExceptApiFunctionAndInputBucket"
+        ]
         assert deny == [
             {
                 "Action": "sqs:*",
@@ -185,6 +200,42 @@ def test_queues_are_encrypted_tls_only_with_redrive(env_synth: Synth) -> None:
     assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
+def test_only_the_api_function_and_the_input_bucket_may_send_to_the_jobs_queue(env_synth: Synth) -> None:
+    s = env_synth
+    queue_id = s.logical_id(s.stack.jobs.queue)
+    api_role = function_role_id(s.template, s.logical_id(s.stack.functions.api))
+    input_bucket = buckets(s)["input"][1]
+    statements = queue_policy(s, queue_id)
+    (deny,) = (st for st in statements if st.get("Sid") == "DenySendExceptApiFunctionAndInputBucket")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, "sqs:SendMessage")
+    assert deny["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # Both keys under one negated operator: denied only when the caller is not the api role AND
+    # the request is not S3 delivering the input bucket's notifications (an absent key matches).
+    assert set(deny["Condition"]) == {"ArnNotEquals"}
+    assert {k: render(v) for k, v in deny["Condition"]["ArnNotEquals"].items()} == {
+        "aws:PrincipalArn": f"<{api_role}.Arn>",
+        "aws:SourceArn": "arn:aws:s3:::" + render(input_bucket["Properties"]["BucketName"]),
+    }
+    # Only sending is denied: the owner can still manage the queue and its policy.
+    assert all(st["Action"] in ("sqs:SendMessage", "sqs:*") for st in statements)
+    assert all(
+        st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for st in statements
+        if st["Action"] == "sqs:*"
+    )
+    # The two senders it lets through: S3 (still only from the input bucket, in this account)
+    # and the api role, through its own IAM policy.
+    (allow,) = (st for st in statements if st["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert set(allow["Condition"]) == {"ArnEquals", "StringEquals"}
+    senders = {
+        role_id
+        for role_id in by_type(s.template, "AWS::IAM::Role")
+        if any(g.action == "sqs:SendMessage" for g in role_grants(s.template, role_id))
+    }
+    assert senders == {api_role}
+
+
 def test_jobs_table_shape_ttl_and_recovery(env_synth: Synth) -> None:
     s = env_synth
     ((_, table),) = by_type(s.template, "AWS::DynamoDB::Table").items()
@@ -200,19 +251,57 @@ def test_jobs_table_shape_ttl_and_recovery(env_synth: Synth) -> None:
     assert props["DeletionProtectionEnabled"] is (s.config.removal_policy == "retain")
 
 
+# CDK's RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE: kept on stack deletion and on replacement,
+# deleted by the rollback of the deployment that created it (so a failed first deploy can be
+# retried: the names are fixed).
+RETAIN_EXCEPT_ON_CREATE = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
+DESTROY = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+# Retained in every environment, plain Retain: API Gateway's account-level CloudWatch role and
+# its account setting (infra/api.py), shared by every API in the account and region, and not
+# named (a retry never collides with them).
+ACCOUNT_LEVEL = {"AWS::ApiGateway::Account", "AWS::IAM::Role"}
+
+
+def policies(resource: dict[str, Any]) -> dict[str, str]:
+    return {k: resource[k] for k in ("DeletionPolicy", "UpdateReplacePolicy") if k in resource}
+
+
 def test_removal_policy_follows_the_config(env_synth: Synth) -> None:
     s = env_synth
-    expected = "Delete" if s.config.removal_policy == "destroy" else "Retain"
+    expected = DESTROY if s.config.removal_policy == "destroy" else RETAIN_EXCEPT_ON_CREATE
     kept = [
         *by_type(s.template, "AWS::S3::Bucket").values(),
         *by_type(s.template, "AWS::DynamoDB::Table").values(),
+        *by_type(s.template, "AWS::Logs::LogGroup").values(),
+        *by_type(s.template, "AWS::KMS::Key").values(),
     ]
-    kept += [r for r in by_type(s.template, "AWS::Logs::LogGroup").values()]
-    assert {r["DeletionPolicy"] for r in kept} == {expected}
+    assert len(kept) == 3 + 1 + 4 + 1
+    assert all(policies(r) == expected for r in kept)
     # Destroy empties the buckets first (CDK's auto-delete); retain leaves them alone.
     auto_delete = by_type(s.template, "Custom::S3AutoDeleteObjects")
     assert len(auto_delete) == (3 if s.config.removal_policy == "destroy" else 0)
     assert s.stack.termination_protection is (s.config.removal_policy == "retain")
+
+
+def test_prod_retains_nothing_a_failed_first_deploy_created(synth: Any) -> None:
+    """Plain Retain keeps a resource created by a deployment that then rolls back; with fixed
+    names, every retry would fail on "already exists". Prod keeps its data on delete and on
+    replacement, but no resource of this stack is kept by a create rollback."""
+    prod = synth("prod")
+    assert prod.config.removal_policy == "retain"
+    retained = {
+        logical_id: (resource["Type"], policies(resource))
+        for logical_id, resource in prod.template["Resources"].items()
+        if "Retain" in resource.get("DeletionPolicy", "")
+    }
+    assert retained
+    for logical_id, (resource_type, found) in retained.items():
+        if resource_type in ACCOUNT_LEVEL:
+            assert logical_id.startswith("ApiRestApi"), logical_id  # infra/api.py's, nothing else
+            continue
+        assert found == RETAIN_EXCEPT_ON_CREATE, (logical_id, found)
+    types = {t for t, _ in retained.values()}
+    assert {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup", "AWS::KMS::Key"} <= types
 
 
 def test_two_environments_in_one_account_share_no_physical_name(synth: Any) -> None:
@@ -231,3 +320,18 @@ def test_two_environments_in_one_account_share_no_physical_name(synth: Any) -> N
         }
         assert all(env in name.lower() for name in names[env]), names[env]
     assert len(names["dev"]) >= 12 and not names["dev"] & names["prod"]
+
+
+def test_configured_redrive_roles_may_also_send(synth: Callable[..., Synth]) -> None:
+    """The dead-letter redrive sends as its caller: the operators' roles cdk.json names."""
+    operator = "arn:aws:iam::123456789012:role/img2img-operator"
+    s = synth("dev", queue_redrive_principal_arns=[operator])
+    queue_id = s.logical_id(s.stack.jobs.queue)
+    api_role = function_role_id(s.template, s.logical_id(s.stack.functions.api))
+    (deny,) = (
+        st for st in queue_policy(s, queue_id) if st.get("Sid") == "DenySendExceptApiFunctionAndInputBucket"
+    )
+    assert [render(v) for v in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]] == [
+        f"<{api_role}.Arn>",
+        operator,
+    ]
