@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from img2img.domain.request import MAX_PROMPT_CHARS, MAX_PROMPTS
 from infra.checkov import LOG_GROUP_DEFAULT_ENCRYPTION, skip_check
 from infra.config import EnvironmentConfig
 from infra.functions import LOG_RETENTION
@@ -134,18 +135,24 @@ class Api(Construct):
                 type=apigw.JsonSchemaType.OBJECT,
                 required=["text_prompts"],
                 properties={
+                    # The same caps as the function's request model (domain/request.py), so a
+                    # body past them never reaches (or bills) the function.
                     "text_prompts": apigw.JsonSchema(
                         type=apigw.JsonSchemaType.ARRAY,
                         min_items=1,
+                        max_items=MAX_PROMPTS,
                         items=apigw.JsonSchema(
                             type=apigw.JsonSchemaType.OBJECT,
                             required=["text"],
                             properties={
-                                "text": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
+                                "text": apigw.JsonSchema(
+                                    type=apigw.JsonSchemaType.STRING, max_length=MAX_PROMPT_CHARS
+                                ),
                                 "weight": apigw.JsonSchema(type=apigw.JsonSchemaType.NUMBER),
                             },
                         ),
                     ),
+                    "extras": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
                 },
             ),
         )

@@ -124,7 +124,10 @@ def test_requests_are_validated(env_synth: Synth) -> None:
     for route in (("POST", "/v1/image-to-image"), ("POST", "/v1/jobs")):
         model = models[found[route]["RequestModels"]["application/json"]["Ref"]]
         assert model["Schema"]["type"] == "object" and model["Schema"]["required"] == ["text_prompts"]
-        assert model["Schema"]["properties"]["text_prompts"]["minItems"] == 1
+        prompts = model["Schema"]["properties"]["text_prompts"]
+        assert prompts["minItems"] == 1
+        # The request model's own caps (tests/corpus has the 400s they give).
+        assert prompts["maxItems"] == 20 and prompts["items"]["properties"]["text"]["maxLength"] == 2000
     upload_model = models[found[("POST", "/v1/uploads")]["RequestModels"]["application/json"]["Ref"]]
     assert upload_model["Schema"]["type"] == "object"
     assert found[("GET", "/v1/jobs/{job_id}")]["RequestParameters"] == {"method.request.path.job_id": True}
