@@ -99,7 +99,7 @@ def test_api_door(doors: Doors, case: Case) -> None:
         assert body["status"] == "SUCCEEDED" and body["artifacts"][0]["finishReason"] == "SUCCESS"
         return
     # "job_id" too when the failure came after the job was recorded (GET /v1/jobs/{id} shows it).
-    assert set(body) - {"job_id"} == {"error"} and set(body["error"]) == ERROR_KEYS, body
+    assert set(body) - {"job_id", "request_id"} == {"error"} and set(body["error"]) == ERROR_KEYS, body
     assert body["error"]["code"] == expect.code
     assert body["error"]["message"]
     if expect.field is not None:

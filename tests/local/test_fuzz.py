@@ -61,7 +61,7 @@ def check_answer(case: Any, response: Any) -> None:
         "application/json"
     ):
         body = response.json()
-        assert set(body) - {"job_id"} == {"error"}, body
+        assert set(body) - {"job_id", "request_id"} == {"error"}, body
         assert {"code", "message", "details"} <= set(body["error"]), body
         assert all(set(d) == {"field", "message"} for d in body["error"]["details"]), body
 

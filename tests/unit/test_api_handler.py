@@ -258,3 +258,27 @@ def test_a_sync_request_out_of_time_is_a_504_naming_its_recorded_job(world: Worl
     assert world.bedrock.calls == []
     view = json.loads(api.handler(api_event("GET", f"/v1/jobs/{job_id}"), FakeContext())["body"])
     assert view["status"] == "FAILED" and view["error"]["code"] == "model_timeout"
+
+
+def test_a_5xx_names_its_request_id_and_keeps_internals_in_the_logs(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S3 refusing a write: the caller reads what failed and a request id, never the bucket's
+    name or the SDK's text; the log line has both."""
+    world.s3.delete_bucket(Bucket=INPUT)  # every write of the inline source now fails
+    context = FakeContext()
+    response = api.handler(api_event("POST", "/v1/image-to-image", body()), context)
+    payload = json.loads(response["body"])
+    assert response["statusCode"] == 500 and payload["error"]["code"] == "storage_error"
+    assert payload["request_id"] == context.aws_request_id
+    assert INPUT not in response["body"] and "NoSuchBucket" not in response["body"]
+    [record] = [r for r in caplog.records if r.getMessage() == "request failed"]
+    assert INPUT in record.internal and "NoSuchBucket" in record.internal  # type: ignore[attr-defined]
+
+
+def test_model_access_denied_keeps_bedrocks_arns_out_of_the_answer(world: World) -> None:
+    world.bedrock.errors = ["AccessDeniedException"]
+    response = api.handler(api_event("POST", "/v1/image-to-image", body()), FakeContext())
+    payload = json.loads(response["body"])
+    assert response["statusCode"] == 503 and payload["error"]["code"] == "model_unavailable"
+    assert "fake AccessDeniedException" not in response["body"] and "model access" in payload["error"]["message"]

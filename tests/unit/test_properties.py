@@ -324,5 +324,5 @@ def test_the_api_answers_any_json_body_without_a_5xx(world: World, data: dict[st
     assert response["statusCode"] < 500, response["body"][:500]
     payload = json.loads(response["body"])
     if response["statusCode"] >= 400:
-        assert set(payload) - {"job_id"} == {"error"}
+        assert set(payload) - {"job_id", "request_id"} == {"error"}
         assert {"code", "message", "details"} <= set(payload["error"])

@@ -103,7 +103,7 @@ def test_throttling_is_retried_through_the_queue_then_recorded(world: World) -> 
     first = run(event, receive_count=1)
     assert len(first["batchItemFailures"]) == 1
     assert "Contents" not in world.s3.list_objects_v2(Bucket=OUTPUT)
-    last = run(event, receive_count=3)  # the queue's maxReceiveCount: recorded, then on to the DLQ
+    last = run(event, receive_count=world.settings.max_receive_count)  # recorded, then on to the DLQ
     assert len(last["batchItemFailures"]) == 1
     meta = world.read_json(OUTPUT, "results/busy.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_throttled"

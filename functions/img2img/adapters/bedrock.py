@@ -101,9 +101,9 @@ class BedrockInvoker:
                 if attempts < self._attempts:
                     self._back_off(attempts)
                     continue
-                raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
+                raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
             except BotoCoreError as exc:  # a connection fault mid-call: the model may have run
-                raise ModelBusy(f"could not reach Bedrock for model {model_id}: {exc}") from exc
+                raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
 
     def _back_off(self, attempts: int) -> None:
         """Full jitter: a random wait up to an exponentially growing cap."""
@@ -120,9 +120,11 @@ class BedrockInvoker:
                 "model and set allowed_model_ids / default_model_id for this environment in cdk.json."
             )
         if code == "AccessDeniedException":
+            # Bedrock's text can name the role and resource ARNs: the logs get it, callers do not.
             return ModelUnavailable(
-                f"access to model {model_id} in region {region} is denied ({message}). Request model access "
-                "in the Bedrock console for this account and region, or choose another model in cdk.json."
+                f"access to model {model_id} in region {region} is denied. Request model access "
+                "in the Bedrock console for this account and region, or choose another model in cdk.json.",
+                internal=message,
             )
         if code == "ThrottlingException":
             return ModelThrottled(f"Bedrock throttled model {model_id}: {message}")
@@ -131,10 +133,10 @@ class BedrockInvoker:
         if code == "ModelTimeoutException":
             return ModelTimeout(f"model {model_id} timed out: {message}")
         if code in ("ModelNotReadyException", "InternalServerException", "ServiceUnavailableException"):
-            return ModelBusy(f"Bedrock could not serve model {model_id} now ({code}): {message}")
+            return ModelBusy(f"Bedrock could not serve model {model_id} now ({code})", internal=message)
         if code == "ValidationException":
             return InvalidRequest(f"model {model_id} rejected the request: {message}")
-        return ModelError(f"model {model_id} failed ({code or 'unknown error'}): {message}")
+        return ModelError(f"model {model_id} failed ({code or 'unknown error'})", internal=message)
 
 
 def _read_json(response: dict[str, Any]) -> dict[str, Any]:

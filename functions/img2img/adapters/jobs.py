@@ -45,9 +45,9 @@ class JobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return
-            raise StorageError(f"could not record job {view.job_id}: {exc}") from exc
+            raise StorageError(f"could not record job {view.job_id}", internal=str(exc)) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"could not record job {view.job_id}: {exc}") from exc
+            raise StorageError(f"could not record job {view.job_id}", internal=str(exc)) from exc
 
     def get(self, job_id: str) -> JobView:
         try:
@@ -55,7 +55,7 @@ class JobStore:
                 TableName=self._table, Key={"pk": _pk(job_id)}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not read job {job_id}: {exc}") from exc
+            raise StorageError(f"could not read job {job_id}", internal=str(exc)) from exc
         item = response.get("Item")
         if not item:
             raise JobNotFound(f"no job {job_id}")

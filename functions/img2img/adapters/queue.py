@@ -19,4 +19,4 @@ class JobQueue:
         try:
             self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(message))
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not queue the job: {exc}") from exc
+            raise StorageError("could not queue the job", internal=str(exc)) from exc

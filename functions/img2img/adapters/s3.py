@@ -31,9 +31,9 @@ class ObjectStore:
                     f"s3://{bucket}/{key} does not exist (or is not readable by the service)",
                     [FieldError("init_image_s3_key", "no such object in the input bucket")],
                 ) from exc
-            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         body = response["Body"]
         try:
             if response.get("ContentLength", 0) > max_bytes:
@@ -60,7 +60,7 @@ class ObjectStore:
             response = self._client.get_object(Bucket=bucket, Key=key)
             return bytes(response["Body"].read())
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
 
     def find(self, bucket: str, key: str) -> bytes | None:
         """An object of our own if it is there (a stored model answer), else None."""
@@ -70,16 +70,16 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return None
-            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageError(f"could not read s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
         """Write an object and answer its ETag. botocore's retries cover transient faults."""
         try:
             response = self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not write s3://{bucket}/{key}: {exc}") from exc
+            raise StorageError(f"could not write {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         return str(response.get("ETag", "")).strip('"')
 
     def presign_get(self, bucket: str, key: str, expires_in: int) -> str:

@@ -21,10 +21,13 @@ class ServiceError(Exception):
     status = 500
     retryable = False
 
-    def __init__(self, message: str, details: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, message: str, details: list[FieldError] | None = None, *, internal: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = message  # what callers read (responses, metadata JSON): no bucket names or ARNs
         self.details = list(details or [])
+        self.internal = internal  # what only the logs get: the SDK's own text, resource names
         self.job_id: str | None = None  # set when a job was recorded before the failure
 
     def to_dict(self) -> dict[str, object]:

@@ -175,12 +175,20 @@ def web_page() -> Response[str]:
     return page.page_response(app.current_event.headers.get("If-None-Match"))
 
 
+def _request_id() -> str | None:
+    context = app.lambda_context
+    return str(context.aws_request_id) if context is not None else None
+
+
 @app.exception_handler(ServiceError)
 def _service_error(error: ServiceError) -> Response[str]:
     count_failure(error.to_dict())
     if error.status >= 500:
-        logger.warning("request failed", extra={"code": error.code, "error_message": error.message})
-    return http_errors.error_response(error)
+        logger.warning(
+            "request failed",
+            extra={"code": error.code, "error_message": error.message, "internal": error.internal},
+        )
+    return http_errors.error_response(error, _request_id())
 
 
 @app.exception_handler(RequestValidationError)
@@ -218,7 +226,9 @@ def _not_found(_: Exception) -> Response[str]:
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[str]:
     logger.exception("unexpected error")
-    return http_errors.plain_error(500, "internal_error", "internal error; the request id is in the logs")
+    return http_errors.plain_error(
+        500, "internal_error", "internal error: quote the request_id to the operator", _request_id()
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -14,7 +14,7 @@ from img2img.domain.errors import FieldError, InvalidRequest, ModelTimeout, Serv
 RETRY_AFTER_SECONDS = {429: "5", 503: "30"}
 
 
-def error_response(error: ServiceError) -> Response[str]:
+def error_response(error: ServiceError, request_id: str | None = None) -> Response[str]:
     headers: dict[str, str] = {}
     if error.retryable and error.status in RETRY_AFTER_SECONDS:
         headers["Retry-After"] = RETRY_AFTER_SECONDS[error.status]
@@ -25,13 +25,18 @@ def error_response(error: ServiceError) -> Response[str]:
     if error.job_id:
         # The job was recorded (FAILED, with its metadata): GET /v1/jobs/{job_id} shows it.
         body["job_id"] = error.job_id
+    if error.status >= 500 and request_id:
+        # What to quote to an operator: the logs hold the details this body leaves out.
+        body["request_id"] = request_id
     return Response(
         status_code=error.status, content_type="application/json", body=json.dumps(body), headers=headers
     )
 
 
-def plain_error(status: int, code: str, message: str) -> Response[str]:
-    body = {"error": {"code": code, "message": message, "details": []}}
+def plain_error(status: int, code: str, message: str, request_id: str | None = None) -> Response[str]:
+    body: dict[str, Any] = {"error": {"code": code, "message": message, "details": []}}
+    if status >= 500 and request_id:
+        body["request_id"] = request_id
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 

@@ -44,6 +44,7 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
             extra={
                 "code": error.code,
                 "error_message": error.message,
+                "internal": error.internal,
                 "receive_count": _receive_count(record),
             },
         )
