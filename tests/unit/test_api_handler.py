@@ -281,4 +281,6 @@ def test_model_access_denied_keeps_bedrocks_arns_out_of_the_answer(world: World)
     response = api.handler(api_event("POST", "/v1/image-to-image", body()), FakeContext())
     payload = json.loads(response["body"])
     assert response["statusCode"] == 503 and payload["error"]["code"] == "model_unavailable"
-    assert "fake AccessDeniedException" not in response["body"] and "model access" in payload["error"]["message"]
+    assert (
+        "fake AccessDeniedException" not in response["body"] and "model access" in payload["error"]["message"]
+    )
