@@ -165,3 +165,39 @@ def test_out_of_range_metadata_names_the_metadata_key(world: World) -> None:
         "x-amz-meta-cfg-scale",
         "x-amz-meta-style-preset",
     }
+
+
+def queued_message(world: World) -> dict[str, Any]:
+    request = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes()).decode()}
+    api.handler(api_event("POST", "/v1/jobs", request), FakeContext())
+    (message,) = world.queued()
+    return dict(json.loads(message["Body"]))
+
+
+def test_a_queued_job_writes_where_its_id_says_whatever_the_message_claims(world: World) -> None:
+    forged = queued_message(world)
+    forged["output"] = {
+        "bucket": OUTPUT,
+        "stem": "results/someone-else",
+        "metadata_key": "results/someone-else.json",
+    }
+    assert run(json.dumps(forged)) == {"batchItemFailures": []}
+    assert world.read_json(OUTPUT, f"jobs/{forged['job_id']}/metadata.json")["status"] == "SUCCEEDED"
+    listed = [o["Key"] for o in world.s3.list_objects_v2(Bucket=OUTPUT).get("Contents", [])]
+    assert not any(key.startswith("results/") for key in listed)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model_id": "stability.stable-image-core-v1:1"},  # live, but not enabled here
+        {"model_id": "stability.stable-diffusion-xl-v1"},  # retired
+        {"job_id": "../results/x"},
+    ],
+    ids=["model_not_enabled", "model_retired", "job_id_not_an_id"],
+)
+def test_a_queued_job_the_api_door_would_refuse_costs_no_call(world: World, change: dict[str, str]) -> None:
+    forged = {**queued_message(world), **change}
+    out = run(json.dumps(forged), receive_count=world.settings.max_receive_count)
+    assert len(out["batchItemFailures"]) == 1  # on to the dead-letter queue, where someone looks
+    assert world.bedrock.calls == []

@@ -16,7 +16,7 @@ from typing import Any
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.imaging import detect_format
-from img2img.domain.job import Job, JobView, OutputKeys, SourceRef
+from img2img.domain.job import Job, JobView, SourceRef, api_output_keys
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Outcome, Pipeline, utc_now
 from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort, PresignedPost
@@ -140,7 +140,7 @@ class ApiDoor:
             request=request,
             model_id=model_id,
             source=source,
-            output=OutputKeys(self._s.output_bucket, f"jobs/{job_id}/result", f"jobs/{job_id}/metadata.json"),
+            output=api_output_keys(self._s.output_bucket, job_id),
             created_at=utc_now(),
             source_data=data,
         )

@@ -33,6 +33,12 @@ class OutputKeys:
         return f"{self.stem}{extension}"
 
 
+def api_output_keys(output_bucket: str, job_id: str) -> OutputKeys:
+    """Where an API-door job's result and metadata go: derived from its id alone, so a queue
+    message cannot point a job anywhere else."""
+    return OutputKeys(output_bucket, f"jobs/{job_id}/result", f"jobs/{job_id}/metadata.json")
+
+
 @dataclass(frozen=True)
 class Job:
     job_id: str

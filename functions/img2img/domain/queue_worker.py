@@ -5,6 +5,7 @@ has used its receives, goes to the dead-letter queue)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import unquote_plus
 from img2img.domain.api_door import Once
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
-from img2img.domain.job import Job, OutputKeys, SourceRef, stable_id
+from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Pipeline, utc_now
 from img2img.domain.ports import ObjectStorePort, StoredObject
@@ -28,6 +29,8 @@ from img2img.domain.s3_door import (
     request_from_metadata,
     starts_jobs,
 )
+
+API_JOB_ID = re.compile(r"[0-9a-f]{32}")  # what ApiDoor hands out (uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,29 @@ class QueueWorker:
         return summaries
 
     def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+        """A queued API job. The message is not trusted beyond its request: the keys are derived
+        from the job id again and the model is checked against this environment's list, as the
+        API door did (anyone who may send to the queue could have written it)."""
+        job_id = str(message.get("job_id", ""))
+        if not API_JOB_ID.fullmatch(job_id):
+            raise InvalidRequest("a queued job has no valid id", [FieldError("job_id", "32 hex digits")])
         request = parse_request(message["request"])
-        out = message["output"]
+        model_id = str(message.get("model_id") or "")
+        if request.model_id is not None and request.model_id != model_id:
+            raise InvalidRequest("a queued job names two models", [FieldError("model_id", "does not match")])
+        model_id = resolve_model_id(
+            request.model_copy(update={"model_id": model_id or None}),
+            self._s.allowed_model_ids,
+            self._s.default_model_id,
+        )
         job = Job(
-            job_id=message["job_id"],
+            job_id=job_id,
             door="api",
             request=request,
-            model_id=message["model_id"],
+            model_id=model_id,
             source=SourceRef(self._s.input_bucket, str(request.init_image_s3_key)),
-            output=OutputKeys(out["bucket"], out["stem"], out["metadata_key"]),
-            created_at=message["created_at"],
+            output=api_output_keys(self._s.output_bucket, job_id),
+            created_at=str(message.get("created_at") or utc_now()),
         )
         return self._run_once("api-job", job, attempt)
 
