@@ -396,7 +396,7 @@ class TestRedelivery:
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
 
-    def test_s3_write_failing_past_the_clients_budget_comes_back_and_completes(
+    def test_s3_write_failing_past_the_clients_budget_is_retried_in_place(
         self, fast: tuple[Doors, KillableWorker]
     ) -> None:
         doors, spy = fast
@@ -407,8 +407,29 @@ class TestRedelivery:
         assert len(failed) == budget
         assert meta["status"] == "SUCCEEDED"
         assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
-        # The image was never stored, so the job ran again: at most one extra model call.
-        assert doors.stats()["invocations"] <= 2
+        assert doors.stats()["invocations"] == 1 and _receives(spy, key, 1) == [1]
+        wait_until(lambda: doors.queue_depth() == 0)
+        assert doors.dead_letters() == 0
+
+    def test_s3_write_failing_past_every_retry_comes_back_and_costs_no_second_call(
+        self, fast: tuple[Doors, KillableWorker]
+    ) -> None:
+        doors, spy = fast
+        refusals = 3 * s3_attempts()  # botocore's budget, times the pipeline's in-place attempts
+        result = "results/faults/s3-write-out.png.png"
+        counted = [0]
+
+        def refuse_the_result(key: str) -> bool:
+            if key == result and counted[0] < refusals:
+                counted[0] += 1
+                return True
+            return False
+
+        with failing_writes(refuse_the_result):
+            key = _drop(doors, "s3-write-out")
+            meta = _metadata(doors, "s3-write-out")
+        assert counted[0] == refusals and meta["status"] == "SUCCEEDED" and meta["model"]["replayed"]
+        assert doors.stats()["invocations"] == 1  # the redelivery finished from the stored answer
         assert _receives(spy, key, 2) == [1, 2]
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
