@@ -53,17 +53,16 @@ def test_prompts_split_into_prompt_and_negative_prompt(make_request, make_image)
 
 
 SERVICES = [control_structure(), control_sketch(), style_guide()]
+WEIGHTED = [
+    {"text": "a fox", "weight": 0.7},
+    {"text": "ignored", "weight": 0},
+    {"text": "ugly", "weight": -2.5},
+    {"text": "snow"},
+]
 
 
 def test_sd3_drops_weights_it_does_not_document_with_a_note_each(make_request, make_image) -> None:
-    request = make_request(
-        text_prompts=[
-            {"text": "a fox", "weight": 0.7},
-            {"text": "ignored", "weight": 0},
-            {"text": "ugly", "weight": -2.5},
-            {"text": "snow"},
-        ]
-    )
+    request = make_request(text_prompts=WEIGHTED)
     call = engine.build_body(request, make_image())
     assert call.body["prompt"] == "a fox, snow"
     assert call.body["negative_prompt"] == "ugly"
@@ -80,14 +79,7 @@ def test_sd3_drops_weights_it_does_not_document_with_a_note_each(make_request, m
 def test_weights_other_than_one_are_written_as_word_weight_with_a_note_each(
     make_request, make_image, engine
 ) -> None:
-    request = make_request(
-        text_prompts=[
-            {"text": "a fox", "weight": 0.7},
-            {"text": "ignored", "weight": 0},
-            {"text": "ugly", "weight": -2.5},
-            {"text": "snow"},
-        ]
-    )
+    request = make_request(text_prompts=WEIGHTED)
     call = engine.build_body(request, make_image())
     assert call.body["prompt"] == "(a fox:0.7), snow"
     assert call.body["negative_prompt"] == "(ugly:2)"
