@@ -407,7 +407,10 @@ class TestRedelivery:
         assert len(failed) == budget
         assert meta["status"] == "SUCCEEDED"
         assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
-        assert doors.stats()["invocations"] == 1 and _receives(spy, key, 1) == [1]
+        # Done on its first delivery. (S3's SlowDown backoff can outlast this fixture's 5 s
+        # visibility timeout, so a second delivery may come and find the job done: no call.)
+        assert doors.stats()["invocations"] == 1
+        assert wait_until(lambda: spy.calls_for_key(key))[0].failed == []
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
 
@@ -430,7 +433,8 @@ class TestRedelivery:
             meta = _metadata(doors, "s3-write-out")
         assert counted[0] == refusals and meta["status"] == "SUCCEEDED" and meta["model"]["replayed"]
         assert doors.stats()["invocations"] == 1  # the redelivery finished from the stored answer
-        assert _receives(spy, key, 2) == [1, 2]
+        calls = wait_until(lambda: spy.calls_for_key(key) if len(spy.calls_for_key(key)) >= 2 else None)
+        assert calls[0].failed  # the first delivery gave up and handed the record back
         wait_until(lambda: doors.queue_depth() == 0)
         assert doors.dead_letters() == 0
 
