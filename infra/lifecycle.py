@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from img2img.domain.lifecycle import configured_base_ids
@@ -30,7 +28,7 @@ from infra.functions import (
     XRAY_REASON,
     Functions,
 )
-from infra.monitoring import model_failure_dimensions
+from infra.monitoring import Monitoring, model_failure_dimensions
 from infra.nag import acknowledge
 from infra.removal import removal_policy
 
@@ -62,7 +60,7 @@ class LifecycleWatch(Construct):
         *,
         config: EnvironmentConfig,
         functions: Functions,
-        topic: sns.ITopic,
+        monitoring: Monitoring,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -86,7 +84,7 @@ class LifecycleWatch(Construct):
             targets=[targets.LambdaFunction(self.function)],
         )
 
-        self._action = cw_actions.SnsAction(topic)
+        self._monitoring = monitoring
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         dimensions = model_failure_dimensions(config)  # service + environment, as the functions publish
         day, five_minutes = Duration.days(1), Duration.minutes(5)
@@ -218,20 +216,8 @@ class LifecycleWatch(Construct):
         description: str,
         treat_missing_data: cloudwatch.TreatMissingData,
     ) -> cloudwatch.Alarm:
-        # Named under the stack's prefix: the alarm topic's policy admits only those alarms.
-        alarm = cloudwatch.Alarm(
-            self,
-            f"{name}Alarm",
-            alarm_name=f"{self._config.stack_name}-{name}",
-            alarm_description=description,
-            metric=metric,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=treat_missing_data,
+        alarm = self._monitoring.alarm(
+            self, name, metric, threshold=1, description=description, treat_missing_data=treat_missing_data
         )
-        alarm.add_alarm_action(self._action)
-        alarm.add_ok_action(self._action)
         self.alarms[name] = alarm
         return alarm

@@ -169,8 +169,34 @@ class Monitoring(Construct):
         evaluation_periods: int = 1,
         datapoints_to_alarm: int = 1,
     ) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
+        alarm = self.alarm(
             self,
+            name,
+            metric,
+            threshold=threshold,
+            description=description,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+        )
+        self.alarms[name] = alarm
+        return alarm
+
+    def alarm(
+        self,
+        scope: Construct,
+        name: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int = 1,
+        treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        """An alarm of this stack (under `scope`), with its alarm and OK actions on the topic.
+        Named under the stack's prefix: the topic's key policy admits only those alarms."""
+        alarm = cloudwatch.Alarm(
+            scope,
             f"{name}Alarm",
             alarm_name=f"{self.config.stack_name}-{name}",
             alarm_description=description,
@@ -179,11 +205,10 @@ class Monitoring(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=datapoints_to_alarm,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
         )
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
-        self.alarms[name] = alarm
         return alarm
 
     def _function_alarms(self, name: str, function: lambda_.IFunction) -> None:

@@ -56,7 +56,7 @@ class Img2ImgStack(Stack):
             "LifecycleWatch",
             config=config,
             functions=self.functions,
-            topic=self.monitoring.topic,
+            monitoring=self.monitoring,
         )
 
         outputs = {
