@@ -28,6 +28,7 @@ from infra.jobs import Jobs
 from infra.nag import acknowledge
 from infra.removal import removal_policy
 from infra.storage import (
+    API_READ_PREFIXES,
     API_SOURCE_PREFIX,
     INPUT_PREFIXES,
     JOBS_RESULT_PREFIX,
@@ -189,9 +190,10 @@ class Functions(Construct):
         )
 
         inp, out = storage.input_bucket, storage.output_bucket
-        # api: reads any source, stores inline sources under api/, signs presigned POSTs to
-        # uploads/ (so its role must be able to put there), reads and writes API-door results.
-        self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, INPUT_PREFIXES)
+        # api: reads its callers' sources (api/, uploads/; never inbox/), stores inline sources
+        # under api/, signs presigned POSTs to uploads/ (so its role must be able to put
+        # there), reads and writes API-door results.
+        self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, API_READ_PREFIXES)
         self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCE_PREFIX, UPLOADS_PREFIX))
         self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (JOBS_RESULT_PREFIX,))
         self._grant_objects(self.api.role, ["s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
@@ -246,7 +248,7 @@ class Functions(Construct):
 
         # One finding per prefix-scoped object ARN: name each, say why it is as narrow as it gets.
         for function, grants in (
-            (self.api, [(inp, INPUT_PREFIXES), (out, (JOBS_RESULT_PREFIX, MODEL_ANSWER_PREFIX))]),
+            (self.api, [(inp, API_READ_PREFIXES), (out, (JOBS_RESULT_PREFIX, MODEL_ANSWER_PREFIX))]),
             (
                 self.worker,
                 [

@@ -16,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from img2img.domain.caller import API_SOURCE_PREFIX, UPLOADS_PREFIX
 from img2img.domain.pipeline import ANSWERS_PREFIX
 from img2img.domain.s3_door import MANIFEST_RESULTS, RESULTS
 from infra.checkov import NO_VPC, skip_check
@@ -23,9 +24,11 @@ from infra.config import EnvironmentConfig
 from infra.removal import removal_policy
 
 INBOX_PREFIX = "inbox/"  # the S3 door: dropping an image here starts a job
-API_SOURCE_PREFIX = "api/"  # sources the api function stores for inline requests
-UPLOADS_PREFIX = "uploads/"  # presigned POST uploads
+# API_SOURCE_PREFIX: sources the api function stores for inline requests; UPLOADS_PREFIX:
+# presigned POST uploads, one folder per caller (domain/caller.py).
 INPUT_PREFIXES = (INBOX_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
+# What the api function reads: a caller's own sources only, never images dropped under inbox/.
+API_READ_PREFIXES = (API_SOURCE_PREFIX, UPLOADS_PREFIX)
 JOBS_RESULT_PREFIX = "jobs/"  # results of API-door jobs
 S3_DOOR_RESULT_PREFIX = RESULTS  # results of S3-door jobs (images dropped under inbox/)
 MANIFEST_RESULT_PREFIX = MANIFEST_RESULTS  # results of the images a manifest names

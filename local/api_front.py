@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import hashlib
 import json
 import logging
 import re
@@ -164,23 +165,51 @@ def build_proxy_event(
             "requestId": request_id,
             "identity": {
                 "cognitoIdentityPoolId": None,
-                "accountId": None,
                 "cognitoIdentityId": None,
-                "caller": None,
                 "sourceIp": req.source_ip,
                 "principalOrgId": None,
-                "accessKey": None,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
-                "userArn": None,
                 "userAgent": user_agent,
-                "user": None,
+                **emulated_identity(headers),
             },
             "domainName": host,
             "apiId": style.api_id,
         },
         "body": body,
         "isBase64Encoded": bool(body) and is_binary,
+    }
+
+
+_SIGV4_CREDENTIAL = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([A-Z0-9]{16,128})/")
+
+
+def emulated_identity(headers: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Who the caller is, as API Gateway's authorizer would name them. EMULATED: local mode
+    checks no signature and knows no API keys. An `x-api-key` is taken as a key (its id is
+    derived from it), a SigV4 `Authorization` as the IAM user of its access key id, and an
+    unsigned request as local mode's one user, who also owns every local S3 drop."""
+    found = {name.lower(): value for name, value in headers}
+    none = dict.fromkeys(("accountId", "caller", "accessKey", "userArn", "user"))
+    if found.get("x-api-key"):
+        key = found["x-api-key"]
+        key_id = hashlib.sha256(key.encode()).hexdigest()[:10]
+        return {**none, "apiKey": key, "apiKeyId": key_id}
+    signed = _SIGV4_CREDENTIAL.match(found.get("authorization", ""))
+    access_key = signed.group(1) if signed else None
+    principal = (
+        f"AIDA{hashlib.sha256(access_key.encode()).hexdigest()[:17].upper()}"
+        if access_key
+        else r.LOCAL_PRINCIPAL_ID
+    )
+    name = access_key.lower() if access_key else "local"
+    return {
+        **none,
+        "accountId": r.ACCOUNT_ID,
+        "caller": principal,
+        "accessKey": access_key,
+        "userArn": f"arn:aws:iam::{r.ACCOUNT_ID}:user/{name}",
+        "user": principal,
     }
 
 

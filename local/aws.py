@@ -213,7 +213,7 @@ def align_moto_s3_events() -> None:
     def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
         event = original_event(event_name, bucket, key, notification_id)
         for record in event["Records"]:
-            record.setdefault("userIdentity", {"principalId": "AWS:AIDAJLOCALEXAMPLE"})
+            record.setdefault("userIdentity", {"principalId": f"AWS:{r.LOCAL_PRINCIPAL_ID}"})
             record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
             record.setdefault(
                 "responseElements",

@@ -10,6 +10,9 @@ from img2img import catalog
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs and queue URLs carry it
+# Local mode's one AWS user: unsigned API requests and every S3 drop are theirs (API Gateway
+# names them in $context.identity.user, S3 events in userIdentity.principalId = "AWS:<id>").
+LOCAL_PRINCIPAL_ID = "AIDAJLOCALEXAMPLE"
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 3000

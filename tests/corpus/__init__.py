@@ -8,7 +8,7 @@ A case is one of five kinds:
               with a prompt in its metadata.
     body      changes to a valid request body (a key set to ... is removed). API: the JSON body,
               with the source inline. S3: a manifest inbox/corpus/<name>.json naming its own copy
-              of a valid source, uploads/corpus/<name>.png.
+              of a valid source, uploads/<the local user's tag>/corpus/<name>.png.
     raw       bytes sent as they are. API: the request body. S3: the manifest's bytes.
     metadata  S3 only: a valid image dropped with these x-amz-meta-* values.
     key       a valid image under an awkward object key. API: uploaded there and named by
@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
 
+from img2img.domain.caller import Caller
 from img2img.domain.request import MAX_SEED, ImageToImageRequest
+from img2img_local.resources import LOCAL_PRINCIPAL_ID
 from tests import imagegen
 
 Door = Literal["api", "s3"]
@@ -44,7 +46,12 @@ API_ONLY: frozenset[Door] = frozenset({"api"})
 S3_ONLY: frozenset[Door] = frozenset({"s3"})
 
 PROMPT = "a lighthouse on a cliff, oil painting"
-SOURCE_PREFIX = "uploads/corpus/"  # sources that manifests and init_image_s3_key name (no notification)
+# Sources that manifests and init_image_s3_key name (no notification): local mode's one user's
+# own uploads (unsigned API requests and S3 drops are theirs), as POST /v1/uploads hands out.
+SOURCE_PREFIX = f"{Caller('iam', LOCAL_PRINCIPAL_ID).upload_prefix}corpus/"
+# Another caller's uploads: no request of the local user may name one, whether it exists or not.
+OTHER_CALLERS_PREFIX = f"{Caller('iam', 'AIDAOTHERCALLEREXAMPLE').upload_prefix}corpus/"
+UPLOADED_PREFIXES = (SOURCE_PREFIX, OTHER_CALLERS_PREFIX)  # the corpus puts a valid image there first
 INBOX_PREFIX = "inbox/corpus/"
 RESULTS_PREFIX = "results/corpus/"
 MANIFEST_RESULTS_PREFIX = "manifest-results/corpus/"
@@ -584,6 +591,28 @@ KEY_CASES: tuple[Case, ...] = (
         "1025 characters: longer than any S3 key",
         invalid("init_image_s3_key"),
         body={"init_image_s3_key": "uploads/" + "k" * 1017},
+    ),
+    Case(
+        "s3_key_another_callers_upload",
+        "body",
+        "another caller's upload, which exists: refused as if it did not",
+        invalid("init_image_s3_key"),
+        body={"init_image_s3_key": f"{OTHER_CALLERS_PREFIX}theirs.png"},
+    ),
+    Case(
+        "s3_key_inbox_through_the_api",
+        "body",
+        "an image dropped under inbox/: the dropper's, not runnable through the API",
+        invalid("init_image_s3_key"),
+        doors=API_ONLY,
+        body={"init_image_s3_key": f"{INBOX_PREFIX}someone.png"},
+    ),
+    Case(
+        "s3_key_another_jobs_inline_source",
+        "body",
+        "where another job stored its inline source (api/<job id>/)",
+        invalid("init_image_s3_key"),
+        body={"init_image_s3_key": f"api/{'0' * 32}/source.png"},
     ),
     Case("key_with_spaces", "key", "spaces ('+' in S3 events)", ACCEPTED, key="a photo of me.png"),
     Case("key_with_unicode", "key", "non-ASCII name", ACCEPTED, key="été-写真-😀.png"),

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 import requests
 
 from img2img_local.runner import WORKER_HANDLER, LocalStack, import_handler
-from tests.corpus import INBOX_PREFIX, SOURCE_PREFIX, Case, api_body, manifest_body, valid_png
+from tests.corpus import INBOX_PREFIX, UPLOADED_PREFIXES, Case, api_body, manifest_body, valid_png
 
 FINAL = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
 
@@ -139,7 +139,7 @@ class Doors:
             body = {"text_prompts": [{"text": "corpus", "weight": 1.0}], "init_image_s3_key": case.source_key}
             return json.dumps(body).encode(), case.content_type
         if case.kind == "body":
-            if case.upload_source and case.source_key.startswith(SOURCE_PREFIX):
+            if case.upload_source and case.source_key.startswith(UPLOADED_PREFIXES):
                 self.s3.put_object(Bucket=self.input, Key=case.source_key, Body=valid_png())
             return json.dumps(api_body(case)).encode(), case.content_type
         raise ValueError(f"{case.name}: a {case.kind} case has no API form")
@@ -174,7 +174,7 @@ class Doors:
             metadata = case.metadata if case.metadata is not None else {"prompt": "corpus"}
             self.s3.put_object(Bucket=self.input, Key=key, Body=data, Metadata=metadata)
             return key
-        if case.upload_source and case.source_key.startswith(SOURCE_PREFIX):
+        if case.upload_source and case.source_key.startswith(UPLOADED_PREFIXES):
             self.s3.put_object(Bucket=self.input, Key=case.source_key, Body=valid_png())
         if case.kind == "raw":
             if case.manifest_raw is not None:

@@ -74,7 +74,16 @@ def bedrock_grants(s: Synth) -> set[Grant]:
 def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
     i = ids(s)
     inp, out = f"<{i['input']}.Arn>", f"<{i['output']}.Arn>"
-    sources = (f"{inp}/inbox/*", f"{inp}/api/*", f"{inp}/uploads/*")
+    # The api function reads its callers' own sources only: never what is dropped under inbox/.
+    sources = (
+        (f"{inp}/api/*", f"{inp}/uploads/*")
+        if kind == "api"
+        else (
+            f"{inp}/inbox/*",
+            f"{inp}/api/*",
+            f"{inp}/uploads/*",
+        )
+    )
     common = (
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], f"<{log_group_id(s, i[kind])}.Arn>")
         | allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")

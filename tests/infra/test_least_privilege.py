@@ -150,6 +150,20 @@ def test_the_api_function_cannot_read_the_output_bucket_beyond_its_own_results(e
     assert {g.action for g in grants} <= {"s3:GetObject", "s3:PutObject"}
 
 
+@pytest.mark.infra
+def test_the_api_function_cannot_read_what_is_dropped_under_inbox(env_synth: Synth) -> None:
+    """Images dropped under inbox/ are their dropper's: no API caller can run one, because the
+    api role may not read there at all (domain/caller.py refuses such keys first)."""
+    api_role = function_role_id(env_synth.template, env_synth.logical_id(env_synth.stack.functions.api))
+    inp = f"<{env_synth.logical_id(env_synth.stack.storage.input_bucket)}.Arn>"
+    readable = {
+        g.resource.removeprefix(f"{inp}/")
+        for g in role_grants(env_synth.template, api_role)
+        if g.resource.startswith(f"{inp}/") and g.action.startswith("s3:Get")
+    }
+    assert readable == {"api/*", "uploads/*"}
+
+
 # --- what the API hands out ----------------------------------------------------------------------
 
 

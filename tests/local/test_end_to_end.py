@@ -237,3 +237,34 @@ def test_poison_message_reaches_the_dead_letter_queue(stack: LocalStack) -> None
     assert "poison.png" in message["Body"]  # the key as S3 encodes it in events
     meta = result_json(stack, "results/poison.png.json")
     assert meta["status"] == "FAILED" and meta["error"]["code"] == "model_busy"
+
+
+def test_callers_see_only_their_own_over_http(stack: LocalStack) -> None:
+    """Two callers as local mode's emulated authorizer names them (an x-api-key each; see
+    local/api_front.py): the second gets 404 or 400 for everything of the first's, at no cost."""
+    alice, bob = {"x-api-key": "alice-local-key"}, {"x-api-key": "bob-local-key"}
+    ticket = post(stack, "/v1/uploads", {"content_type": "image/png"}, headers=alice).json()
+    upload = requests.post(
+        ticket["upload"]["url"],
+        data=ticket["upload"]["fields"],
+        files={"file": ("a.png", imagegen.png(64, 48), "image/png")},
+        timeout=30,
+    )
+    assert upload.status_code in (200, 204), upload.text
+    body = {**SEED_BODY, "init_image_s3_key": ticket["init_image_s3_key"]}
+    keyed = {"Idempotency-Key": "same-key"}
+    mine = post(stack, "/v1/image-to-image", body, headers={**alice, **keyed})
+    assert mine.status_code == 200
+    job_id = mine.json()["job_id"]
+    assert requests.get(f"{stack.api_url}/v1/jobs/{job_id}", headers=alice, timeout=10).status_code == 200
+
+    theirs = post(stack, "/v1/image-to-image", body, headers={**bob, **keyed})
+    assert theirs.status_code == 400 and theirs.json()["error"]["details"][0]["field"] == "init_image_s3_key"
+    for stranger in (bob, {}):  # another key, and the unsigned local user
+        got = requests.get(f"{stack.api_url}/v1/jobs/{job_id}", headers=stranger, timeout=10)
+        assert got.status_code == 404 and got.json()["error"]["code"] == "job_not_found"
+    # Bob's own request under the same Idempotency-Key is his own job, neither a replay nor a 409.
+    inline = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(64, 48)).decode()}
+    his = post(stack, "/v1/image-to-image", inline, headers={**bob, **keyed})
+    assert his.status_code == 200 and his.json()["job_id"] != job_id
+    assert stats(stack)["invocations"] == 2

@@ -83,13 +83,16 @@ class KillableWorker(WorkerSpy):
 
 
 @contextmanager
-def failing_writes(fail: Callable[[str], bool | BaseException]) -> Iterator[list[str]]:
-    """While active, every PutObject of the worker's S3 client to the output bucket asks
-    `fail(key)`: True answers S3's 503 SlowDown instead of sending; a BaseException is
+def failing_writes(
+    fail: Callable[[str], bool | BaseException], *, sync: bool = False, status: int = 503
+) -> Iterator[list[str]]:
+    """While active, every PutObject of the worker's (or, `sync`, the api function's) S3 client
+    to the output bucket asks `fail(key)`: True answers S3's 503 SlowDown (or, `status` 403,
+    an AccessDenied, which botocore does not retry) instead of sending; a BaseException is
     raised. Yields the keys of the writes it failed."""
     from img2img.handlers import wiring
 
-    client = wiring.get_service(sync=False).worker._store._client
+    client = wiring.get_service(sync=sync).worker._store._client
     failed: list[str] = []
     lock = threading.Lock()
 
@@ -104,9 +107,13 @@ def failing_writes(fail: Callable[[str], bool | BaseException]) -> Iterator[list
             return None
         with lock:
             failed.append(key)
-        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        body = (
+            b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            if status == 403
+            else b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        )
         headers = HeadersDict({"Content-Type": "application/xml", "Content-Length": str(len(body))})
-        return AWSResponse(request.url, 503, headers, _Raw(body))
+        return AWSResponse(request.url, status, headers, _Raw(body))
 
     client.meta.events.register("before-send.s3.PutObject", before_send, unique_id="img2img-fault")
     try:
@@ -317,6 +324,43 @@ class TestWithinOneReceive:
         # The alarm's metric, as Powertools writes it (CloudWatch embedded metric format).
         emitted = capfd.readouterr().out
         assert '"ModelFallbacks"' in emitted
+
+    def test_a_keyed_sync_retry_after_a_storage_failure_is_billed_once(
+        self, slow: tuple[Doors, KillableWorker]
+    ) -> None:
+        """The sync route: S3 refuses the result write past every in-place retry, so the caller
+        gets a 500 naming the job. Retrying with the same Idempotency-Key is the same job: it
+        finishes from the model answer the failed attempt stored, with no second call. (The
+        refusal is an AccessDenied, which botocore does not back off from, so the failed request
+        stays inside the gateway's 29 s.)"""
+        import base64
+
+        doors, _ = slow
+        refused = [0]
+
+        def refuse_the_result(key: str) -> bool:
+            if key.startswith("jobs/") and key.endswith("/result.png") and refused[0] < 3:
+                refused[0] += 1
+                return True
+            return False
+
+        body = {
+            "text_prompts": [{"text": "a lighthouse at dusk"}],
+            "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+        }
+        url, headers = f"{doors.stack.api_url}/v1/image-to-image", {"Idempotency-Key": "retry-me"}
+        from img2img.handlers import wiring
+
+        wiring.get_service(sync=True)  # built before the hook is set on its client
+        with failing_writes(refuse_the_result, sync=True, status=403):
+            failed = requests.post(url, json=body, headers=headers, timeout=120)
+        assert failed.status_code == 500 and failed.json()["error"]["code"] == "storage_error"
+        job_id = failed.json()["job_id"]
+        again = requests.post(url, json=body, headers=headers, timeout=120)
+        assert again.status_code == 200, again.text
+        assert again.json()["job_id"] == job_id and again.json()["status"] == "SUCCEEDED"
+        assert base64.b64decode(again.json()["artifacts"][0]["base64"]).startswith(b"\x89PNG")
+        assert doors.stats()["invocations"] == 1
 
     def test_sync_model_timeout_is_not_retried_inside_the_gateways_budget(
         self, slow: tuple[Doors, KillableWorker]

@@ -210,6 +210,33 @@ def test_front_builds_the_rest_proxy_event(fake_stack: Any, fakes: FakeHandlers)
     assert set(ctx) == set(load_event("apigw_get_job")["requestContext"])
 
 
+def test_front_names_the_caller_as_an_authorizer_would(fake_stack: Any, fakes: FakeHandlers) -> None:
+    """EMULATED: no signature or key is checked, but each caller is named where API Gateway
+    puts them: an unsigned request is local mode's one user (who also owns local S3 drops), an
+    x-api-key is a key id, a SigV4 Authorization is the IAM user of its access key id."""
+    identities = []
+    signed = (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261202/us-east-1/execute-api/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
+    )
+    for headers in ({}, {"x-api-key": "k1"}, {"x-api-key": "k2"}, {"Authorization": signed}):
+        requests.get(f"{fake_stack.api_url}/v1/health", headers=headers, timeout=10)
+        identities.append(_last_api_event(fakes)[0]["requestContext"]["identity"])
+    local_user, key_1, key_2, iam = identities
+    assert local_user["user"] == local_user["caller"] == r.LOCAL_PRINCIPAL_ID
+    assert local_user["userArn"] == f"arn:aws:iam::{r.ACCOUNT_ID}:user/local"
+    assert key_1["apiKey"] == "k1" and key_1["apiKeyId"] and key_1["user"] is None
+    assert key_1["apiKeyId"] != key_2["apiKeyId"]
+    assert iam["accessKey"] == "AKIAIOSFODNN7EXAMPLE" and iam["user"] not in (None, r.LOCAL_PRINCIPAL_ID)
+    for identity in identities:
+        APIGatewayProxyEventModel.model_validate(
+            {
+                **_last_api_event(fakes)[0],
+                "requestContext": {**_last_api_event(fakes)[0]["requestContext"], "identity": identity},
+            }
+        )
+
+
 def test_front_passes_text_bodies_as_text_and_binary_as_base64(fake_stack: Any, fakes: FakeHandlers) -> None:
     body: dict[str, Any] = {"text_prompts": [{"text": "a café"}], "init_image_s3_key": "uploads/x.png"}
     requests.post(f"{fake_stack.api_url}/v1/image-to-image", json=body, timeout=10)

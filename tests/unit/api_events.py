@@ -8,6 +8,27 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from img2img.domain.caller import Caller
+
+# requestContext.identity of an AWS_IAM-authorized request ($context.identity.* in
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-mapping-template-reference.html)
+IAM_USER = {
+    "accountId": "123456789012",
+    "caller": "AIDACKCEVSQ6C2EXAMPLE",
+    "accessKey": "AKIAIOSFODNN7EXAMPLE",
+    "userArn": "arn:aws:iam::123456789012:user/alice",
+    "user": "AIDACKCEVSQ6C2EXAMPLE",
+}
+OTHER_IAM_USER = {
+    "accountId": "123456789012",
+    "caller": "AIDAJQABLZS4A3QDU576Q",
+    "accessKey": "AKIAI44QH8DHBEXAMPLE",
+    "userArn": "arn:aws:iam::123456789012:user/bob",
+    "user": "AIDAJQABLZS4A3QDU576Q",
+}
+
+OWN_UPLOADS = Caller("iam", IAM_USER["user"]).upload_prefix  # where IAM_USER's upload tickets point
+
 ROUTES = {
     "/v1/jobs/": "/v1/jobs/{job_id}",
 }
@@ -21,7 +42,10 @@ def api_event(
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     raw_body: str | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`identity`: requestContext.identity's caller fields; by default an IAM user's (AWS_IAM
+    authorization), as API Gateway fills them after checking the signature."""
     resource, params = path, None
     if path.startswith("/v1/jobs/") and path.count("/") == 3:
         resource, params = "/v1/jobs/{job_id}", {"job_id": path.rsplit("/", 1)[1]}
@@ -54,7 +78,11 @@ def api_event(
             "domainPrefix": "abc123",
             "requestTimeEpoch": 1795600000000,
             "requestId": request_id,
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
+            "identity": {
+                "sourceIp": "203.0.113.7",
+                "userAgent": "pytest",
+                **(IAM_USER if identity is None else identity),
+            },
             "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
             "apiId": "abc123",
         },

@@ -7,7 +7,13 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+from img2img.domain.caller import Caller
+
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:jobs-queue"
+# The IAM principal these S3 events name as the dropper, and where their own uploads live: a
+# manifest may name those (and inbox/ images), nobody else's.
+DROPPER_ID = "AIDACKCEVSQ6C2EXAMPLE"
+DROPPER_UPLOADS = Caller("iam", DROPPER_ID).upload_prefix
 
 
 def s3_notification(
@@ -24,7 +30,7 @@ def s3_notification(
                 "awsRegion": "us-east-1",
                 "eventTime": "2026-11-25T10:00:00.000Z",
                 "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "AWS:EXAMPLE"},
+                "userIdentity": {"principalId": f"AWS:{DROPPER_ID}"},
                 "requestParameters": {"sourceIPAddress": "203.0.113.7"},
                 "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
                 "s3": {

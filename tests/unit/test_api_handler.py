@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from img2img.handlers import api
-from tests.unit.api_events import FakeContext, api_event
+from tests.unit.api_events import OWN_UPLOADS, FakeContext, api_event
 from tests.unit.conftest import INPUT, OUTPUT, World
 from tests.unit.fakes import png_bytes
 
@@ -117,7 +117,7 @@ def test_not_an_image_is_415(world: World) -> None:
 
 
 def test_missing_s3_source_is_400_naming_the_key(world: World) -> None:
-    request = body(init_image_s3_key="uploads/missing.png")
+    request = body(init_image_s3_key=f"{OWN_UPLOADS}missing.png")
     del request["init_image"]
     status, payload, _ = call("POST", "/v1/image-to-image", request)
     assert status == 400 and payload["error"]["code"] == "source_not_found"
@@ -125,8 +125,8 @@ def test_missing_s3_source_is_400_naming_the_key(world: World) -> None:
 
 
 def test_source_by_key_in_input_bucket(world: World) -> None:
-    world.s3.put_object(Bucket=INPUT, Key="uploads/cat.png", Body=png_bytes())
-    request = body(init_image_s3_key="uploads/cat.png")
+    world.s3.put_object(Bucket=INPUT, Key=f"{OWN_UPLOADS}cat.png", Body=png_bytes())
+    request = body(init_image_s3_key=f"{OWN_UPLOADS}cat.png")
     del request["init_image"]
     status, payload, _ = call("POST", "/v1/image-to-image", request)
     assert status == 200 and payload["status"] == "SUCCEEDED"
@@ -192,7 +192,7 @@ def test_unknown_job_is_404(world: World) -> None:
 def test_uploads_answer_a_presigned_post(world: World) -> None:
     status, payload, _ = call("POST", "/v1/uploads", {"content_type": "image/jpeg"})
     assert status == 201
-    assert payload["init_image_s3_key"].startswith("uploads/") and payload["init_image_s3_key"].endswith(
+    assert payload["init_image_s3_key"].startswith(OWN_UPLOADS) and payload["init_image_s3_key"].endswith(
         ".jpg"
     )
     policy = json.loads(base64.b64decode(payload["upload"]["fields"]["policy"]))

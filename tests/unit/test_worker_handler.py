@@ -13,7 +13,7 @@ from img2img.handlers import api, worker
 from tests.unit.api_events import FakeContext, api_event
 from tests.unit.conftest import INPUT, OUTPUT, World
 from tests.unit.fakes import png_bytes
-from tests.unit.sqs_events import s3_notification, sqs_event
+from tests.unit.sqs_events import DROPPER_UPLOADS, s3_notification, sqs_event
 
 pytestmark = pytest.mark.unit
 
@@ -75,15 +75,18 @@ def test_not_an_image_fails_without_model_call(world: World) -> None:
 
 
 def test_manifest_runs_each_named_image_and_reports_missing_ones(world: World) -> None:
-    world.s3.put_object(Bucket=INPUT, Key="uploads/a.png", Body=png_bytes())
+    world.s3.put_object(Bucket=INPUT, Key=f"{DROPPER_UPLOADS}a.png", Body=png_bytes())
     manifest = {
         "text_prompts": [{"text": "watercolour"}],
-        "init_image_s3_keys": ["uploads/a.png", "uploads/missing.png"],
+        "init_image_s3_keys": [f"{DROPPER_UPLOADS}a.png", f"{DROPPER_UPLOADS}missing.png"],
     }
     out = run(drop(world, "inbox/batch.json", json.dumps(manifest).encode()))
     assert out == {"batchItemFailures": []}
-    assert world.read_json(OUTPUT, "manifest-results/batch.json/uploads/a.png.json")["status"] == "SUCCEEDED"
-    missing = world.read_json(OUTPUT, "manifest-results/batch.json/uploads/missing.png.json")
+    assert (
+        world.read_json(OUTPUT, f"manifest-results/batch.json/{DROPPER_UPLOADS}a.png.json")["status"]
+        == "SUCCEEDED"
+    )
+    missing = world.read_json(OUTPUT, f"manifest-results/batch.json/{DROPPER_UPLOADS}missing.png.json")
     assert missing["status"] == "FAILED" and missing["error"]["code"] == "source_not_found"
     assert len(world.bedrock.calls) == 1
 
@@ -140,8 +143,10 @@ def test_message_that_is_not_json_is_dropped(world: World) -> None:
 
 
 def test_manifest_dropped_again_runs_again(world: World) -> None:
-    world.s3.put_object(Bucket=INPUT, Key="uploads/m.png", Body=png_bytes())
-    manifest = json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/m.png"}).encode()
+    world.s3.put_object(Bucket=INPUT, Key=f"{DROPPER_UPLOADS}m.png", Body=png_bytes())
+    manifest = json.dumps(
+        {"text_prompts": [{"text": "x"}], "init_image_s3_key": f"{DROPPER_UPLOADS}m.png"}
+    ).encode()
     run(drop(world, "inbox/m.json", manifest))
     run(drop(world, "inbox/m.json", manifest))  # a new version of the manifest: the user asked again
     assert len(world.bedrock.calls) == 2
@@ -149,13 +154,22 @@ def test_manifest_dropped_again_runs_again(world: World) -> None:
 
 def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(world: World) -> None:
     for name in ("a", "b", "c"):
-        world.s3.put_object(Bucket=INPUT, Key=f"uploads/{name}.png", Body=png_bytes())
+        world.s3.put_object(Bucket=INPUT, Key=f"{DROPPER_UPLOADS}{name}.png", Body=png_bytes())
     world.bedrock.errors = ["ThrottlingException"] * 3  # the first image only, past the adapter's attempts
-    manifest = {"text_prompts": [{"text": "x"}], "init_image_s3_keys": [f"uploads/{n}.png" for n in "abc"]}
+    manifest = {
+        "text_prompts": [{"text": "x"}],
+        "init_image_s3_keys": [f"{DROPPER_UPLOADS}{n}.png" for n in "abc"],
+    }
     out = run(drop(world, "inbox/abc.json", json.dumps(manifest).encode()))
     assert len(out["batchItemFailures"]) == 1  # comes back for a
-    assert world.read_json(OUTPUT, "manifest-results/abc.json/uploads/b.png.json")["status"] == "SUCCEEDED"
-    assert world.read_json(OUTPUT, "manifest-results/abc.json/uploads/c.png.json")["status"] == "SUCCEEDED"
+    assert (
+        world.read_json(OUTPUT, f"manifest-results/abc.json/{DROPPER_UPLOADS}b.png.json")["status"]
+        == "SUCCEEDED"
+    )
+    assert (
+        world.read_json(OUTPUT, f"manifest-results/abc.json/{DROPPER_UPLOADS}c.png.json")["status"]
+        == "SUCCEEDED"
+    )
 
 
 def test_out_of_range_metadata_names_the_metadata_key(world: World) -> None:

@@ -128,3 +128,11 @@ class MissingParameters(ServiceError):
 
     code = "missing_parameters"
     status = 400
+
+
+class NoCallerIdentity(ServiceError):
+    """The request reached the function without an authenticated caller: the method has no
+    authorizer (a misconfigured stack). Jobs belong to callers, so none is run or shown."""
+
+    code = "no_caller_identity"
+    status = 403

@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from img2img.domain.caller import Caller
 from img2img.domain.request import ImageToImageRequest
 
 Door = Literal["api", "s3"]
@@ -49,6 +50,7 @@ class Job:
     output: OutputKeys
     created_at: str
     source_data: bytes | None = None  # the source, when the door already holds its bytes
+    caller: Caller | None = None  # who asked (API door); S3-door jobs name the dropper if S3 did
 
     def effective_request(self) -> dict[str, Any]:
         """What was asked, without image bytes: for metadata, job records and logs."""
@@ -75,6 +77,8 @@ class JobView:
     error: dict[str, Any] | None = None
     # The models that answered end of life / not found / access denied before model_id ran.
     fallback_from: list[dict[str, str]] | None = None
+    # Who asked (domain/caller.py): GET /v1/jobs/{id} answers only them.
+    caller: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +99,11 @@ class JobView:
             request=job.effective_request(),
             source={"bucket": job.source.bucket, "key": job.source.key},
             output={"bucket": job.output.bucket, "metadata_key": job.output.metadata_key},
+            caller=job.caller.to_dict() if job.caller else None,
         )
+
+    def belongs_to(self, caller: Caller) -> bool:
+        return self.caller == caller.to_dict()
 
 
 def stable_id(*parts: object) -> str:

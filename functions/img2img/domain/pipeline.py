@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from img2img import __version__
+from img2img.domain.caller import Caller
 from img2img.domain.errors import ModelTimeout, ModelUnavailable, ServiceError, StorageError
 from img2img.domain.imaging import (
     FILE_EXTENSIONS,
@@ -166,7 +167,12 @@ class Pipeline:
         return outcome
 
     def reject(
-        self, job_id: str, source: SourceRef, output: OutputKeys, error: ServiceError
+        self,
+        job_id: str,
+        source: SourceRef,
+        output: OutputKeys,
+        error: ServiceError,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         """Record a job that could not start (no parameters, a bad manifest): its metadata says
         why, where the result would have been."""
@@ -195,6 +201,7 @@ class Pipeline:
             source=meta["source"],
             output=meta["output"],
             error=meta["error"],
+            caller=caller.to_dict() if caller else None,
         )
         self._jobs.save(view)
         return Outcome(job_id, "FAILED", meta, error=error).summary()

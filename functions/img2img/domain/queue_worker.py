@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from img2img.domain.api_door import Once
+from img2img.domain.caller import Caller, not_yours, owns_source
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
@@ -20,6 +21,7 @@ from img2img.domain.pipeline import Pipeline, utc_now
 from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
+    INBOX,
     SourceObject,
     is_manifest,
     job_id_for,
@@ -30,7 +32,7 @@ from img2img.domain.s3_door import (
     starts_jobs,
 )
 
-API_JOB_ID = re.compile(r"[0-9a-f]{32}")  # what ApiDoor hands out (uuid4().hex)
+API_JOB_ID = re.compile(r"[0-9a-f]{32}")  # what ApiDoor hands out (uuid4().hex or stable_id)
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,16 @@ class QueueWorker:
 
     def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
         """A queued API job. The message is not trusted beyond its request: the keys are derived
-        from the job id again and the model is checked against this environment's list, as the
-        API door did (anyone who may send to the queue could have written it)."""
+        from the job id again, the source must be the caller's own, and the model is checked
+        against this environment's list, as the API door did (whoever may send to the queue
+        could have written it)."""
         job_id = str(message.get("job_id", ""))
         if not API_JOB_ID.fullmatch(job_id):
             raise InvalidRequest("a queued job has no valid id", [FieldError("job_id", "32 hex digits")])
+        caller = Caller.from_dict(message.get("caller"))
         request = parse_request(message["request"])
+        if not owns_source(caller, str(request.init_image_s3_key), job_id):
+            raise not_yours("init_image_s3_key")
         model_id = str(message.get("model_id") or "")
         if request.model_id is not None and request.model_id != model_id:
             raise InvalidRequest("a queued job names two models", [FieldError("model_id", "does not match")])
@@ -100,6 +106,7 @@ class QueueWorker:
             source=SourceRef(self._s.input_bucket, str(request.init_image_s3_key)),
             output=api_output_keys(self._s.output_bucket, job_id),
             created_at=str(message.get("created_at") or utc_now()),
+            caller=caller,
         )
         return self._run_once("api-job", job, attempt)
 
@@ -120,6 +127,7 @@ class QueueWorker:
                 SourceRef(obj.bucket, obj.key, obj.version_id),
                 output_keys(self._s.output_bucket, obj.key),
                 error,
+                Caller.from_s3_principal(obj.principal),
             )
             if error.retryable:
                 raise  # recorded; on to the dead-letter queue, where a redrive can retry it
@@ -157,7 +165,9 @@ class QueueWorker:
             ) from exc
 
     def _job(self, body: dict[str, Any], obj: SourceObject, data: bytes | None) -> Job:
-        """A job for one body: the dropped image itself (data given), or an image a manifest names."""
+        """A job for one body: the dropped image itself (data given), or an image a manifest names:
+        one under inbox/ or one of the dropper's own uploads, never another caller's."""
+        caller = Caller.from_s3_principal(obj.principal)
         if data is not None:
             body = {**body, "init_image_s3_key": obj.key}
             source = obj
@@ -167,6 +177,11 @@ class QueueWorker:
                 raise InvalidRequest(
                     "the manifest names no image",
                     [FieldError("init_image_s3_key", "give init_image_s3_key or init_image_s3_keys")],
+                )
+            if not key.startswith(INBOX) and not owns_source(caller, key, ""):
+                raise InvalidRequest(
+                    "a manifest names images under inbox/ or uploads of the principal that dropped it",
+                    [FieldError("init_image_s3_key", "not under inbox/ and not an upload of yours")],
                 )
             # The manifest's own version is part of the job's identity: dropping it again after
             # replacing the images runs them again instead of answering the old results.
@@ -182,6 +197,7 @@ class QueueWorker:
             output=output_keys(self._s.output_bucket, source.key, None if data is not None else obj.key),
             created_at=utc_now(),
             source_data=data,
+            caller=caller,
         )
 
     def _run_once(self, scope: str, job: Job, attempt: Attempt) -> dict[str, Any]:
@@ -210,4 +226,5 @@ def s3_objects(message: dict[str, Any]) -> Iterator[SourceObject]:
             key=unquote_plus(obj["key"]),
             version_id=obj.get("versionId"),
             etag=str(obj.get("eTag", "")).strip('"'),  # quoted in S3's API, bare in events
+            principal=(record.get("userIdentity") or {}).get("principalId"),
         )

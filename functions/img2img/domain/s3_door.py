@@ -59,6 +59,7 @@ class SourceObject:
     key: str
     version_id: str | None
     etag: str
+    principal: str | None = None  # who wrote it, as S3 names them (userIdentity.principalId)
 
 
 def is_manifest(key: str) -> bool:

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from img2img import __version__
-from img2img.domain.errors import FieldError, InvalidRequest, ServiceError
+from img2img.domain.caller import Caller
+from img2img.domain.errors import FieldError, InvalidRequest, NoCallerIdentity, ServiceError
 from img2img.domain.job import FINAL_STATUSES, JobView
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
@@ -51,6 +52,21 @@ def _idempotency_key() -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+def _caller() -> Caller:
+    """Who API Gateway's authorizer let in: a user pool user, an API key, or an IAM principal."""
+    context = app.current_event.request_context
+    claims = context.authorizer.claims or {}
+    identity = context.identity
+    if claims.get("sub"):
+        return Caller("user", str(claims["sub"]))
+    if identity.api_key_id:
+        return Caller("api_key", identity.api_key_id)
+    principal = identity.user or identity.caller
+    if principal:
+        return Caller("iam", principal)
+    raise NoCallerIdentity("the request carries no authenticated caller: jobs belong to callers")
+
+
 def _s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
@@ -74,7 +90,10 @@ def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[
     api = _service().api
     context = app.lambda_context
     result = api.run_now(
-        request, _idempotency_key(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+        request,
+        _caller(),
+        _idempotency_key(),
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     summary = result.summary
     artifact_result = summary.get("result") or {}
@@ -102,7 +121,7 @@ def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[
 
 @app.post("/v1/jobs", summary="Queue an SDXL image-to-image request as a job")
 def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[str]:
-    view = _service().api.submit(request, _idempotency_key())
+    view = _service().api.submit(request, _caller(), _idempotency_key())
     job_id = view["job_id"]
     body = {"job_id": job_id, "status": view["status"], "links": {"self": f"/v1/jobs/{job_id}"}}
     response = _json(202, body)
@@ -114,7 +133,7 @@ def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[str]
 def get_job(
     job_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
 ) -> Response[str]:
-    view: JobView = _service().api.job(job_id)
+    view: JobView = _service().api.job(job_id, _caller())
     body = view.to_dict()
     body.update(_locations(view.result, view.output if view.status in FINAL_STATUSES else None))
     return _json(200, body)
@@ -123,7 +142,7 @@ def get_job(
 @app.post("/v1/uploads", summary="A presigned POST to upload a large source into the input bucket")
 def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[str]:
     settings = _service().settings
-    key, post = _service().api.upload(upload.content_type)
+    key, post = _service().api.upload(upload.content_type, _caller())
     return _json(
         201,
         {
