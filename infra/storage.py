@@ -19,6 +19,7 @@ from constructs import Construct
 from img2img.domain.caller import API_SOURCE_PREFIX, UPLOADS_PREFIX
 from img2img.domain.pipeline import ANSWERS_PREFIX
 from img2img.domain.s3_door import MANIFEST_RESULTS, RESULTS
+from img2img.domain.s3_door import SOURCES as SOURCES_PREFIX  # images manifests name
 from infra.checkov import NO_VPC, skip_check
 from infra.config import EnvironmentConfig
 from infra.removal import removal_policy
@@ -26,7 +27,7 @@ from infra.removal import removal_policy
 INBOX_PREFIX = "inbox/"  # the S3 door: dropping an image here starts a job
 # API_SOURCE_PREFIX: sources the api function stores for inline requests; UPLOADS_PREFIX:
 # presigned POST uploads, one folder per caller (domain/caller.py).
-INPUT_PREFIXES = (INBOX_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
+INPUT_PREFIXES = (INBOX_PREFIX, SOURCES_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
 # What the api function reads: a caller's own sources only, never images dropped under inbox/.
 API_READ_PREFIXES = (API_SOURCE_PREFIX, UPLOADS_PREFIX)
 JOBS_RESULT_PREFIX = "jobs/"  # results of API-door jobs

@@ -18,6 +18,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from img2img_local import resources as r
+from img2img_local.storage_faults import STORAGE_FAULTS
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class MotoServer(ThreadedMotoServer):
     waiting forever. This one binds in the caller's thread: OSError surfaces at once."""
 
     def start(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        app = STORAGE_FAULTS.wrap(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             self._ip_address, self._port, app, threaded=True, request_handler=_QuietMotoRequestHandler
         )
@@ -61,6 +62,7 @@ def reset_moto() -> None:
     from moto.moto_api._internal.models import moto_api_backend
 
     moto_api_backend.reset()
+    STORAGE_FAULTS.clear()
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:

@@ -80,6 +80,8 @@ def test_async_door_runs_a_job_to_completion(deployed: Deployed, source_png: byt
 
     view = poll(finished, timeout=300, what=f"job {job_id}")
     assert view["status"] in {"SUCCEEDED", "CONTENT_FILTERED"}, view
+    # The caller as the stack's authorizer names them (domain/caller.py).
+    assert view["caller"]["kind"] == ("iam" if deployed.config.api_auth == "iam" else "api_key"), view
     outputs = deployed.client("s3").list_objects_v2(
         Bucket=deployed.outputs["OutputBucketName"], Prefix=f"jobs/{job_id}/"
     )
@@ -108,6 +110,14 @@ def test_s3_door_writes_result_and_metadata(deployed: Deployed, source_png: byte
     assert metadata["status"] in {"SUCCEEDED", "CONTENT_FILTERED"}, metadata
     (image_key,) = keys - {f"results/{name}.png.json"}
     assert_is_image(s3.get_object(Bucket=output_bucket, Key=image_key)["Body"].read())
+    if deployed.config.api_auth == "iam":
+        # What cannot be checked offline: S3 names the dropper (userIdentity.principalId =
+        # AWS:<id>) as API Gateway names the same signer ($context.identity.user), so the job
+        # is the dropper's through the API too (domain/caller.py).
+        job = deployed.call("GET", f"/v1/jobs/{metadata['job_id']}")
+        assert job.status_code == 200, job.text
+        user_id = deployed.client("sts").get_caller_identity()["UserId"]
+        assert job.json()["caller"] == {"kind": "iam", "id": user_id}, job.json()
 
 
 def test_nothing_is_dead_lettered(deployed: Deployed) -> None:

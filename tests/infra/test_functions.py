@@ -80,6 +80,7 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
         if kind == "api"
         else (
             f"{inp}/inbox/*",
+            f"{inp}/sources/*",
             f"{inp}/api/*",
             f"{inp}/uploads/*",
         )

@@ -1,19 +1,27 @@
 """200 images dropped under inbox/ at once, with the model throttling and timing out now and
-then, a handful of bad files among them, and three workers (local mode's poller plus two
-worker processes, as the event source mapping would run them): every image ends with its
-metadata (SUCCEEDED, or FAILED with the bad file's code), every good one with exactly one
-model call beyond the timed-out ones, nothing left in the queue or the dead-letter queue."""
+then, S3 refusing writes after the model answered, a handful of bad files among them, and
+three workers (local mode's poller plus two worker processes, as the event source mapping
+would run them): every image ends with its metadata (SUCCEEDED, or FAILED with the bad file's
+code), every good one with exactly one model call beyond the timed-out ones, nothing left in
+the queue or the dead-letter queue.
+
+Storage faults (local/storage_faults.py, S3's own 503 SlowDown in front of moto): every 20th
+image's result write is refused past every retry (botocore's and the pipeline's in place), so
+its first delivery gives up and the redelivery must finish from the stored model answer; every
+20th+10's metadata write is refused twice, which the retries absorb."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from img2img_local.bench_load import worker_processes
-from img2img_local.resources import QueueSettings
+from img2img_local.resources import OUTPUT_BUCKET, QueueSettings
 from img2img_local.runner import LocalStack, start_local
+from img2img_local.storage_faults import STORAGE_FAULTS
 from tests import imagegen
 from tests.corpus import by_name
 from tests.corpus.doors import Doors
@@ -26,6 +34,9 @@ pytestmark = [pytest.mark.local, pytest.mark.timeout(1800)]
 
 IMAGES = 200
 TIMEOUTS = 3
+# PutObject attempts one result write gets: botocore's (max_attempts 4 retries = 5 attempts,
+# handlers/wiring.py) times the pipeline's 3 in place.
+WRITE_ATTEMPTS = 5 * 3
 BAD = ("gif", "truncated_jpeg", "png_bomb", "animated_webp", "svg", "empty_file", "heic", "corrupt_png_crc")
 
 
@@ -44,6 +55,13 @@ def test_200_images_at_once_none_lost(stack: LocalStack) -> None:
     doors.set_faults(throttle_first=12, timeout_first=TIMEOUTS)
     bad = {f"drop-{n:03d}": by_name(name) for n, name in zip(range(7, IMAGES, 25), BAD, strict=False)}
     good = imagegen.png(96, 64, noise=20)
+    gave_up = {f"drop-{n:03d}" for n in range(0, IMAGES, 20)} - set(bad)  # past every retry
+    absorbed = {f"drop-{n:03d}" for n in range(10, IMAGES, 20)} - set(bad)  # within the retries
+    STORAGE_FAULTS.clear()
+    results = "|".join(re.escape(f"results/stress/{name}.png.png") for name in sorted(gave_up))
+    metadata = "|".join(re.escape(f"results/stress/{name}.png.json") for name in sorted(absorbed))
+    STORAGE_FAULTS.refuse(OUTPUT_BUCKET, results, times=WRITE_ATTEMPTS)
+    STORAGE_FAULTS.refuse(OUTPUT_BUCKET, metadata, times=2)
 
     def put(n: int) -> None:
         name = f"drop-{n:03d}"
@@ -65,7 +83,16 @@ def test_200_images_at_once_none_lost(stack: LocalStack) -> None:
     assert failed == set(bad)
     for name, case in bad.items():
         assert metas[name]["error"]["code"] == case.expected("s3").code, name
+    refused = dict(STORAGE_FAULTS.refused)
+    STORAGE_FAULTS.clear()
+    assert refused == {
+        **{f"results/stress/{name}.png.png": WRITE_ATTEMPTS for name in gave_up},
+        **{f"results/stress/{name}.png.json": 2 for name in absorbed},
+    }
     succeeded = [meta for meta in metas.values() if meta["status"] == "SUCCEEDED"]
+    for name in gave_up:  # finished from the stored answer on a later delivery
+        assert metas[name]["status"] == "SUCCEEDED" and metas[name]["model"].get("replayed") is True, name
+    assert not any(metas[name]["model"].get("replayed") for name in absorbed)
     assert len(succeeded) == IMAGES - len(bad)
     results = set(doors.output_keys("results/stress/"))
     assert all(meta["result"]["key"] in results for meta in succeeded)

@@ -187,3 +187,18 @@ def test_a_queued_message_naming_another_callers_source_is_refused(world: World)
     assert failed == [{"itemIdentifier": event["Records"][0]["messageId"]}]
     assert world.bedrock.calls == []
     assert call("GET", f"/v1/jobs/{'f' * 32}")[0] == 404  # nothing was recorded for it
+
+
+@pytest.mark.parametrize("named", ["sources/a.png", "own_upload"])
+def test_a_manifest_names_sources_or_its_droppers_own_uploads(world: World, named: str) -> None:
+    from tests.unit.sqs_events import DROPPER_UPLOADS
+
+    key = f"{DROPPER_UPLOADS}a.png" if named == "own_upload" else named
+    world.s3.put_object(Bucket=INPUT, Key=key, Body=png_bytes())
+    manifest = json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": key}).encode()
+    world.s3.put_object(Bucket=INPUT, Key="inbox/mine.json", Body=manifest)
+    worker.handler(sqs_event(s3_notification(INPUT, "inbox/mine.json")), FakeContext("w"))
+    meta = json.loads(
+        world.s3.get_object(Bucket="out-bucket", Key=f"manifest-results/mine.json/{key}.json")["Body"].read()
+    )
+    assert meta["status"] == "SUCCEEDED" and len(world.bedrock.calls) == 1

@@ -22,6 +22,7 @@ from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
     INBOX,
+    SOURCES,
     SourceObject,
     is_manifest,
     job_id_for,
@@ -178,10 +179,11 @@ class QueueWorker:
                     "the manifest names no image",
                     [FieldError("init_image_s3_key", "give init_image_s3_key or init_image_s3_keys")],
                 )
-            if not key.startswith(INBOX) and not owns_source(caller, key, ""):
+            if not key.startswith((SOURCES, INBOX)) and not owns_source(caller, key, ""):
                 raise InvalidRequest(
-                    "a manifest names images under inbox/ or uploads of the principal that dropped it",
-                    [FieldError("init_image_s3_key", "not under inbox/ and not an upload of yours")],
+                    "a manifest names images under sources/ or inbox/, or uploads of the principal "
+                    "that dropped it",
+                    [FieldError("init_image_s3_key", "not under sources/ or inbox/, not an upload of yours")],
                 )
             # The manifest's own version is part of the job's identity: dropping it again after
             # replacing the images runs them again instead of answering the old results.

@@ -56,7 +56,7 @@ ResizeMode = Literal["fit", "pad", "reject"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
 # Where sources may be read from in the input bucket (the functions' roles allow no more).
-SOURCE_PREFIXES = ("uploads/", "inbox/", "api/")
+SOURCE_PREFIXES = ("uploads/", "sources/", "inbox/", "api/")
 
 DEFAULT_IMAGE_STRENGTH = 0.35
 DEFAULT_STEP_SCHEDULE_START = 0.65

@@ -26,6 +26,9 @@ from img2img.domain.job import OutputKeys, stable_id
 from img2img.domain.request import ImageToImageRequest, parse_request
 
 INBOX = "inbox/"
+# Images for manifests to name: dropping one here starts nothing. The S3 door is one trust
+# domain (whoever may write the input bucket); API callers' uploads are not part of it.
+SOURCES = "sources/"
 RESULTS = "results/"
 MANIFEST_RESULTS = "manifest-results/"
 
