@@ -103,7 +103,7 @@ def service_path(pipeline: Pipeline, key: str, n: int) -> None:
     )
     outcome = pipeline.run(job)
     if outcome.status != "SUCCEEDED":
-        raise RuntimeError(f"benchmark job failed: {outcome.metadata.get('error')}")
+        raise RuntimeError(f"benchmark job failed: {outcome.metadata.error}")
 
 
 def _median_ms(fn: Callable[[int], None], runs: int) -> float:

@@ -14,7 +14,8 @@ from img2img.adapters.jobs import JobStore
 from img2img.adapters.s3 import ObjectStore
 from img2img.domain.errors import StorageError
 from img2img.domain.imaging import ImageLimits
-from img2img.domain.job import Job, JobView, OutputKeys, SourceRef
+from img2img.domain.job import Job, OutputKeys, SourceRef
+from img2img.domain.records import JobRecord
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.request import parse_request
 from tests import imagegen
@@ -94,7 +95,7 @@ def test_metadata_has_every_documented_part(world: World) -> None:
     assert stored["ContentType"] == "image/jpeg"
     assert Image.open(io.BytesIO(stored["Body"].read())).format == "JPEG"
     view = JobStore(world.dynamodb, TABLE, 1).get("job1")
-    assert view.status == "SUCCEEDED" and view.result and view.result["seed"] == 7
+    assert view.status == "SUCCEEDED" and view.result and view.result.seed == 7
 
 
 def test_allowed_size_png_is_sent_untouched(world: World) -> None:
@@ -111,7 +112,7 @@ def test_model_error_finish_is_failed_with_reason(world: World) -> None:
     world.bedrock.finish_reason = "ERROR"
     outcome = pipeline(world).run(make_job(data=imagegen.png(1024, 1024)))
     assert outcome.status == "FAILED" and outcome.error is None
-    assert outcome.metadata["error"]["code"] == "model_error"
+    assert outcome.metadata.error is not None and outcome.metadata.error.code == "model_error"
 
 
 class FlakyStore(ObjectStore):
@@ -136,7 +137,7 @@ class FlakyJobs(JobStore):
         super().__init__(world.dynamodb, TABLE, 1)
         self.failures = failures
 
-    def save(self, view: JobView) -> None:
+    def save(self, view: JobRecord) -> None:
         if view.status != "RUNNING" and self.failures:
             self.failures -= 1
             raise StorageError("DynamoDB is having a moment")
@@ -196,7 +197,7 @@ def test_a_stored_answer_keeps_the_fallback_it_came_from(world: World) -> None:
         make_job(data=imagegen.png(1024, 1024)), first_attempt=False
     )
     assert outcome.status == "SUCCEEDED" and [c["modelId"] for c in world.bedrock.calls] == [SD3, ULTRA]
-    assert outcome.metadata["model"]["id"] == ULTRA and outcome.metadata["model"]["fallback_from"]
+    assert outcome.metadata.model and outcome.metadata.model.id == ULTRA and outcome.metadata.model.fallback_from
 
 
 def test_failed_job_writes_its_metadata_too(world: World) -> None:
@@ -210,10 +211,10 @@ def test_failed_job_writes_its_metadata_too(world: World) -> None:
 def test_final_status_is_never_overwritten_by_a_late_running(world: World) -> None:
     store = JobStore(world.dynamodb, TABLE, 1)
     job = make_job()
-    store.save(JobView.of(job, "SUCCEEDED", "t1"))
-    store.save(JobView.of(job, "RUNNING", "t2"))
+    store.save(job.record("SUCCEEDED", "t1"))
+    store.save(job.record("RUNNING", "t2"))
     assert store.get("job1").status == "SUCCEEDED"
-    store.save(JobView.of(job, "FAILED", "t3"))  # a final state may replace a final state (a redrive)
+    store.save(job.record("FAILED", "t3"))  # a final state may replace a final state (a redrive)
     assert store.get("job1").status == "FAILED"
 
 
@@ -222,7 +223,7 @@ def test_job_store_faults_are_storage_errors(world: World) -> None:
     with pytest.raises(StorageError):
         broken.get("x")
     with pytest.raises(StorageError):
-        broken.save(JobView.of(make_job(), "RUNNING", "t"))
+        broken.save(make_job().record("RUNNING", "t"))
 
 
 # --- models that are gone: fallback -------------------------------------------------------
@@ -239,8 +240,8 @@ def test_a_model_at_end_of_life_falls_back_once_to_the_next_and_says_so(world: W
     assert gone["model_id"] == SD3 and gone["code"] == "model_unavailable"
     assert "reached the end of its life" in gone["reason"]
     view = JobStore(world.dynamodb, TABLE, 1).get("job1")
-    assert view.model_id == ULTRA and view.fallback_from == meta["model"]["fallback_from"]
-    assert outcome.summary()["fallback_from"] == meta["model"]["fallback_from"]
+    assert view.model_id == ULTRA and [f.to_json_dict() for f in view.fallback_from or []] == meta["model"]["fallback_from"]
+    assert outcome.summary().to_json_dict()["fallback_from"] == meta["model"]["fallback_from"]
 
 
 def test_every_model_gone_fails_after_one_call_each_naming_each(world: World) -> None:
@@ -266,7 +267,7 @@ def test_bad_input_model_errors_and_throttling_never_fall_back(world: World, err
     world.bedrock.errors = [error]
     outcome = pipeline(world, fallbacks=(ULTRA,)).run(make_job(data=imagegen.png(1024, 1024)))
     assert outcome.status == status and len(world.bedrock.calls) == 1
-    assert "fallback_from" not in outcome.metadata["model"]
+    assert outcome.metadata.model and outcome.metadata.model.fallback_from is None
 
 
 def test_a_content_filter_never_falls_back(world: World) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from img2img.domain.errors import JobNotFound, StorageError
-from img2img.domain.job import FINAL_STATUSES, JobView
+from img2img.domain.records import FINAL_STATUSES, JobRecord
 
 
 def _pk(job_id: str) -> dict[str, str]:
@@ -23,18 +23,18 @@ class JobStore:
         self._table = table
         self._ttl_seconds = ttl_days * 86400
 
-    def save(self, view: JobView) -> None:
+    def save(self, record: JobRecord) -> None:
         """Write the job's current state. A final state is never overwritten by a non-final one
         (a late redelivery must not turn SUCCEEDED back into RUNNING)."""
         item = {
-            "pk": _pk(view.job_id),
-            "status": {"S": view.status},
-            "updated_at": {"S": view.updated_at},
-            "doc": {"S": json.dumps(view.to_dict(), separators=(",", ":"))},
+            "pk": _pk(record.job_id),
+            "status": {"S": record.status},
+            "updated_at": {"S": record.updated_at},
+            "doc": {"S": json.dumps(record.to_json_dict(), separators=(",", ":"))},
             "ttl": {"N": str(int(time.time()) + self._ttl_seconds)},
         }
         kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
-        if view.status not in FINAL_STATUSES:
+        if record.status not in FINAL_STATUSES:
             kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR NOT #s IN (:a, :b, :c)"
             kwargs["ExpressionAttributeNames"] = {"#s": "status"}
             kwargs["ExpressionAttributeValues"] = {
@@ -45,11 +45,11 @@ class JobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return
-            raise StorageError(f"could not record job {view.job_id}", internal=str(exc)) from exc
+            raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"could not record job {view.job_id}", internal=str(exc)) from exc
+            raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
 
-    def get(self, job_id: str) -> JobView:
+    def get(self, job_id: str) -> JobRecord:
         try:
             response = self._client.get_item(
                 TableName=self._table, Key={"pk": _pk(job_id)}, ConsistentRead=True
@@ -59,4 +59,4 @@ class JobStore:
         item = response.get("Item")
         if not item:
             raise JobNotFound(f"no job {job_id}")
-        return JobView.from_dict(json.loads(item["doc"]["S"]))
+        return JobRecord.model_validate_json(item["doc"]["S"])

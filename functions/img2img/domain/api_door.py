@@ -1,36 +1,42 @@
 """The API door's use cases: run a request now, queue it as a job, look a job up, hand out
-an upload. Inline sources are stored in the input bucket under api/ first, so every job,
-sync or async, has its source in S3 and its metadata can point to it."""
+an upload, each answering its typed body (domain/answers.py). Inline sources are stored in the
+input bucket under api/ first, so every job, sync or async, has its source in S3 and its
+metadata can point to it."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from img2img.domain.answers import (
+    JobAccepted,
+    JobAnswer,
+    JobLinks,
+    Location,
+    Locations,
+    SdxlArtifact,
+    SyncAnswer,
+    UploadForm,
+    UploadTicket,
+)
 from img2img.domain.caller import API_SOURCE_PREFIX, Caller, not_yours
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, PayloadTooLarge, ServiceError
 from img2img.domain.imaging import detect_format
-from img2img.domain.job import Job, JobView, SourceRef, api_output_keys, stable_id
+from img2img.domain.job import API_RESULTS_PREFIX, Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Outcome, Pipeline, utc_now
-from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort, PresignedPost
+from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort
+from img2img.domain.records import ErrorInfo, OutputInfo, QueuedJob, QueuedOutput, ResultInfo, Summary
 from img2img.domain.request import ImageToImageRequest
 
+# The idempotency port: once(scope, key, fingerprint, compute) -> compute()'s JSON, stored.
 Once = Callable[[str, str, str, Callable[[], dict[str, Any]]], dict[str, Any]]
 UPLOAD_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    summary: dict[str, Any]
-    image: bytes | None  # None when replayed: read it back from the output bucket
 
 
 class ApiDoor:
@@ -59,7 +65,11 @@ class ApiDoor:
         caller: Caller,
         idempotency_key: str | None,
         time_left: Callable[[], float] | None = None,
-    ) -> SyncResult:
+        *,
+        want_url: bool = False,
+    ) -> SyncAnswer:
+        """Bedrock's SDXL answer: the image inline as base64, or (`want_url`) only where it is.
+        A replayed answer's image is read back from the output bucket."""
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         self._check_source(request, caller)
         produced: list[Outcome] = []
@@ -77,45 +87,67 @@ class ApiDoor:
                 outcome.error.job_id = job.job_id
                 raise outcome.error
             produced.append(outcome)
-            return outcome.summary()
+            return outcome.summary().to_json_dict()
 
         if idempotency_key is None:
-            summary = compute()
+            summary = Summary.model_validate(compute())
         else:
-            summary = self._once(_scope("api-sync", caller), idempotency_key, fingerprint(request), compute)
-        return SyncResult(summary, produced[0].image if produced else None)
+            summary = Summary.model_validate(
+                self._once(_scope("api-sync", caller), idempotency_key, fingerprint(request), compute)
+            )
+        result = summary.result or ResultInfo(seed=0, finish_reason="ERROR")
+        artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
+        if not want_url:
+            image = produced[0].image if produced else None
+            if image is None and result.key and result.bucket:
+                image = self._store.get_bytes(result.bucket, result.key)
+            artifact.base64 = base64.b64encode(image).decode() if image else ""
+        return SyncAnswer(
+            artifacts=[artifact],
+            job_id=summary.job_id,
+            status=summary.status,
+            error=summary.error,
+            **self._locations(result, summary.output).model_dump(exclude_none=True),
+        )
 
     def submit(
         self, request: ImageToImageRequest, caller: Caller, idempotency_key: str | None
-    ) -> dict[str, Any]:
+    ) -> JobAccepted:
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         self._check_source(request, caller)
 
         def compute() -> dict[str, Any]:
             job = self._new_job(request, model_id, caller, idempotency_key)
-            view = JobView.of(job, "QUEUED", utc_now())
-            self._jobs.save(view)
+            record = job.record("QUEUED", utc_now())
+            self._jobs.save(record)
             try:
-                self._queue.send(queued_job_message(job))
+                self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
                 # Not queued: say so in the record instead of leaving it QUEUED for ever.
-                view.status, view.error = "FAILED", error.to_dict()
-                self._jobs.save(view)
+                record.status, record.error = "FAILED", ErrorInfo.of(error)
+                self._jobs.save(record)
                 raise
-            return view.to_dict()
+            return {"job_id": record.job_id, "status": record.status}
 
         if idempotency_key is None:
-            return compute()
-        return self._once(_scope("api-async", caller), idempotency_key, fingerprint(request), compute)
+            queued = compute()
+        else:
+            queued = self._once(_scope("api-async", caller), idempotency_key, fingerprint(request), compute)
+        job_id = str(queued["job_id"])
+        return JobAccepted(
+            job_id=job_id, status=queued["status"], links=JobLinks.model_validate({"self": job_path(job_id)})
+        )
 
-    def job(self, job_id: str, caller: Caller) -> JobView:
-        """The caller's own job. Someone else's answers exactly as a missing one does."""
-        view = self._jobs.get(job_id)
-        if not view.belongs_to(caller):
+    def job(self, job_id: str, caller: Caller) -> JobAnswer:
+        """The caller's own job, with where its results are once it has ended. Someone else's
+        answers exactly as a missing one does."""
+        record = self._jobs.get(job_id)
+        if not record.belongs_to(caller):
             raise JobNotFound(f"no job {job_id}")
-        return view
+        locations = self._locations(record.result, record.output if record.final else None)
+        return JobAnswer(**record.model_dump(), **locations.model_dump(exclude_none=True))
 
-    def upload(self, content_type: str, caller: Caller) -> tuple[str, PresignedPost]:
+    def upload(self, content_type: str, caller: Caller) -> UploadTicket:
         extension = UPLOAD_TYPES.get(content_type)
         if extension is None:
             raise InvalidRequest(
@@ -130,13 +162,28 @@ class ApiDoor:
             max_bytes=self._s.upload_max_bytes,
             expires_in=self._s.presign_expiry_seconds,
         )
-        return key, post
+        return UploadTicket(
+            init_image_s3_key=key,
+            upload=UploadForm(url=post.url, fields=post.fields),
+            max_bytes=self._s.upload_max_bytes,
+            expires_in=self._s.presign_expiry_seconds,
+        )
 
-    def presign(self, bucket: str, key: str) -> str:
-        return self._store.presign_get(bucket, key, self._s.presign_expiry_seconds)
+    def _locations(self, result: ResultInfo | None, output: OutputInfo | None) -> Locations:
+        """Where a job's image and metadata are. Presigned URLs only under jobs/: the api
+        function's role reads nothing else in the output bucket, so it could sign no other."""
+        found = Locations()
+        if result is not None and result.bucket and result.key:
+            found.image = self._location(result.bucket, result.key)
+        if output is not None:
+            found.metadata = self._location(output.bucket, output.metadata_key)
+        return found
 
-    def read_result(self, bucket: str, key: str) -> bytes:
-        return self._store.get_bytes(bucket, key)
+    def _location(self, bucket: str, key: str) -> Location:
+        url = None
+        if key.startswith(API_RESULTS_PREFIX):
+            url = self._store.presign_get(bucket, key, self._s.presign_expiry_seconds)
+        return Location(s3_uri=f"s3://{bucket}/{key}", url=url)
 
     @staticmethod
     def _check_source(request: ImageToImageRequest, caller: Caller) -> None:
@@ -201,21 +248,20 @@ def fingerprint(request: ImageToImageRequest) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
-def queued_job_message(job: Job) -> dict[str, Any]:
-    """The queue message of an async API job: the request without image bytes (the source is
-    already in S3), small enough for SQS."""
-    request = job.request.model_dump(exclude_none=True, exclude={"init_image"})
+def job_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+def queued_job_message(job: Job) -> QueuedJob:
+    request = job.request.model_dump(mode="json", exclude_none=True, exclude={"init_image"})
     request["init_image_s3_key"] = job.source.key
-    return {
-        "kind": "api_job",
-        "job_id": job.job_id,
-        "model_id": job.model_id,
-        "created_at": job.created_at,
-        "request": json.loads(json.dumps(request)),
-        "caller": job.caller.to_dict() if job.caller else None,
-        "output": {
-            "bucket": job.output.bucket,
-            "stem": job.output.stem,
-            "metadata_key": job.output.metadata_key,
-        },
-    }
+    return QueuedJob(
+        job_id=job.job_id,
+        model_id=job.model_id,
+        created_at=job.created_at,
+        request=request,
+        output=QueuedOutput(
+            bucket=job.output.bucket, stem=job.output.stem, metadata_key=job.output.metadata_key
+        ),
+        caller=job.caller,
+    )

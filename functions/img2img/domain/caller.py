@@ -13,8 +13,9 @@ already proved who the caller is; this module only names them and derives what t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic.dataclasses import dataclass
 
 from img2img.domain.errors import FieldError, InvalidRequest
 
@@ -25,7 +26,7 @@ API_SOURCE_PREFIX = "api/"
 
 
 @dataclass(frozen=True)
-class Caller:
+class Caller:  # a pydantic dataclass: positional to build, and a field of the typed records
     kind: CallerKind
     id: str
 

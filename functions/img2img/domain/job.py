@@ -1,19 +1,16 @@
 """A job: one source image, one request, one model call, one result. Both doors build Jobs
-and hand them to the pipeline; the job table keeps a JobView of each."""
+and hand them to the pipeline; the job table keeps a JobRecord (domain/records.py) of each."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from img2img.domain.caller import Caller
+from img2img.domain.records import Door, JobRecord, OutputInfo, SourceInfo, Status
 from img2img.domain.request import ImageToImageRequest
-
-Door = Literal["api", "s3"]
-Status = Literal["QUEUED", "RUNNING", "SUCCEEDED", "CONTENT_FILTERED", "FAILED"]
-FINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
 
 
 @dataclass(frozen=True)
@@ -34,10 +31,16 @@ class OutputKeys:
         return f"{self.stem}{extension}"
 
 
+# Where API-door jobs' results and metadata go in the output bucket (and all the api function's
+# role may read there).
+API_RESULTS_PREFIX = "jobs/"
+
+
 def api_output_keys(output_bucket: str, job_id: str) -> OutputKeys:
     """Where an API-door job's result and metadata go: derived from its id alone, so a queue
     message cannot point a job anywhere else."""
-    return OutputKeys(output_bucket, f"jobs/{job_id}/result", f"jobs/{job_id}/metadata.json")
+    prefix = f"{API_RESULTS_PREFIX}{job_id}/"
+    return OutputKeys(output_bucket, f"{prefix}result", f"{prefix}metadata.json")
 
 
 @dataclass(frozen=True)
@@ -59,51 +62,20 @@ class Job:
         body["init_image_s3_key"] = self.source.key
         return body
 
-
-@dataclass
-class JobView:
-    """The job as `GET /v1/jobs/{id}` shows it (and as the job table stores it)."""
-
-    job_id: str
-    status: str
-    door: str
-    created_at: str
-    updated_at: str
-    model_id: str
-    request: dict[str, Any]
-    source: dict[str, Any]
-    output: dict[str, Any] = field(default_factory=dict)
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    # The models that answered end of life / not found / access denied before model_id ran.
-    fallback_from: list[dict[str, str]] | None = None
-    # Who asked (domain/caller.py): GET /v1/jobs/{id} answers only them.
-    caller: dict[str, str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobView:
-        return cls(**data)
-
-    @classmethod
-    def of(cls, job: Job, status: Status, now: str) -> JobView:
-        return cls(
-            job_id=job.job_id,
+    def record(self, status: Status, now: str) -> JobRecord:
+        """The job record as it stands before it has an outcome."""
+        return JobRecord(
+            job_id=self.job_id,
             status=status,
-            door=job.door,
-            created_at=job.created_at,
+            door=self.door,
+            created_at=self.created_at,
             updated_at=now,
-            model_id=job.model_id,
-            request=job.effective_request(),
-            source={"bucket": job.source.bucket, "key": job.source.key},
-            output={"bucket": job.output.bucket, "metadata_key": job.output.metadata_key},
-            caller=job.caller.to_dict() if job.caller else None,
+            model_id=self.model_id,
+            request=self.effective_request(),
+            source=SourceInfo(bucket=self.source.bucket, key=self.source.key),
+            output=OutputInfo(bucket=self.output.bucket, metadata_key=self.output.metadata_key),
+            caller=self.caller,
         )
-
-    def belongs_to(self, caller: Caller) -> bool:
-        return self.caller == caller.to_dict()
 
 
 def stable_id(*parts: object) -> str:

@@ -25,9 +25,23 @@ from img2img.domain.imaging import (
     encode_result,
     prepare_image,
 )
-from img2img.domain.job import Job, JobView, OutputKeys, SourceRef, Status
+from img2img.domain.job import Job, OutputKeys, SourceRef
 from img2img.domain.models import model_chain
 from img2img.domain.ports import JobStorePort, ModelInvokerPort, ModelReply, ObjectStorePort
+from img2img.domain.records import (
+    ErrorInfo,
+    FallbackFrom,
+    JobRecord,
+    Metadata,
+    ModelInfo,
+    OutputInfo,
+    Preparation,
+    ResultInfo,
+    ServiceInfo,
+    SourceInfo,
+    Status,
+    Summary,
+)
 from img2img.engines import engine_for
 from img2img.engines.base import Artifact, Engine, ModelCall
 
@@ -57,27 +71,25 @@ def utc_now() -> str:
 class Outcome:
     """What a run produced. `image` holds the result bytes for the sync API door only."""
 
-    job_id: str
-    status: Status
-    metadata: dict[str, Any]
+    metadata: Metadata
     image: bytes | None = None
     error: ServiceError | None = None
 
     @property
-    def image_key(self) -> str | None:
-        result = self.metadata.get("result") or {}
-        return result.get("key")
+    def status(self) -> Status:
+        return self.metadata.status
 
-    def summary(self) -> dict[str, Any]:
-        """A small JSON-able record of the outcome (what idempotency stores; no image bytes)."""
-        return {
-            "job_id": self.job_id,
-            "status": self.status,
-            "result": self.metadata.get("result"),
-            "output": self.metadata.get("output"),
-            "error": self.metadata.get("error"),
-            "fallback_from": self.metadata.get("model", {}).get("fallback_from"),
-        }
+    def summary(self) -> Summary:
+        """What the door keeps of the outcome (what idempotency stores; no image bytes)."""
+        meta = self.metadata
+        return Summary(
+            job_id=meta.job_id,
+            status=meta.status,
+            result=meta.result,
+            output=meta.output,
+            error=meta.error,
+            fallback_from=meta.model.fallback_from if meta.model else None,
+        )
 
 
 @dataclass
@@ -105,6 +117,7 @@ class Pipeline:
         fallback_model_ids: tuple[str, ...] = (),
         clock: Callable[[], str] = utc_now,
         on_start: Callable[[Job], None] = lambda job: None,
+        on_finish: Callable[[Summary], None] = lambda summary: None,
         write_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         reserve_seconds: float = 3.0,
@@ -117,6 +130,7 @@ class Pipeline:
         self._fallbacks = fallback_model_ids
         self._clock = clock
         self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
+        self._on_finish = on_finish  # once per recorded outcome (metrics), never on a replay
         self._write_attempts = write_attempts
         # What a deadline keeps back for the work after the model answers (decode, encode, the
         # S3 and DynamoDB writes): make bench measures it in well under a second.
@@ -146,23 +160,25 @@ class Pipeline:
         meta = self._base_metadata(job)
         timer = _Timer()
         started = time.perf_counter()
-        self._jobs.save(JobView.of(job, "RUNNING", self._clock()))
+        self._jobs.save(job.record("RUNNING", self._clock()))
         try:
             outcome = self._execute(job, meta, timer, first_attempt, time_left)
         except ServiceError as error:
             if error.retryable and not final_attempt:
                 raise
-            meta["status"] = "FAILED"
-            meta["error"] = error.to_dict()
-            outcome = Outcome(job.job_id, "FAILED", meta, error=error)
-        meta["timings_ms"] = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
-        meta["completed_at"] = self._clock()
+            meta.status = "FAILED"
+            meta.error = ErrorInfo.of(error)
+            error.job_id = job.job_id  # recorded: whoever reports it can name the job
+            outcome = Outcome(meta, error=error)
+        meta.timings_ms = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
+        meta.completed_at = self._clock()
         self._finish(job, outcome)
+        self._on_finish(outcome.summary())
         log.info(
             "job %s %s",
             job.job_id,
             outcome.status,
-            extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta["timings_ms"]},
+            extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta.timings_ms},
         )
         return outcome
 
@@ -173,46 +189,48 @@ class Pipeline:
         output: OutputKeys,
         error: ServiceError,
         caller: Caller | None = None,
-    ) -> dict[str, Any]:
+    ) -> Summary:
         """Record a job that could not start (no parameters, a bad manifest): its metadata says
         why, where the result would have been."""
         now = self._clock()
-        meta: dict[str, Any] = {
-            "job_id": job_id,
-            "status": "FAILED",
-            "door": "s3",
-            "created_at": now,
-            "completed_at": now,
-            "source": {"bucket": source.bucket, "key": source.key, "version_id": source.version_id},
-            "output": {"bucket": output.bucket, "metadata_key": output.metadata_key},
-            "error": error.to_dict(),
-            "service": self._service_info(),
-        }
-        body = json.dumps(meta, indent=2).encode()
-        self._store.put(output.bucket, output.metadata_key, body, "application/json")
-        view = JobView(
+        meta = Metadata(
             job_id=job_id,
             status="FAILED",
             door="s3",
             created_at=now,
-            updated_at=now,
-            model_id="",
-            request={},
-            source=meta["source"],
-            output=meta["output"],
-            error=meta["error"],
-            caller=caller.to_dict() if caller else None,
+            completed_at=now,
+            source=SourceInfo(bucket=source.bucket, key=source.key, version_id=source.version_id),
+            output=OutputInfo(bucket=output.bucket, metadata_key=output.metadata_key),
+            error=ErrorInfo.of(error),
+            service=self._service_info(),
         )
-        self._jobs.save(view)
-        return Outcome(job_id, "FAILED", meta, error=error).summary()
+        self._store.put(output.bucket, output.metadata_key, meta.to_json_bytes(), "application/json")
+        self._jobs.save(
+            JobRecord(
+                job_id=job_id,
+                status="FAILED",
+                door="s3",
+                created_at=now,
+                updated_at=now,
+                model_id="",
+                source=meta.source,
+                output=meta.output,
+                error=meta.error,
+                caller=caller,
+            )
+        )
+        error.job_id = job_id
+        summary = Outcome(meta, error=error).summary()
+        self._on_finish(summary)
+        return summary
 
-    def _service_info(self) -> dict[str, str]:
-        return {"name": "img2img", "version": __version__, "environment": self._environment}
+    def _service_info(self) -> ServiceInfo:
+        return ServiceInfo(name="img2img", version=__version__, environment=self._environment)
 
     def _execute(
         self,
         job: Job,
-        meta: dict[str, Any],
+        meta: Metadata,
         timer: _Timer,
         first_attempt: bool,
         time_left: Callable[[], float] | None,
@@ -223,16 +241,15 @@ class Pipeline:
             prepared = prepare_image(data, job.request.resize_mode, self._limits)
             engine = engine_for(job.model_id)
             call = engine.build_body(job.request, prepared)
-        meta["source"].update(
-            format=prepared.source_format, width=prepared.source_width, height=prepared.source_height
+        meta.source.format = prepared.source_format
+        meta.source.width, meta.source.height = prepared.source_width, prepared.source_height
+        meta.preparation = Preparation(
+            resize_mode=prepared.resize_mode,
+            from_=[prepared.source_width, prepared.source_height],
+            to=[prepared.width, prepared.height],
+            passthrough=prepared.passthrough,
+            operations=list(prepared.operations),
         )
-        meta["preparation"] = {
-            "resize_mode": prepared.resize_mode,
-            "from": [prepared.source_width, prepared.source_height],
-            "to": [prepared.width, prepared.height],
-            "passthrough": prepared.passthrough,
-            "operations": list(prepared.operations),
-        }
         with timer.step("model"):
             stored = None if first_attempt else self._stored_answer(job)
             if stored is None:
@@ -241,9 +258,10 @@ class Pipeline:
             else:
                 engine, call, reply = self._replay(job, stored, prepared, meta)
             artifact = engine.parse_response(reply.payload, call)
-        meta["model"].update(emulated=reply.emulated, attempts=reply.attempts)
+        model = _model_of(meta)
+        model.emulated, model.attempts = reply.emulated, reply.attempts
         status = _STATUS_BY_FINISH[artifact.finish_reason]
-        meta["status"] = status
+        meta.status = status
         image: bytes | None = None
         with timer.step("write"):
             if artifact.finish_reason != "ERROR" and artifact.image:
@@ -251,18 +269,15 @@ class Pipeline:
             elif artifact.finish_reason == "CONTENT_FILTERED":
                 # The live Stability models answer a filtered call with no image at all: the
                 # caller still learns the seed and why, as SDXL's CONTENT_FILTERED artifact said.
-                meta["result"] = {
-                    "seed": artifact.seed,
-                    "finish_reason": artifact.finish_reason,
-                    "detail": artifact.detail,
-                }
+                meta.result = ResultInfo(
+                    seed=artifact.seed, finish_reason=artifact.finish_reason, detail=artifact.detail
+                )
         if status == "FAILED":
-            meta["error"] = {
-                "code": "model_error",
-                "message": f"the model finished with ERROR: {artifact.detail or 'no reason given'}",
-                "details": [],
-            }
-        return Outcome(job.job_id, status, meta, image=image)
+            meta.error = ErrorInfo(
+                code="model_error",
+                message=f"the model finished with ERROR: {artifact.detail or 'no reason given'}",
+            )
+        return Outcome(meta, image=image)
 
     def _call_model(
         self,
@@ -270,19 +285,20 @@ class Pipeline:
         engine: Engine,
         call: ModelCall,
         prepared: PreparedImage,
-        meta: dict[str, Any],
+        meta: Metadata,
         time_left: Callable[[], float] | None = None,
     ) -> tuple[Engine, ModelCall, ModelReply]:
         """One call to the job's model; if Bedrock says that model is gone (end of life, not
         found, access denied: answers that are never billed), one call to each fallback in
         turn. A caller's bad input, a content filter or a throttle never falls back."""
-        gone: list[dict[str, str]] = []
+        gone: list[FallbackFrom] = []
         chain = model_chain(job.model_id, self._fallbacks)
+        model = _model_of(meta)
         for index, model_id in enumerate(chain):
             if index:
                 engine = engine_for(model_id)
                 call = engine.build_body(job.request, prepared)
-            meta["model"].update(id=model_id, engine=engine.family, notes=list(call.notes))
+            model.id, model.engine, model.notes = model_id, engine.family, list(call.notes)
             try:
                 return (
                     engine,
@@ -290,8 +306,8 @@ class Pipeline:
                     self._invoker.invoke(model_id, call.body, timeout=self._deadline(time_left)),
                 )
             except ModelUnavailable as error:
-                gone.append({"model_id": model_id, "code": error.code, "reason": error.message})
-                meta["model"]["fallback_from"] = gone
+                gone.append(FallbackFrom(model_id=model_id, code=error.code, reason=error.message))
+                model.fallback_from = gone
                 if index == len(chain) - 1:
                     raise
                 log.warning(
@@ -313,11 +329,12 @@ class Pipeline:
 
     # --- the model's answer, kept so that nothing after it can cause a second call -----------
 
-    def _keep_answer(self, job: Job, reply: ModelReply, meta: dict[str, Any]) -> None:
+    def _keep_answer(self, job: Job, reply: ModelReply, meta: Metadata) -> None:
+        model = _model_of(meta)
         record = {
             "job_id": job.job_id,
-            "model_id": meta["model"]["id"],
-            "fallback_from": meta["model"].get("fallback_from"),
+            "model_id": model.id,
+            "fallback_from": [f.to_json_dict() for f in model.fallback_from or []] or None,
             "emulated": reply.emulated,
             "attempts": reply.attempts,
             "payload": reply.payload,
@@ -335,15 +352,16 @@ class Pipeline:
         return stored if isinstance(stored, dict) and stored.get("job_id") == job.job_id else None
 
     def _replay(
-        self, job: Job, stored: dict[str, Any], prepared: PreparedImage, meta: dict[str, Any]
+        self, job: Job, stored: dict[str, Any], prepared: PreparedImage, meta: Metadata
     ) -> tuple[Engine, ModelCall, ModelReply]:
         """The answer an earlier attempt stored, read back as if the model had just given it."""
         model_id = str(stored["model_id"])
         engine = engine_for(model_id)
         call = engine.build_body(job.request, prepared)  # deterministic: the body that was sent
-        meta["model"].update(id=model_id, engine=engine.family, notes=list(call.notes), replayed=True)
+        model = _model_of(meta)
+        model.id, model.engine, model.notes, model.replayed = model_id, engine.family, list(call.notes), True
         if stored.get("fallback_from"):
-            meta["model"]["fallback_from"] = stored["fallback_from"]
+            model.fallback_from = [FallbackFrom.model_validate(f) for f in stored["fallback_from"]]
         log.info("job %s finishes from its stored model answer", job.job_id, extra={"job_id": job.job_id})
         return engine, call, ModelReply(stored["payload"], bool(stored["emulated"]), int(stored["attempts"]))
 
@@ -359,7 +377,7 @@ class Pipeline:
                 self._sleep(0.2 * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
-    def _read_source(self, job: Job, meta: dict[str, Any]) -> bytes:
+    def _read_source(self, job: Job, meta: Metadata) -> bytes:
         if job.source_data is not None:
             data = job.source_data
         else:
@@ -370,49 +388,54 @@ class Pipeline:
                 version_id=job.source.version_id,
             )
             data = stored.data
-            meta["source"].update(etag=stored.etag, version_id=stored.version_id)
-        meta["source"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            meta.source.etag, meta.source.version_id = stored.etag, stored.version_id
+        meta.source.sha256, meta.source.size = hashlib.sha256(data).hexdigest(), len(data)
         return data
 
-    def _write_result(self, job: Job, artifact: Artifact, meta: dict[str, Any]) -> bytes:
+    def _write_result(self, job: Job, artifact: Artifact, meta: Metadata) -> bytes:
         fmt = job.request.output_format
         image = encode_result(artifact.image, fmt)
         key = job.output.image_key(FILE_EXTENSIONS[fmt])
         self._durably(lambda: self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt]))
-        meta["result"] = {
-            "bucket": job.output.bucket,
-            "key": key,
-            "seed": artifact.seed,
-            "finish_reason": artifact.finish_reason,
-            "format": fmt,
-            "bytes": len(image),
-            "sha256": hashlib.sha256(image).hexdigest(),
-        }
+        meta.result = ResultInfo(
+            bucket=job.output.bucket,
+            key=key,
+            seed=artifact.seed,
+            finish_reason=artifact.finish_reason,
+            format=fmt,
+            bytes=len(image),
+            sha256=hashlib.sha256(image).hexdigest(),
+        )
         return image
 
     def _finish(self, job: Job, outcome: Outcome) -> None:
         """Metadata goes last: whoever sees it can rely on the image being there."""
-        body = json.dumps(outcome.metadata, indent=2, sort_keys=False).encode()
+        meta = outcome.metadata
+        body = meta.to_json_bytes()
         self._durably(
             lambda: self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
         )
-        view = JobView.of(job, outcome.status, self._clock())
-        view.model_id = outcome.metadata["model"]["id"]
-        view.fallback_from = outcome.metadata["model"].get("fallback_from")
-        view.output = outcome.metadata["output"]
-        view.result = outcome.metadata.get("result")
-        view.error = outcome.metadata.get("error")
-        self._durably(lambda: self._jobs.save(view))
+        record = job.record(outcome.status, self._clock())
+        model = _model_of(meta)
+        record.model_id, record.fallback_from = model.id, model.fallback_from
+        record.output, record.result, record.error = meta.output, meta.result, meta.error
+        self._durably(lambda: self._jobs.save(record))
 
-    def _base_metadata(self, job: Job) -> dict[str, Any]:
-        return {
-            "job_id": job.job_id,
-            "status": "RUNNING",
-            "door": job.door,
-            "created_at": job.created_at,
-            "source": {"bucket": job.source.bucket, "key": job.source.key},
-            "request": job.effective_request(),
-            "model": {"id": job.model_id, "region": self._invoker.region},
-            "output": {"bucket": job.output.bucket, "metadata_key": job.output.metadata_key},
-            "service": self._service_info(),
-        }
+    def _base_metadata(self, job: Job) -> Metadata:
+        return Metadata(
+            job_id=job.job_id,
+            status="RUNNING",
+            door=job.door,
+            created_at=job.created_at,
+            source=SourceInfo(bucket=job.source.bucket, key=job.source.key),
+            request=job.effective_request(),
+            model=ModelInfo(id=job.model_id, region=self._invoker.region),
+            output=OutputInfo(bucket=job.output.bucket, metadata_key=job.output.metadata_key),
+            service=self._service_info(),
+        )
+
+
+def _model_of(meta: Metadata) -> ModelInfo:
+    """A running job's metadata always has its model (only a refused job's has none)."""
+    assert meta.model is not None
+    return meta.model

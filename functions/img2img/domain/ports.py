@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from img2img.domain.job import JobView
+from img2img.domain.records import JobRecord
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ class ModelInvokerPort(Protocol):
 
 
 class JobStorePort(Protocol):
-    def save(self, view: JobView) -> None: ...
-    def get(self, job_id: str) -> JobView: ...
+    def save(self, record: JobRecord) -> None: ...
+    def get(self, job_id: str) -> JobRecord: ...
 
 
 class JobQueuePort(Protocol):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pydantic import ValidationError
+
 from img2img.domain.api_door import Once
 from img2img.domain.caller import Caller, not_yours, owns_source
 from img2img.domain.door_settings import DoorSettings
@@ -19,6 +21,7 @@ from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Pipeline, utc_now
 from img2img.domain.ports import ObjectStorePort, StoredObject
+from img2img.domain.records import QueuedJob, Summary
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
     INBOX,
@@ -62,7 +65,7 @@ class QueueWorker:
 
     def handle(
         self, message: dict[str, Any], *, final_attempt: bool, first_attempt: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[Summary]:
         """Run every job a message carries; answers their summaries. On a redelivery
         (`first_attempt` False) a job finishes from the model answer a failed attempt stored."""
         attempt = Attempt(first=first_attempt, final=final_attempt)
@@ -71,7 +74,7 @@ class QueueWorker:
             return []
         if message.get("kind") == "api_job":
             return [self._run_api_job(message, attempt)]
-        summaries: list[dict[str, Any]] = []
+        summaries: list[Summary] = []
         for obj in s3_objects(message):
             if obj.bucket != self._s.input_bucket or not starts_jobs(obj.key):
                 self._on_skip(f"not an input under inbox/: s3://{obj.bucket}/{obj.key}")
@@ -79,19 +82,26 @@ class QueueWorker:
             summaries.extend(self._run_object(obj, attempt))
         return summaries
 
-    def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> dict[str, Any]:
+    def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> Summary:
         """A queued API job. The message is not trusted beyond its request: the keys are derived
         from the job id again, the source must be the caller's own, and the model is checked
         against this environment's list, as the API door did (whoever may send to the queue
         could have written it)."""
-        job_id = str(message.get("job_id", ""))
+        try:
+            queued = QueuedJob.model_validate(message)
+        except ValidationError as exc:
+            raise InvalidRequest(
+                "not a queued job", [FieldError("message", str(exc.errors()[0]["msg"]))]
+            ) from exc
+        job_id, caller = queued.job_id, queued.caller
         if not API_JOB_ID.fullmatch(job_id):
             raise InvalidRequest("a queued job has no valid id", [FieldError("job_id", "32 hex digits")])
-        caller = Caller.from_dict(message.get("caller"))
-        request = parse_request(message["request"])
+        if caller is None:
+            raise InvalidRequest("a queued job names no caller", [FieldError("caller", "missing")])
+        request = parse_request(queued.request)
         if not owns_source(caller, str(request.init_image_s3_key), job_id):
             raise not_yours("init_image_s3_key")
-        model_id = str(message.get("model_id") or "")
+        model_id = queued.model_id
         if request.model_id is not None and request.model_id != model_id:
             raise InvalidRequest("a queued job names two models", [FieldError("model_id", "does not match")])
         model_id = resolve_model_id(
@@ -106,12 +116,12 @@ class QueueWorker:
             model_id=model_id,
             source=SourceRef(self._s.input_bucket, str(request.init_image_s3_key)),
             output=api_output_keys(self._s.output_bucket, job_id),
-            created_at=str(message.get("created_at") or utc_now()),
+            created_at=queued.created_at,
             caller=caller,
         )
         return self._run_once("api-job", job, attempt)
 
-    def _run_object(self, obj: SourceObject, attempt: Attempt) -> list[dict[str, Any]]:
+    def _run_object(self, obj: SourceObject, attempt: Attempt) -> list[Summary]:
         manifest = is_manifest(obj.key)
         try:
             stored = self._read(obj, manifest)
@@ -135,10 +145,10 @@ class QueueWorker:
             return [summary]
         return self._run_all("s3-job", jobs, attempt)
 
-    def _run_all(self, scope: str, jobs: list[Job], attempt: Attempt) -> list[dict[str, Any]]:
+    def _run_all(self, scope: str, jobs: list[Job], attempt: Attempt) -> list[Summary]:
         """Every job of a message runs, even when one fails: the first retryable failure is
         raised after the others had their turn (done ones cost nothing on redelivery)."""
-        summaries: list[dict[str, Any]] = []
+        summaries: list[Summary] = []
         failure: ServiceError | None = None
         for job in jobs:
             try:
@@ -202,16 +212,16 @@ class QueueWorker:
             caller=caller,
         )
 
-    def _run_once(self, scope: str, job: Job, attempt: Attempt) -> dict[str, Any]:
+    def _run_once(self, scope: str, job: Job, attempt: Attempt) -> Summary:
         def compute() -> dict[str, Any]:
             outcome = self._pipeline.run(job, final_attempt=attempt.final, first_attempt=attempt.first)
             if outcome.error is not None and outcome.error.retryable:
                 # Recorded as FAILED, but raised so the message goes on to the dead-letter
                 # queue and the idempotency record is dropped, leaving a redrive free to retry.
                 raise outcome.error
-            return outcome.summary()
+            return outcome.summary().to_json_dict()
 
-        return self._once(scope, job.job_id, job.job_id, compute)
+        return Summary.model_validate(self._once(scope, job.job_id, job.job_id, compute))
 
 
 def s3_objects(message: dict[str, Any]) -> Iterator[SourceObject]:

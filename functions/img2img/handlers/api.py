@@ -3,7 +3,6 @@ request parsing, response shapes. Errors become responses in http_errors.py only
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Annotated, Any
 
@@ -12,24 +11,82 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from img2img import __version__
+from img2img.domain.answers import (
+    ErrorAnswer,
+    HealthAnswer,
+    JobAccepted,
+    JobAnswer,
+    ModelAnswer,
+    ModelsAnswer,
+    SyncAnswer,
+    UploadTicket,
+)
 from img2img.domain.caller import Caller
 from img2img.domain.errors import FieldError, InvalidRequest, NoCallerIdentity, ServiceError
-from img2img.domain.job import FINAL_STATUSES, JobView
+from img2img.domain.records import ErrorInfo
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
 from img2img.handlers import http_errors, page
-from img2img.handlers.observability import count_failure, count_outcome, logger, metrics, tracer
+from img2img.handlers.observability import count_failure, logger, metrics, tracer
 from img2img.handlers.wiring import Service, get_service
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+class _Resolver(APIGatewayRestResolver):
+    """The spec documents only what the service sends. Powertools adds a 422 to every route when
+    validation is on, but this service answers invalid input with 400 (http_errors.py)."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        spec = super().get_openapi_schema(*args, **kwargs)
+        for item in (spec.paths or {}).values():
+            for operation in (item.get, item.post):
+                if operation is not None and operation.responses:
+                    operation.responses.pop(422, None)
+        if spec.components and spec.components.schemas:
+            for name in ("HTTPValidationError", "ValidationError"):
+                spec.components.schemas.pop(name, None)
+        return spec
+
+
+app = _Resolver(enable_validation=True)
 
 app.enable_swagger(path="/v1/docs", title="img2img", version=__version__)
+
+_WHY = {
+    400: "a field breaks a rule (each bad field named in `details`), the body is not JSON, or the "
+    "model is not enabled here",
+    403: "no authenticated caller reached the function (a stack whose methods lost their authorizer)",
+    404: "no such job of yours",
+    409: "an Idempotency-Key of yours reused with another body, or its first request still running",
+    413: "over the request or image byte cap, or over the pixel cap",
+    415: "not a still PNG, JPEG or WebP, or a body not sent as application/json",
+    429: "Bedrock throttled (Retry-After: 5)",
+    500: "S3 or DynamoDB failed after retries, or a bug (quote request_id)",
+    502: "the model failed on this input",
+    503: "the model (and every fallback) is retired, not found or not accessible, or Bedrock is busy",
+    504: "the model did not answer within the request's time: use POST /v1/jobs",
+}
+
+
+def _answers(ok: int, model: type[BaseModel], why: str, *errors: int) -> dict[int, OpenAPIResponse]:
+    """The route's documented answers: its success body and each error it can send (all in
+    the one error shape)."""
+    documented: dict[int, OpenAPIResponse] = {
+        ok: {"description": why, "content": {"application/json": {"model": model}}}
+    }
+    for status in errors:
+        documented[status] = {
+            "description": _WHY[status],
+            "content": {"application/json": {"model": ErrorAnswer}},
+        }
+    return documented
 
 
 class UploadRequest(BaseModel):
@@ -39,10 +96,6 @@ class UploadRequest(BaseModel):
 
 def _service() -> Service:
     return get_service(sync=True)
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
 def _idempotency_key() -> str | None:
@@ -67,116 +120,85 @@ def _caller() -> Caller:
     raise NoCallerIdentity("the request carries no authenticated caller: jobs belong to callers")
 
 
-def _s3_uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
-
-
-def _locations(result: dict[str, Any] | None, output: dict[str, Any] | None) -> dict[str, Any]:
-    api = _service().api
-    found: dict[str, Any] = {}
-    if result and result.get("key"):
-        found["image"] = {"s3_uri": _s3_uri(result["bucket"], result["key"])}
-        if result["key"].startswith("jobs/"):  # the api role reads jobs/ only: no URL it cannot sign
-            found["image"]["url"] = api.presign(result["bucket"], result["key"])
-    if output and output.get("metadata_key"):
-        found["metadata"] = {"s3_uri": _s3_uri(output["bucket"], output["metadata_key"])}
-        if output["metadata_key"].startswith("jobs/"):
-            found["metadata"]["url"] = api.presign(output["bucket"], output["metadata_key"])
-    return found
-
-
-@app.post("/v1/image-to-image", summary="Run an SDXL image-to-image request and answer at once")
-def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[str]:
-    api = _service().api
+@app.post(
+    "/v1/image-to-image",
+    summary="Run an SDXL image-to-image request and answer at once",
+    responses=_answers(
+        200, SyncAnswer, "Bedrock's SDXL answer", 400, 403, 409, 413, 415, 429, 500, 502, 503, 504
+    ),
+)
+def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[SyncAnswer]:
     context = app.lambda_context
-    result = api.run_now(
+    answer = _service().api.run_now(
         request,
         _caller(),
         _idempotency_key(),
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        want_url=(app.current_event.query_string_parameters or {}).get("return") == "url",
     )
-    summary = result.summary
-    artifact_result = summary.get("result") or {}
-    image = result.image
-    want_url = (app.current_event.query_string_parameters or {}).get("return") == "url"
-    if image is None and artifact_result.get("key") and not want_url:
-        image = api.read_result(artifact_result["bucket"], artifact_result["key"])
-    finish = artifact_result.get("finish_reason") or "ERROR"
-    artifact: dict[str, Any] = {"seed": artifact_result.get("seed", 0), "finishReason": finish}
-    if not want_url:
-        artifact["base64"] = base64.b64encode(image).decode() if image else ""
-    count_outcome(summary)
-    return _json(
-        200,
-        {
-            "result": "success",
-            "artifacts": [artifact],
-            "job_id": summary["job_id"],
-            "status": summary["status"],
-            **_locations(summary.get("result"), summary.get("output")),
-            **({"error": summary["error"]} if summary.get("error") else {}),
-        },
+    return Response(status_code=200, content_type="application/json", body=answer)
+
+
+@app.post(
+    "/v1/jobs",
+    summary="Queue an SDXL image-to-image request as a job",
+    responses=_answers(202, JobAccepted, "queued: poll links.self", 400, 403, 409, 413, 415, 500, 503),
+)
+def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[JobAccepted]:
+    accepted = _service().api.submit(request, _caller(), _idempotency_key())
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=accepted,
+        headers={"Location": accepted.links.self_},
     )
 
 
-@app.post("/v1/jobs", summary="Queue an SDXL image-to-image request as a job")
-def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[str]:
-    view = _service().api.submit(request, _caller(), _idempotency_key())
-    job_id = view["job_id"]
-    body = {"job_id": job_id, "status": view["status"], "links": {"self": f"/v1/jobs/{job_id}"}}
-    response = _json(202, body)
-    response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return response
-
-
-@app.get("/v1/jobs/<job_id>", summary="A job's status, request and results")
+@app.get(
+    "/v1/jobs/<job_id>",
+    summary="A job's status, request and results (your own jobs only)",
+    responses=_answers(200, JobAnswer, "the job", 400, 403, 404, 500),
+)
 def get_job(
     job_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-) -> Response[str]:
-    view: JobView = _service().api.job(job_id, _caller())
-    body = view.to_dict()
-    body.update(_locations(view.result, view.output if view.status in FINAL_STATUSES else None))
-    return _json(200, body)
-
-
-@app.post("/v1/uploads", summary="A presigned POST to upload a large source into the input bucket")
-def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[str]:
-    settings = _service().settings
-    key, post = _service().api.upload(upload.content_type, _caller())
-    return _json(
-        201,
-        {
-            "init_image_s3_key": key,
-            "upload": {"url": post.url, "fields": post.fields, "method": "POST"},
-            "max_bytes": settings.upload_cap,
-            "expires_in": settings.presign_expiry_seconds,
-        },
+) -> Response[JobAnswer]:
+    return Response(
+        status_code=200, content_type="application/json", body=_service().api.job(job_id, _caller())
     )
 
 
-@app.get("/v1/models", summary="The models this environment allows and what each does with each field")
-def list_models() -> Response[str]:
+@app.post(
+    "/v1/uploads",
+    summary="A presigned POST to upload a large source into your own uploads folder",
+    responses=_answers(201, UploadTicket, "the upload ticket", 400, 403, 415, 500),
+)
+def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[UploadTicket]:
+    ticket = _service().api.upload(upload.content_type, _caller())
+    return Response(status_code=201, content_type="application/json", body=ticket)
+
+
+@app.get(
+    "/v1/models",
+    summary="The models this environment allows and what each does with each field",
+    responses=_answers(200, ModelsAnswer, "the models", 500),
+)
+def list_models() -> ModelsAnswer:
     settings = _service().settings
 
-    def describe(model_id: str) -> dict[str, Any]:
+    def describe(model_id: str) -> ModelAnswer:
         engine = engine_for(model_id)
-        return {"id": model_id, "engine": engine.family, "fields": engine.field_support()}
+        return ModelAnswer(id=model_id, engine=engine.family, fields=engine.field_support())
 
-    return _json(
-        200,
-        {
-            "default": settings.default_model_id,
-            "models": [describe(model_id) for model_id in settings.allowed_model_ids],
-            # Tried in this order, once each, when a job's model answers end of life, not found
-            # or access denied.
-            "fallbacks": [describe(model_id) for model_id in settings.fallback_model_ids],
-        },
+    return ModelsAnswer(
+        default=settings.default_model_id,
+        models=[describe(model_id) for model_id in settings.allowed_model_ids],
+        fallbacks=[describe(model_id) for model_id in settings.fallback_model_ids],
     )
 
 
-@app.get("/v1/health", summary="Liveness")
-def health() -> Response[str]:
-    return _json(200, {"status": "ok", "environment": _service().settings.env, "version": __version__})
+@app.get("/v1/health", summary="Liveness", responses=_answers(200, HealthAnswer, "alive", 500))
+def health() -> HealthAnswer:
+    return HealthAnswer(environment=_service().settings.env, version=__version__)
 
 
 @app.get("/v1/openapi.json", include_in_schema=False)
@@ -201,7 +223,8 @@ def _request_id() -> str | None:
 
 @app.exception_handler(ServiceError)
 def _service_error(error: ServiceError) -> Response[str]:
-    count_failure(error.to_dict())
+    if error.job_id is None:  # a recorded job was counted where it was recorded
+        count_failure(ErrorInfo.of(error))
     if error.status >= 500:
         logger.warning(
             "request failed",

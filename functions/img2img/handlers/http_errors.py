@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from img2img.domain.answers import ErrorAnswer
 from img2img.domain.errors import FieldError, InvalidRequest, ModelTimeout, ServiceError
+from img2img.domain.records import ErrorInfo
 
 RETRY_AFTER_SECONDS = {429: "5", 503: "30"}
 
@@ -18,26 +19,33 @@ def error_response(error: ServiceError, request_id: str | None = None) -> Respon
     headers: dict[str, str] = {}
     if error.retryable and error.status in RETRY_AFTER_SECONDS:
         headers["Retry-After"] = RETRY_AFTER_SECONDS[error.status]
-    message = error.message
+    info = ErrorInfo.of(error)
     if isinstance(error, ModelTimeout):
-        message += " For long-running requests use POST /v1/jobs and poll GET /v1/jobs/{job_id}."
-    body: dict[str, Any] = {"error": {**error.to_dict(), "message": message}}
-    if error.job_id:
-        # The job was recorded (FAILED, with its metadata): GET /v1/jobs/{job_id} shows it.
-        body["job_id"] = error.job_id
-    if error.status >= 500 and request_id:
-        # What to quote to an operator: the logs hold the details this body leaves out.
-        body["request_id"] = request_id
-    return Response(
-        status_code=error.status, content_type="application/json", body=json.dumps(body), headers=headers
-    )
+        info.message += " For long-running requests use POST /v1/jobs and poll GET /v1/jobs/{job_id}."
+    # job_id: the job was recorded (FAILED, with its metadata), GET /v1/jobs/{job_id} shows it.
+    return _respond(error.status, info, request_id, job_id=error.job_id, headers=headers)
 
 
 def plain_error(status: int, code: str, message: str, request_id: str | None = None) -> Response[str]:
-    body: dict[str, Any] = {"error": {"code": code, "message": message, "details": []}}
-    if status >= 500 and request_id:
-        body["request_id"] = request_id
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+    return _respond(status, ErrorInfo(code=code, message=message), request_id)
+
+
+def _respond(
+    status: int,
+    info: ErrorInfo,
+    request_id: str | None,
+    *,
+    job_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
+    # request_id: what to quote to an operator; the logs hold the details a 5xx body leaves out.
+    body = ErrorAnswer(error=info, job_id=job_id, request_id=request_id if status >= 500 else None)
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=body.model_dump_json(),
+        headers=headers or {},
+    )
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:

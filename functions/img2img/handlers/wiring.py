@@ -23,7 +23,7 @@ from img2img.domain.door_settings import DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker
-from img2img.handlers.observability import logger, metrics
+from img2img.handlers.observability import count_outcome, logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
 
@@ -95,6 +95,7 @@ def build_service(
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
+        on_finish=count_outcome,
         sleep=sleep,
         reserve_seconds=settings.sync_reserve_seconds,
     )
@@ -120,6 +121,7 @@ def build_service(
         pipeline=pipeline,
         store=store,
         once=idempotency.once,
+        on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
     return Service(settings, api, worker, idempotency)
 

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from img2img.domain.errors import ServiceError
-from img2img.handlers.observability import count_failure, count_outcome, logger, metrics, tracer
+from img2img.domain.records import ErrorInfo, Summary
+from img2img.handlers.observability import count_failure, logger, metrics, tracer
 from img2img.handlers.wiring import get_service
 
 # Answer every failed record instead of raising when all failed: the queue redelivers either
@@ -24,7 +25,7 @@ def _receive_count(record: SQSRecord) -> int:
 
 
 @tracer.capture_method
-def process_record(record: SQSRecord) -> list[dict[str, Any]]:
+def process_record(record: SQSRecord) -> list[Summary]:
     service = get_service(sync=False)
     final_attempt = _receive_count(record) >= service.settings.max_receive_count
     try:
@@ -37,8 +38,8 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
             message, final_attempt=final_attempt, first_attempt=_receive_count(record) == 1
         )
     except ServiceError as error:
-        if final_attempt:
-            count_failure(error.to_dict())
+        if final_attempt and error.job_id is None:  # a recorded job was counted where it was recorded
+            count_failure(ErrorInfo.of(error))
         logger.warning(
             "job will be retried" if not final_attempt else "job failed on its last attempt",
             extra={
@@ -50,8 +51,7 @@ def process_record(record: SQSRecord) -> list[dict[str, Any]]:
         )
         raise
     for summary in summaries:
-        logger.info("job finished", extra={"job_id": summary["job_id"], "status": summary["status"]})
-        count_outcome(summary)
+        logger.info("job finished", extra={"job_id": summary.job_id, "status": summary.status})
     return summaries
 
 
