@@ -22,6 +22,7 @@ def test_asset_holds_the_package_and_linux_arm64_wheels(code_asset: Asset) -> No
     root = code_asset.path
     for handler in ("api", "worker"):
         assert (root / "img2img" / "handlers" / f"{handler}.py").is_file()
+    assert (root / "img2img" / "domain" / "imaging" / "__init__.py").is_file()  # subpackages too
     # Pillow and pydantic-core compiled for Lambda (CPython 3.14 on aarch64 Linux), not this host.
     assert (root / "PIL" / "_imaging.cpython-314-aarch64-linux-gnu.so").is_file()
     assert (root / "pydantic_core" / "_pydantic_core.cpython-314-aarch64-linux-gnu.so").is_file()

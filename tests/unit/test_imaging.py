@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms, ImageFile
 
-from img2img.domain import imaging
 from img2img.domain.errors import ImageTooLarge, InvalidRequest, ModelError, UnsupportedImage
 from img2img.domain.imaging import (
     ALLOWED_SIZES,
@@ -281,7 +280,7 @@ def test_bombs_are_refused_from_the_header_before_pillow_opens_them(make, monkey
     def must_not_open(*args, **kwargs):
         raise AssertionError("Image.open was called on a bomb")
 
-    monkeypatch.setattr(imaging.Image, "open", must_not_open)
+    monkeypatch.setattr(Image, "open", must_not_open)
     with pytest.raises(ImageTooLarge):
         prepare(make())
 
