@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # jsii (under aws-cdk-lib) warns on every synth when Node is older than it prefers.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install test lint typecheck unit local-test bench demo local clean
+.PHONY: install test lint typecheck unit local-test bench demo local clean schema
 
 ## install: create .venv and install everything (quick when nothing changed)
 install: $(VENV)/.installed
@@ -58,3 +58,7 @@ clean:
 
 # Each area keeps its own targets in mk/<area>.mk (infra, local, client, ...).
 -include mk/*.mk
+
+## schema: regenerate docs/metadata.schema.json from the typed metadata (a test keeps it current)
+schema: install
+	$(PY) -c 'import json; from img2img.domain.records import metadata_schema; print(json.dumps(metadata_schema(), indent=2))' > docs/metadata.schema.json

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 from PIL import Image
 
+from img2img.domain.records import metadata_schema
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, start_local
 from tests import imagegen
@@ -63,7 +65,9 @@ def result_json(stack: LocalStack, key: str, timeout: float = 30) -> dict[str, A
         except s3.exceptions.NoSuchKey:
             return None
 
-    return wait_until(read, timeout=timeout)
+    document: dict[str, Any] = wait_until(read, timeout=timeout)
+    Draft202012Validator(metadata_schema()).validate(document)  # the published schema holds
+    return document
 
 
 def test_seed_body_unchanged_gets_bedrocks_response_shape(stack: LocalStack) -> None:

@@ -2,7 +2,8 @@
 document the api function serves at GET /v1/openapi.json and sends every operation requests
 that follow the schema and requests that break it (wrong types, missing and extra fields,
 odd strings, out-of-range numbers), through the local API Gateway front, to the real
-handler and the Bedrock emulator. The property: no answer is a 5xx, and every error answer
+handler and the Bedrock emulator. The properties: no answer is a 5xx, every answer's status,
+content type and body are ones the spec documents for that operation, and every error answer
 has the service's error shape.
 
 Examples per operation: IMG2IMG_FUZZ_EXAMPLES (default 25 here; `make stress` runs 500)."""
@@ -20,6 +21,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from img2img_local.runner import LocalStack, start_local
 
@@ -56,7 +62,16 @@ def test_the_served_spec_names_every_route(fuzz_stack: LocalStack) -> None:
 
 
 def check_answer(case: Any, response: Any) -> None:
-    case.validate_response(response, checks=[not_a_server_error])
+    # Every answer is one the spec documents, in the status, content type and body it documents.
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
     if response.status_code >= 400 and response.headers.get("Content-Type", "").startswith(
         "application/json"
     ):

@@ -15,8 +15,8 @@ from img2img.adapters.s3 import ObjectStore
 from img2img.domain.errors import StorageError
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.job import Job, OutputKeys, SourceRef
-from img2img.domain.records import JobRecord
 from img2img.domain.pipeline import Pipeline
+from img2img.domain.records import JobRecord
 from img2img.domain.request import parse_request
 from tests import imagegen
 from tests.unit.conftest import INPUT, OUTPUT, TABLE, World
@@ -197,7 +197,9 @@ def test_a_stored_answer_keeps_the_fallback_it_came_from(world: World) -> None:
         make_job(data=imagegen.png(1024, 1024)), first_attempt=False
     )
     assert outcome.status == "SUCCEEDED" and [c["modelId"] for c in world.bedrock.calls] == [SD3, ULTRA]
-    assert outcome.metadata.model and outcome.metadata.model.id == ULTRA and outcome.metadata.model.fallback_from
+    assert (
+        outcome.metadata.model and outcome.metadata.model.id == ULTRA and outcome.metadata.model.fallback_from
+    )
 
 
 def test_failed_job_writes_its_metadata_too(world: World) -> None:
@@ -240,7 +242,10 @@ def test_a_model_at_end_of_life_falls_back_once_to_the_next_and_says_so(world: W
     assert gone["model_id"] == SD3 and gone["code"] == "model_unavailable"
     assert "reached the end of its life" in gone["reason"]
     view = JobStore(world.dynamodb, TABLE, 1).get("job1")
-    assert view.model_id == ULTRA and [f.to_json_dict() for f in view.fallback_from or []] == meta["model"]["fallback_from"]
+    assert (
+        view.model_id == ULTRA
+        and [f.to_json_dict() for f in view.fallback_from or []] == meta["model"]["fallback_from"]
+    )
     assert outcome.summary().to_json_dict()["fallback_from"] == meta["model"]["fallback_from"]
 
 

@@ -197,3 +197,15 @@ class QueuedJob(_Record):
     request: dict[str, Any]
     output: QueuedOutput
     caller: Caller | None = optional()
+
+
+def metadata_schema() -> dict[str, Any]:
+    """The metadata JSON's JSON Schema, as published in docs/metadata.schema.json."""
+    schema = Metadata.model_json_schema(mode="serialization", by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "img2img metadata JSON"
+    schema["description"] = (
+        "What every img2img job writes beside its result (results/<key>.json for the S3 door, "
+        "jobs/<job id>/metadata.json for the API door). Generated from domain/records.py."
+    )
+    return schema

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
+    ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -49,13 +50,22 @@ class _Resolver(APIGatewayRestResolver):
             for operation in (item.get, item.post):
                 if operation is not None and operation.responses:
                     operation.responses.pop(422, None)
+                    # A broken answer is a 500 like any other: the one error shape, not Powertools'.
+                    broken = operation.responses.get(500)
+                    if broken is not None and broken.content:
+                        broken.description = _WHY[500]
+                        for media in broken.content.values():
+                            if media.schema_ is not None:
+                                media.schema_.ref = "#/components/schemas/ErrorAnswer"
         if spec.components and spec.components.schemas:
-            for name in ("HTTPValidationError", "ValidationError"):
+            for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
                 spec.components.schemas.pop(name, None)
         return spec
 
 
-app = _Resolver(enable_validation=True)
+# An answer that breaks its own documented model is the service's bug: a 500 (internal_error),
+# never a 400 blaming the caller.
+app = _Resolver(enable_validation=True, response_validation_error_http_code=500)
 
 app.enable_swagger(path="/v1/docs", title="img2img", version=__version__)
 
@@ -248,6 +258,11 @@ def _unreadable_body(exc: Exception) -> Response[str]:
         return http_errors.error_response(
             InvalidRequest("the request body is not readable JSON", [FieldError("body", "not readable JSON")])
         )
+    return _unexpected(exc)
+
+
+@app.exception_handler(ResponseValidationError)
+def _answer_broke_its_model(exc: ResponseValidationError) -> Response[str]:
     return _unexpected(exc)
 
 
