@@ -203,9 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor",
         parents=[where],
         help="check credentials, the stack, the API and the model, and say what to fix",
-        description="With --env: AWS credentials, the stack Img2Img-NAME and its outputs, the API, and "
-        "that each model the deployment uses is offered in the region, ACTIVE (not LEGACY or end "
-        "of life) and accessible. With --endpoint or --local: the API only.",
+        description="With --env: the environment in cdk.json (its region and models), AWS credentials, "
+        "the stack Img2Img-NAME and its outputs, the API, and that each model the deployment uses or "
+        "cdk.json configures is offered in the region, ACTIVE (not LEGACY or end of life) and "
+        "accessible. With --endpoint or --local: the API only. Each problem is named: network, "
+        "credentials, access, lifecycle or configuration.",
         epilog=epilog,
         formatter_class=formatter,
     )
@@ -397,15 +399,25 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
+    from img2img_client.cdk_config import Configured, NotConfigured, configured
     from img2img_client.doctor import check_deployment, check_endpoint
     from img2img_client.stack import aws_session
 
     if args.env:
-        session = aws_session(args.profile, args.region)
-        region = session.region_name
-        api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+        config: Configured | NotConfigured | ClientError
+        try:
+            config = configured(args.env)
+        except (NotConfigured, ClientError) as exc:
+            config = exc
+        session = aws_session(args.profile, None)
         report = check_deployment(
-            args.env, lambda service: session.client(service), region, args.model, api_key=api_key
+            args.env,
+            session.client,
+            region=args.region,
+            default_region=session.region_name,
+            extra_model=args.model,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            config=config,
         )
     else:
         report = check_endpoint(resolve_target(target_options(args)))
