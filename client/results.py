@@ -106,8 +106,10 @@ def wait_for_job(
     timeout: float,
     progress: Progress,
     sleep: Callable[[float], None] = time.sleep,
+    again: str = "",
 ) -> dict[str, Any]:
-    """Poll GET /v1/jobs/{id} until the job is final. Raises Unreachable past `timeout`."""
+    """Poll GET /v1/jobs/{id} until the job is final. Raises Unreachable past `timeout` (naming
+    `again`, the command that waits on)."""
     deadline = time.monotonic() + timeout
     interval = 0.5
     while True:
@@ -117,10 +119,9 @@ def wait_for_job(
         if status in FINAL:
             return view
         if time.monotonic() >= deadline:
+            tail = f": {again}" if again else ""
             raise Unreachable(
-                f"job {job_id} still {status} after {timeout:.0f}s; "
-                f"it goes on: img2img status {job_id} --wait",
-                code="timeout",
+                f"job {job_id} still {status} after {timeout:.0f}s; it goes on{tail}", code="timeout"
             )
         sleep(interval)
         interval = min(interval * 1.5, 2.0)

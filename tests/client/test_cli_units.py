@@ -1,12 +1,16 @@
-"""The command without a service: `doctor --env` reads cdk.json (by infra/config.py's rules) and
-names each kind of problem (network, credentials, access, lifecycle, configuration)."""
+"""The command's output contract without a service (a fake API, S3 faked in-process by moto):
+stdout carries the answer only (a job id, a result, or exactly one JSON document with --json,
+failures included), hints go to stderr and run as printed, `drop` names its job, and `doctor
+--env` reads cdk.json and names each kind of problem."""
 
 from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +19,14 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
 
+from img2img.domain.s3_door import SourceObject, job_id_for, metadata_request, request_from_metadata
 from img2img_client import cli, errors
 from img2img_client.cdk_config import Configured, NotConfigured, configured, find_cdk_json
 from img2img_client.doctor import check_deployment
-from img2img_client.errors import ConfigurationError, Unreachable, from_aws, problem_of
+from img2img_client.drop import Dropped, inbox_key, job_id_of
+from img2img_client.errors import ConfigurationError, RequestRejected, Unreachable, from_aws, problem_of
 from img2img_client.stack import TargetOptions, stack_target
 from img2img_local.sample import sample_png
 
@@ -63,6 +70,52 @@ class FakeApi:
         return {"default": "m1", "models": [{"id": "m1", "engine": "sdxl"}]}
 
 
+@dataclass
+class FakeTarget:
+    api_obj: Any
+    s3_client: Any = None
+    api_url: str | None = "http://127.0.0.1:3000"
+    local: bool = True
+    auth: str = "none"
+    s3_calls: list[str] = field(default_factory=list)
+
+    def api(self) -> Any:
+        return self.api_obj
+
+    def s3(self) -> Any:
+        self.s3_calls.append("s3")
+        return self.s3_client
+
+    def buckets(self) -> tuple[str, str]:
+        return IN, OUT
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """S3 in-process: a versioned input bucket and an output bucket."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in (IN, OUT):
+            client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=IN, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "cat.png"
+    path.write_bytes(PNG)
+    return path
+
+
 @dataclass(frozen=True)
 class Ran:
     code: int
@@ -82,6 +135,243 @@ def img2img(*argv: str | Path) -> Ran:
     out, err = io.StringIO(), io.StringIO()
     code = cli.main([str(a) for a in argv], stdout=out, stderr=err)
     return Ran(code, out.getvalue(), err.getvalue())
+
+
+def use(monkeypatch: pytest.MonkeyPatch, target: FakeTarget) -> list[TargetOptions]:
+    """Every command resolves to `target`; answers the options they resolved it with."""
+    seen: list[TargetOptions] = []
+
+    def resolve(options: TargetOptions, session: Any = None) -> FakeTarget:
+        seen.append(options)
+        return target
+
+    monkeypatch.setattr(cli, "resolve_target", resolve)
+    return seen
+
+
+def hint_lines(err: str) -> list[str]:
+    return [line.split(": ", 1)[1] for line in err.splitlines() if ": img2img " in line]
+
+
+def succeeded(job_id: str = JOB, **extra: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "status": "SUCCEEDED", "model_id": "m1", "result": {"seed": 3}, **extra}
+
+
+# --- run --no-wait and hints that run as printed ---------------------------------------------
+
+TARGETS = [
+    ["--local"],
+    ["--endpoint", "http://127.0.0.1:3000", "--api-key", "k-123", "--auth", "api-key"],
+    ["--env", "dev", "--region", "eu-west-1", "--profile", "ops"],
+]
+
+
+@pytest.mark.parametrize("where", TARGETS)
+def test_run_no_wait_prints_only_the_job_id_and_a_hint_that_runs(
+    monkeypatch: pytest.MonkeyPatch, source: Path, tmp_path: Path, where: list[str]
+) -> None:
+    seen = use(monkeypatch, FakeTarget(FakeApi(succeeded(files_for=None))))
+    ran = img2img("run", source, "--prompt", "a cat", "--no-wait", "--out", tmp_path / "out dir", *where)
+    assert ran.code == errors.OK, ran.err
+    assert ran.out == f"{JOB}\n"  # for `job=$(img2img run ... --no-wait)`
+    (hint,) = hint_lines(ran.err)
+    argv = shlex.split(hint)
+    assert argv[:3] == ["img2img", "status", JOB] and "--wait" in argv
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "out dir")
+    for option in where:  # every target option the user gave is carried over
+        assert option in argv
+    # ...so the hint parses and resolves to the same target.
+    again = cli.build_parser().parse_args(argv[1:])
+    assert cli.target_options(again) == seen[0]
+
+
+def test_the_printed_hint_runs(monkeypatch: pytest.MonkeyPatch, source: Path, tmp_path: Path) -> None:
+    api = FakeApi(succeeded(image={"url": "u-img", "s3_uri": "s3://out/jobs/x.png"}), files={"u-img": PNG})
+    use(monkeypatch, FakeTarget(api))
+    queued = img2img("run", source, "--prompt", "a cat", "--no-wait", "--local", "--out", tmp_path)
+    (hint,) = hint_lines(queued.err)
+    ran = img2img(*shlex.split(hint)[1:])
+    assert ran.code == errors.OK, ran.err
+    assert (tmp_path / f"job-{JOB[:8]}.png").read_bytes() == PNG
+
+
+def test_no_wait_json_is_one_document_and_names_the_wait_command(
+    monkeypatch: pytest.MonkeyPatch, source: Path
+) -> None:
+    use(monkeypatch, FakeTarget(FakeApi(succeeded())))
+    ran = img2img("run", source, "--prompt", "a cat", "--no-wait", "--local", "--json")
+    document = ran.document()
+    assert document["job_id"] == JOB and document["status"] == "QUEUED"
+    assert document["wait_command"] == f"img2img status {JOB} --local --wait --out ."
+    assert ran.err == ""  # the hint is in the document
+    quiet = img2img("run", source, "--prompt", "a cat", "--no-wait", "--local", "-q")
+    assert quiet.out == f"{JOB}\n" and quiet.err == ""
+
+
+def test_a_wait_that_gives_up_names_the_command_that_waits_on(
+    monkeypatch: pytest.MonkeyPatch, source: Path
+) -> None:
+    use(monkeypatch, FakeTarget(FakeApi({"job_id": JOB, "status": "RUNNING"})))
+    ran = img2img("run", source, "--prompt", "x", "--endpoint", "http://h:1", "--timeout", "0", "--json")
+    assert ran.code == errors.UNREACHABLE
+    message = ran.document()["error"]["message"]
+    assert message.endswith(f"img2img status {JOB} --endpoint http://h:1 --wait --out .")
+
+
+def test_ctrl_c_names_the_command_with_the_target(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    use(monkeypatch, FakeTarget(FakeApi(succeeded())))
+    monkeypatch.setattr(cli, "wait_for_job", interrupted)
+    ran = img2img("run", source, "--prompt", "x", "--local")
+    assert ran.code == errors.INTERRUPTED
+    assert ran.err.strip().endswith(f"goes on: img2img status {JOB} --local --wait --out .")
+
+
+def test_status_of_a_running_job_hints_how_to_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    use(monkeypatch, FakeTarget(FakeApi({"job_id": JOB, "status": "RUNNING"})))
+    ran = img2img("status", JOB, "--env", "dev")
+    assert ran.code == errors.OK and ran.out.startswith(f"RUNNING  job {JOB}")
+    assert hint_lines(ran.err) == [f"img2img status {JOB} --env dev --wait"]
+
+
+# --- exactly one JSON document -----------------------------------------------------------------
+
+
+def test_every_subcommand_prints_one_json_document(
+    monkeypatch: pytest.MonkeyPatch, s3: Any, source: Path, tmp_path: Path
+) -> None:
+    api = FakeApi(succeeded(image={"url": "u-img", "s3_uri": "s3://out/jobs/x.png"}), files={"u-img": PNG})
+    use(monkeypatch, FakeTarget(api, s3))
+    documents = {
+        "run": img2img("run", source, "--prompt", "x", "--local", "--json", "--out", tmp_path),
+        "run --no-wait": img2img("run", source, "--prompt", "x", "--local", "--json", "--no-wait"),
+        "drop": img2img("drop", source, "--prompt", "x", "--local", "--json"),
+        "status": img2img("status", JOB, "--local", "--json"),
+        "models": img2img("models", "--local", "--json"),
+        "doctor": img2img("doctor", "--local", "--json"),
+    }
+    for name, ran in documents.items():
+        assert ran.code == errors.OK, (name, ran.err)
+        assert ran.document(), name
+    assert documents["run"].document()["image"] == str(tmp_path / f"cat-{JOB[:8]}.png")
+    assert documents["doctor"].document()["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "exit_code"),
+    [
+        (["run", "cat.png", "--json"], "usage", errors.USAGE),  # argparse: --prompt is missing
+        (["status", "--json"], "usage", errors.USAGE),
+        (["models", "--json", "--local", "--env", "dev"], "usage", errors.USAGE),
+        (["run", "missing.png", "--prompt", "x", "--local", "--json"], "usage", errors.USAGE),
+    ],
+)
+def test_failures_are_one_json_document_too(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], code: str, exit_code: int
+) -> None:
+    ran = img2img(*argv)
+    assert ran.code == exit_code
+    assert ran.document() == {"error": {"code": code, "message": ran.document()["error"]["message"]},
+                              "exit_code": exit_code}  # fmt: skip
+    assert ran.err.strip()  # and the reason for people on stderr
+
+
+def test_a_bug_is_still_one_json_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(FakeApi):
+        def models(self) -> dict[str, Any]:
+            raise ZeroDivisionError("oops")
+
+    use(monkeypatch, FakeTarget(Broken()))
+    ran = img2img("models", "--local", "--json")
+    assert ran.code == errors.JOB_FAILED
+    assert ran.document()["error"]["code"] == "internal_error"
+    assert "Traceback" in ran.err and "ZeroDivisionError" in ran.err
+
+
+def test_an_aws_failure_names_its_problem(monkeypatch: pytest.MonkeyPatch, source: Path) -> None:
+    class NoNetwork:
+        def head_object(self, **kwargs: Any) -> Any:
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="https://s3.example")
+
+    use(monkeypatch, FakeTarget(FakeApi(), NoNetwork()))
+    ran = img2img("drop", source, "--prompt", "x", "--local", "--json")
+    assert ran.code == errors.UNREACHABLE
+    assert ran.document()["error"]["problem"] == "network"
+    assert "network problem" in ran.document()["error"]["message"]
+
+
+# --- drop: the job id ------------------------------------------------------------------------
+
+
+def test_drop_prints_the_job_id_the_worker_will_give_it(
+    monkeypatch: pytest.MonkeyPatch, s3: Any, source: Path
+) -> None:
+    use(monkeypatch, FakeTarget(FakeApi(), s3))
+    ran = img2img(
+        "drop", source, "--prompt", "ein Stück", "--seed", "5", "--key", "inbox/a/cat.png", "--local"
+    )
+    assert ran.code == errors.OK, ran.err
+    job_id = ran.out.strip()
+    assert ran.out == f"{job_id}\n" and len(job_id) == 32
+    # What the worker does with the object it is told about: read the metadata back, name the job.
+    head = s3.head_object(Bucket=IN, Key="inbox/a/cat.png")
+    body = {**request_from_metadata(head["Metadata"]), "init_image_s3_key": "inbox/a/cat.png"}
+    source_object = SourceObject(IN, "inbox/a/cat.png", head["VersionId"], head["ETag"].strip('"'))
+    assert job_id == job_id_for(source_object, metadata_request(body).model_dump(exclude_none=True))
+    hints = hint_lines(ran.err)
+    assert hints == [f"img2img status {job_id} --local --wait --out ."]
+    assert f"dropped s3://{IN}/inbox/a/cat.png" in ran.err
+
+
+def test_drop_json_says_where_and_how_to_wait(monkeypatch: pytest.MonkeyPatch, s3: Any, source: Path) -> None:
+    use(monkeypatch, FakeTarget(FakeApi(), s3))
+    document = img2img("drop", source, "--prompt", "x", "--local", "--json").document()
+    assert document["status"] == "DROPPED" and len(document["job_id"]) == 32
+    assert document["source"] == f"s3://{IN}/inbox/cat.png"
+    assert document["metadata"] == f"s3://{OUT}/results/cat.png.json"
+    assert document["wait_command"] == f"img2img status {document['job_id']} --local --wait --out ."
+    # Without an API (buckets only) there is no status to ask: the document says so.
+    use(monkeypatch, FakeTarget(FakeApi(), s3, api_url=None))
+    bare = img2img("drop", source, "--prompt", "x", "--input-bucket", IN, "--output-bucket", OUT, "--json")
+    assert bare.document()["wait_command"] is None and bare.document()["job_id"]
+
+
+def test_the_job_id_depends_on_the_object_version_and_the_request() -> None:
+    def dropped(**overrides: Any) -> Dropped:
+        values: dict[str, Any] = {
+            "bucket": IN, "key": "inbox/a.png", "etag": "e1", "version_id": "v1",
+            "body": {"text_prompts": [{"text": "cat", "weight": 1.0}]},
+            "metadata_key": "results/a.png.json", "output_bucket": OUT, "previous_metadata_etag": None,
+        }  # fmt: skip
+        values.update(overrides)
+        return Dropped(**values)
+
+    first = job_id_of(dropped())
+    assert first == job_id_of(dropped(etag="other"))  # a version id names the object
+    assert first != job_id_of(dropped(version_id="v2"))
+    assert first != job_id_of(dropped(body={"text_prompts": [{"text": "dog", "weight": 1.0}]}))
+    assert job_id_of(dropped(version_id=None)) != job_id_of(dropped(version_id=None, etag="e2"))
+
+
+def test_a_drop_too_large_for_metadata_names_the_run_command(
+    monkeypatch: pytest.MonkeyPatch, s3: Any, source: Path
+) -> None:
+    use(monkeypatch, FakeTarget(FakeApi(), s3))
+    prompt = "-ein Stück Kuchen " * 100  # non-ASCII travels base64-encoded: over S3's 2 KB
+    ran = img2img("drop", source, "--prompt", prompt, "--local", "--key", "inbox/x/", "--wait")
+    assert ran.code == errors.REJECTED
+    command = ran.err.strip().rsplit("API door: ", 1)[1]
+    argv = shlex.split(command)
+    parsed = cli.build_parser().parse_args(argv[1:])
+    assert argv[1] == "run" and parsed.prompt == prompt and parsed.local
+    assert "--key" not in argv and "--wait" not in argv
+
+
+def test_keys_ending_in_json_are_manifests_not_images() -> None:
+    with pytest.raises(RequestRejected, match="manifest"):
+        inbox_key("cat.png", "inbox/cat.json")
 
 
 # --- errors: what kind of problem --------------------------------------------------------------

@@ -127,9 +127,12 @@ def test_waiting_gives_up_past_the_timeout() -> None:
         def job(self, job_id: str) -> dict[str, Any]:
             return {"job_id": job_id, "status": "QUEUED"}
 
+    again = "img2img status j1 --local --wait"
     with pytest.raises(ClientError) as raised:
-        wait_for_job(Queued(), "j1", timeout=0, progress=Progress(enabled=False), sleep=lambda s: None)
-    assert raised.value.exit_code == errors.UNREACHABLE and "img2img status j1 --wait" in raised.value.message
+        wait_for_job(
+            Queued(), "j1", timeout=0, progress=Progress(enabled=False), sleep=lambda s: None, again=again
+        )
+    assert raised.value.exit_code == errors.UNREACHABLE and raised.value.message.endswith(f": {again}")
 
 
 # --- where the service is ----------------------------------------------------------------
