@@ -36,6 +36,7 @@ from img2img_client.errors import (
 from img2img_client.progress import Progress
 from img2img_client.results import (
     FINAL,
+    NOT_FOUND_GRACE_SECONDS,
     Outcome,
     outcome_of,
     save_job_files,
@@ -241,12 +242,21 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         parents=[where],
         help="show a job; --wait for it to end, --out to save its result",
+        description="Show a job of the API or of the S3 door (drop). --out saves its image and metadata: "
+        "API jobs' from presigned URLs, S3-door jobs' from the output bucket with your own S3 access "
+        "(your AWS credentials, or local mode's S3 with --local).",
         epilog=epilog,
         formatter_class=formatter,
     )
     status.add_argument("job_id", metavar="JOB_ID")
     _wait_options(status)
-    status.add_argument("--wait", action="store_true", help="wait until the job ends")
+    _s3_endpoint_option(status.add_argument_group("S3 (for S3-door jobs' results)"))
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the job ends (a dropped image's job, not found until a worker takes it, "
+        f"is waited for up to {NOT_FOUND_GRACE_SECONDS:.0f}s)",
+    )
     status.set_defaults(handler=cmd_status, out_default=None)
 
     models = commands.add_parser(
@@ -361,7 +371,7 @@ def request_argv(args: argparse.Namespace) -> list[str]:
 def wait_command(args: argparse.Namespace, job_id: str, out: Path | None) -> str:
     """`img2img status JOB --wait` with the user's target options (and --out when results are
     wanted)."""
-    argv = ["status", job_id, *target_argv(args), "--wait"]
+    argv = ["status", job_id, *target_argv(args, s3=True), "--wait"]
     if out is not None:
         argv += ["--out", str(out)]
     return command_line(*argv)
@@ -538,22 +548,34 @@ def cmd_drop(args: argparse.Namespace) -> Outcome | Started:
 
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
-    api = resolve_target(target_options(args)).api()
-    view = api.job(args.job_id)
+    target = resolve_target(target_options(args))
+    api = target.api()
     try:
         with _progress(args) as progress:
-            if args.wait and view.get("status") not in FINAL:
-                again = wait_command(args, args.job_id, args.out)
-                view = wait_for_job(api, args.job_id, timeout=args.timeout, progress=progress, again=again)
+            if args.wait:
+                view = wait_for_job(
+                    api,
+                    args.job_id,
+                    timeout=args.timeout,
+                    progress=progress,
+                    again=wait_command(args, args.job_id, args.out),
+                    not_found_grace=min(NOT_FOUND_GRACE_SECONDS, args.timeout),
+                )
+            else:
+                view = api.job(args.job_id)
             image = metadata_path = None
             metadata = None
             if args.out and view.get("status") in FINAL:
-                image, metadata_path, metadata = save_job_files(api, view, args.out, "job", progress)
+                image, metadata_path, metadata = save_job_files(
+                    api, view, args.out, "job", progress, s3=target.s3
+                )
     except KeyboardInterrupt as exc:
         raise _Interrupted(args.job_id) from exc
     outcome = outcome_of(view, metadata, image, metadata_path)
     outcome.image_url = (view.get("image") or {}).get("url")
     outcome.metadata_url = (view.get("metadata") or {}).get("url")
+    outcome.image_s3_uri = (view.get("image") or {}).get("s3_uri")
+    outcome.metadata_s3_uri = (view.get("metadata") or {}).get("s3_uri")
     return outcome
 
 

@@ -1,7 +1,7 @@
 """The command's output contract without a service (a fake API, S3 faked in-process by moto):
 stdout carries the answer only (a job id, a result, or exactly one JSON document with --json,
-failures included), hints go to stderr and run as printed, `drop` names its job, and `doctor
---env` reads cdk.json and names each kind of problem."""
+failures included), hints go to stderr and run as printed, `drop` names its job, `status`
+downloads S3-door results, and `doctor --env` reads cdk.json and names each kind of problem."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from img2img_client.cdk_config import Configured, NotConfigured, configured, fin
 from img2img_client.doctor import check_deployment
 from img2img_client.drop import Dropped, inbox_key, job_id_of
 from img2img_client.errors import ConfigurationError, RequestRejected, Unreachable, from_aws, problem_of
+from img2img_client.progress import Progress
+from img2img_client.results import wait_for_job
 from img2img_client.stack import TargetOptions, stack_target
 from img2img_local.sample import sample_png
 
@@ -372,6 +374,45 @@ def test_a_drop_too_large_for_metadata_names_the_run_command(
 def test_keys_ending_in_json_are_manifests_not_images() -> None:
     with pytest.raises(RequestRejected, match="manifest"):
         inbox_key("cat.png", "inbox/cat.json")
+
+
+# --- status: S3-door results, and a job that does not exist yet ----------------------------------
+
+
+def test_status_out_downloads_an_s3_door_job_with_the_users_s3(
+    monkeypatch: pytest.MonkeyPatch, s3: Any, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=OUT, Key="results/a/cat.png.png", Body=PNG)
+    meta = {"job_id": JOB, "status": "SUCCEEDED", "door": "s3", "result": {"seed": 9}}
+    s3.put_object(Bucket=OUT, Key="results/a/cat.png.json", Body=json.dumps(meta).encode())
+    view = succeeded(
+        image={"s3_uri": f"s3://{OUT}/results/a/cat.png.png"},  # no presigned URL for S3-door jobs
+        metadata={"s3_uri": f"s3://{OUT}/results/a/cat.png.json"},
+    )
+    target = FakeTarget(FakeApi(view), s3)
+    use(monkeypatch, target)
+    ran = img2img("status", JOB, "--local", "--out", tmp_path, "--json")
+    assert ran.code == errors.OK, ran.err
+    document = ran.document()
+    assert Path(document["image"]).read_bytes() == PNG
+    assert json.loads(Path(document["metadata"]).read_text()) == meta
+    assert document["image_s3_uri"] == f"s3://{OUT}/results/a/cat.png.png"
+    shown = img2img("status", JOB, "--local")  # without --out: where the files are, no S3 call
+    assert f"s3://{OUT}/results/a/cat.png.png" in shown.out and target.s3_calls == ["s3"]
+
+
+def test_status_wait_waits_for_a_job_not_found_yet() -> None:
+    missing = RequestRejected("GET /v1/jobs/x rejected (404 job_not_found)", code="job_not_found")
+    api = FakeApi(missing, missing, succeeded())
+    quick = {"progress": Progress(enabled=False), "sleep": lambda s: None}
+    view = wait_for_job(api, JOB, timeout=60, not_found_grace=60, **quick)
+    assert view["status"] == "SUCCEEDED"
+    with pytest.raises(RequestRejected) as raised:
+        wait_for_job(FakeApi(missing), JOB, timeout=60, not_found_grace=0, **quick)
+    assert raised.value.code == "job_not_found"
+    with pytest.raises(RequestRejected):  # other rejections are answers at once
+        wait_for_job(FakeApi(RequestRejected("bad", code="invalid")), JOB, timeout=60, not_found_grace=60,
+                     **quick)  # fmt: skip
 
 
 # --- errors: what kind of problem --------------------------------------------------------------
