@@ -205,7 +205,9 @@ class Img2ImgApi:
                 if self._auth is None
                 else "your AWS principal needs execute-api:Invoke on this API"
             )
-            return ConfigurationError(f"{where}: not authorized ({status}): {message}; {hint}", code=code)
+            return ConfigurationError(
+                f"{where}: not authorized ({status}): {message}; {hint}", code=code, problem="access"
+            )
         if 400 <= status < 500:
             return RequestRejected(f"{where} rejected ({status} {code}): {message}", code=code)
         return ServiceFailed(f"{where} failed ({status} {code}): {message}", code=code)

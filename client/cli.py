@@ -1,5 +1,9 @@
 """The `img2img` command: run an image through the API, drop one into the input bucket, look at
-a job, list the models, check a deployment, or serve local mode. `img2img --help` says how."""
+a job, list the models, check a deployment, or serve local mode. `img2img --help` says how.
+
+For scripts: stdout carries the answer only (a job id, a result, or with --json exactly one JSON
+document, failures included); progress and hints go to stderr. Every hint is a command that
+runs as printed: it carries the target options given (--local, --env, --endpoint, --api-key...)."""
 
 from __future__ import annotations
 
@@ -7,18 +11,38 @@ import argparse
 import base64
 import json
 import os
+import shlex
 import sys
+import traceback
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TextIO, get_args
+from typing import Any, NoReturn, TextIO, get_args
+
+import botocore.exceptions
 
 from img2img.domain.errors import InvalidRequest
 from img2img.domain.request import OutputFormat, ResizeMode, Sampler, StylePreset, parse_request
 from img2img_client import __version__, errors
-from img2img_client.drop import drop, inbox_key, read_object, wait_for_metadata
-from img2img_client.errors import EXIT_CODES_HELP, ClientError, RequestRejected, UsageError
+from img2img_client.drop import drop, inbox_key, job_id_of, read_object, wait_for_metadata
+from img2img_client.errors import (
+    EXIT_CODES_HELP,
+    ClientError,
+    Problem,
+    RequestRejected,
+    UsageError,
+    from_aws,
+)
 from img2img_client.progress import Progress
-from img2img_client.results import FINAL, Outcome, outcome_of, save_job_files, wait_for_job, write_file
+from img2img_client.results import (
+    FINAL,
+    NOT_FOUND_GRACE_SECONDS,
+    Outcome,
+    outcome_of,
+    save_job_files,
+    wait_for_job,
+    write_file,
+)
 from img2img_client.stack import API_KEY_ENV, ENDPOINT_ENV, TargetOptions, resolve_target
 
 # Sources up to this size go inline (base64 inflates by a third; Lambda takes 6 MB in all);
@@ -58,11 +82,36 @@ class _Interrupted(Exception):
         self.job_id = job_id
 
 
+class _BadArguments(Exception):
+    def __init__(self, prog: str, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+        self.message = message
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that lets main() report bad arguments (as JSON too, with --json)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _BadArguments(self.prog, message, self.format_usage())
+
+
+@dataclass
+class Started:
+    """A job started and not waited for: stdout gets its id (or the JSON document), stderr the
+    hints."""
+
+    job_id: str
+    document: dict[str, Any]
+    hints: list[str] = field(default_factory=list)
+
+
 # --- arguments -------------------------------------------------------------------------------
 
 
-def _where_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _where_options() -> _Parser:
+    parent = _Parser(add_help=False)
     where = parent.add_argument_group("where the service is (give one)")
     where.add_argument("--env", metavar="NAME", help="the deployed stack Img2Img-NAME, found by its outputs")
     where.add_argument(
@@ -87,15 +136,20 @@ def _where_options() -> argparse.ArgumentParser:
         "auto: the stack's ApiAuthMode, an API key if given, SigV4 for execute-api URLs",
     )
     output = parent.add_argument_group("output")
-    output.add_argument("--json", action="store_true", help="print one JSON object (also on failure)")
     output.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress line (it only shows on a terminal)"
+        "--json", action="store_true", help="print exactly one JSON document on stdout (also on failure)"
+    )
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line (it only shows on a terminal) and no hints on stderr",
     )
     return parent
 
 
-def _request_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _request_options() -> _Parser:
+    parent = _Parser(add_help=False)
     req = parent.add_argument_group("the request (Stability SDXL 1.0 image-to-image)")
     req.add_argument("image", metavar="IMAGE", help="the source image: PNG, JPEG or WebP")
     req.add_argument("--prompt", required=True, metavar="TEXT", help="what the result should show")
@@ -132,7 +186,7 @@ def _wait_options(parent: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="img2img",
         description="Image-to-image on Amazon Bedrock through the img2img service (or its local mode).",
         epilog=f"{EXAMPLES}\n{EXIT_CODES_HELP}",
@@ -156,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--upload", action="store_true", help="send the image through /v1/uploads whatever its size"
     )
-    run.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    run.add_argument(
+        "--no-wait", action="store_true", help="print the job id (only it, on stdout) and return at once"
+    )
     run.set_defaults(handler=cmd_run, out_default=Path("."))
 
     drop_cmd = commands.add_parser(
@@ -171,23 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s3 = drop_cmd.add_argument_group("S3 (defaults: the stack's outputs, or local mode's with --local)")
     s3.add_argument("--key", help="the object key under inbox/ (default inbox/<file name>)")
-    s3.add_argument("--s3-endpoint", metavar="URL", help="an S3 endpoint (local mode: http://127.0.0.1:4566)")
+    _s3_endpoint_option(s3)
     s3.add_argument("--input-bucket", metavar="NAME")
     s3.add_argument("--output-bucket", metavar="NAME")
     _wait_options(drop_cmd)
-    drop_cmd.add_argument("--wait", action="store_true", help="wait for the result and download it")
+    drop_cmd.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the result and download it (without it: print the job id, on stdout, and return)",
+    )
     drop_cmd.set_defaults(handler=cmd_drop, out_default=Path("."))
 
     status = commands.add_parser(
         "status",
         parents=[where],
         help="show a job; --wait for it to end, --out to save its result",
+        description="Show a job of the API or of the S3 door (drop). --out saves its image and metadata: "
+        "API jobs' from presigned URLs, S3-door jobs' from the output bucket with your own S3 access "
+        "(your AWS credentials, or local mode's S3 with --local).",
         epilog=epilog,
         formatter_class=formatter,
     )
     status.add_argument("job_id", metavar="JOB_ID")
     _wait_options(status)
-    status.add_argument("--wait", action="store_true", help="wait until the job ends")
+    _s3_endpoint_option(status.add_argument_group("S3 (for S3-door jobs' results)"))
+    status.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the job ends (a dropped image's job, not found until a worker takes it, "
+        f"is waited for up to {NOT_FOUND_GRACE_SECONDS:.0f}s)",
+    )
     status.set_defaults(handler=cmd_status, out_default=None)
 
     models = commands.add_parser(
@@ -203,9 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor",
         parents=[where],
         help="check credentials, the stack, the API and the model, and say what to fix",
-        description="With --env: AWS credentials, the stack Img2Img-NAME and its outputs, the API, and "
-        "that each model the deployment uses is offered in the region, ACTIVE (not LEGACY or end "
-        "of life) and accessible. With --endpoint or --local: the API only.",
+        description="With --env: the environment in cdk.json (its region and models), AWS credentials, "
+        "the stack Img2Img-NAME and its outputs, the API, and that each model the deployment uses or "
+        "cdk.json configures is offered in the region, ACTIVE (not LEGACY or end of life) and "
+        "accessible. With --endpoint or --local: the API only. Each problem is named: network, "
+        "credentials, access, lifecycle or configuration.",
         epilog=epilog,
         formatter_class=formatter,
     )
@@ -222,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _s3_endpoint_option(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--s3-endpoint", metavar="URL", help="an S3 endpoint (local mode: http://127.0.0.1:4566)"
+    )
+
+
 def target_options(args: argparse.Namespace) -> TargetOptions:
     return TargetOptions(
         env=args.env,
@@ -235,6 +312,74 @@ def target_options(args: argparse.Namespace) -> TargetOptions:
         input_bucket=getattr(args, "input_bucket", None),
         output_bucket=getattr(args, "output_bucket", None),
     )
+
+
+# --- hints: commands that run as printed --------------------------------------------------
+
+
+def command_line(*argv: str) -> str:
+    return " ".join(["img2img", *(shlex.quote(a) for a in argv)])
+
+
+def target_argv(args: argparse.Namespace, *, s3: bool = False) -> list[str]:
+    """The options the user gave that say where the service is and how to call it, to carry
+    into a hint. IMG2IMG_ENDPOINT / IMG2IMG_API_KEY need nothing: the same shell has them."""
+    argv: list[str] = []
+    if args.local:
+        argv.append("--local")
+    for option, value in (
+        ("--env", args.env),
+        ("--endpoint", args.endpoint),
+        ("--region", args.region),
+        ("--profile", args.profile),
+        ("--api-key", args.api_key),  # given on the command line: the hint is that user's
+        ("--auth", None if args.auth == "auto" else args.auth),
+        ("--s3-endpoint", getattr(args, "s3_endpoint", None) if s3 else None),
+    ):
+        if value:
+            argv += _option_argv(option, value)
+    return argv
+
+
+def _option_argv(option: str, value: object) -> list[str]:
+    """`--opt value`, or `--opt=value` for a value argparse would take for an option."""
+    text = str(value)
+    return [f"{option}={text}"] if text.startswith("-") else [option, text]
+
+
+def request_argv(args: argparse.Namespace) -> list[str]:
+    """IMAGE and the request options as given."""
+    image = str(args.image)
+    argv = [f"./{image}" if image.startswith("-") else image, *_option_argv("--prompt", args.prompt)]
+    for option, value in (
+        ("--negative", args.negative),
+        ("--style", args.style),
+        ("--strength", args.strength),
+        ("--seed", args.seed),
+        ("--steps", args.steps),
+        ("--cfg-scale", args.cfg_scale),
+        ("--sampler", args.sampler),
+        ("--model", args.model),
+        ("--resize", args.resize),
+        ("--format", args.format),
+    ):
+        if value is not None:
+            argv += _option_argv(option, value)
+    return argv
+
+
+def wait_command(args: argparse.Namespace, job_id: str, out: Path | None) -> str:
+    """`img2img status JOB --wait` with the user's target options (and --out when results are
+    wanted)."""
+    argv = ["status", job_id, *target_argv(args, s3=True), "--wait"]
+    if out is not None:
+        argv += ["--out", str(out)]
+    return command_line(*argv)
+
+
+def _out(args: argparse.Namespace) -> Path | None:
+    out: Path | None = getattr(args, "out", None) or getattr(args, "out_default", None)
+    return out
 
 
 # --- the request -----------------------------------------------------------------------------
@@ -299,7 +444,7 @@ def _option(field_name: str) -> str:
 # --- commands --------------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace) -> Outcome | dict[str, Any]:
+def cmd_run(args: argparse.Namespace) -> Outcome | Started:
     data, content_type = read_image(args.image)
     body = request_body(args)
     api = resolve_target(target_options(args)).api()
@@ -322,9 +467,11 @@ def cmd_run(args: argparse.Namespace) -> Outcome | dict[str, Any]:
                 body["init_image"] = base64.b64encode(data).decode("ascii")
             progress.update("submitting the job")
             job_id = str(api.submit(body, idempotency_key=uuid.uuid4().hex)["job_id"])
+            again = wait_command(args, job_id, _out(args))
             if args.no_wait:
-                return {"job_id": job_id, "status": "QUEUED"}
-            view = wait_for_job(api, job_id, timeout=args.timeout, progress=progress)
+                document = {"job_id": job_id, "status": "QUEUED", "wait_command": again}
+                return Started(job_id, document, [f"queued; wait for it and save the result: {again}"])
+            view = wait_for_job(api, job_id, timeout=args.timeout, progress=progress, again=again)
             out = args.out or args.out_default
             image, metadata_path, metadata = save_job_files(api, view, out, Path(name).stem, progress)
     except KeyboardInterrupt as exc:
@@ -332,63 +479,103 @@ def cmd_run(args: argparse.Namespace) -> Outcome | dict[str, Any]:
     return outcome_of(view, metadata, image, metadata_path)
 
 
-def cmd_drop(args: argparse.Namespace) -> Outcome | dict[str, Any]:
+def cmd_drop(args: argparse.Namespace) -> Outcome | Started:
     data, content_type = read_image(args.image)
     body = request_body(args)
     target = resolve_target(target_options(args))
     input_bucket, output_bucket = target.buckets()
     s3 = target.s3()
     key = inbox_key(Path(args.image).name, args.key)
-    with _progress(args) as progress:
-        progress.update(f"putting s3://{input_bucket}/{key}")
-        dropped = drop(
-            s3,
-            input_bucket=input_bucket,
-            output_bucket=output_bucket,
-            key=key,
-            data=data,
-            content_type=content_type,
-            body=body,
-        )
-        if not args.wait:
-            return {
-                "source": f"s3://{input_bucket}/{key}",
-                "version_id": dropped.version_id,
-                "metadata": f"s3://{output_bucket}/{dropped.metadata_key}",
-            }
-        try:
-            document = wait_for_metadata(s3, dropped, timeout=args.timeout, progress=progress)
-        except KeyboardInterrupt as exc:
-            raise _Interrupted(None) from exc
-        out: Path = args.out or args.out_default
-        # <name>-<job>.json and .<format>: never the source's own name (out may be its folder).
-        name = f"{PurePosixPath(dropped.key).stem}-{str(document.get('job_id', 'job'))[:8]}"
-        metadata_path = write_file(out / f"{name}.json", json.dumps(document, indent=2).encode())
-        image_path = None
-        result = document.get("result") or {}
-        if result.get("key"):
-            progress.update(f"downloading s3://{result.get('bucket', output_bucket)}/{result['key']}")
-            image = read_object(s3, result.get("bucket") or output_bucket, result["key"])
-            image_path = write_file(out / f"{name}{PurePosixPath(result['key']).suffix}", image)
+    job_id: str | None = None
+    try:
+        with _progress(args) as progress:
+            progress.update(f"putting s3://{input_bucket}/{key}")
+            try:
+                dropped = drop(
+                    s3,
+                    input_bucket=input_bucket,
+                    output_bucket=output_bucket,
+                    key=key,
+                    data=data,
+                    content_type=content_type,
+                    body=body,
+                )
+            except RequestRejected as exc:
+                if exc.code == "metadata_too_large" and target.api_url:
+                    out_argv = ["--out", str(args.out)] if args.out else []
+                    run = command_line("run", *request_argv(args), *target_argv(args), *out_argv)
+                    exc.message += f": {run}"
+                raise
+            job_id = job_id_of(dropped)
+            metadata_uri = f"s3://{output_bucket}/{dropped.metadata_key}"
+            # Only an API can answer `status`; a drop given just buckets can only be watched in S3.
+            again = wait_command(args, job_id, _out(args)) if target.api_url else None
+            if not args.wait:
+                document = {
+                    "job_id": job_id,
+                    "status": "DROPPED",
+                    "source": f"s3://{input_bucket}/{key}",
+                    "version_id": dropped.version_id,
+                    "metadata": metadata_uri,
+                    "wait_command": again,
+                }
+                hint = (
+                    f"wait for it and save the result: {again}"
+                    if again
+                    else f"no API given (--env, --endpoint or --local) to wait with: look for {metadata_uri}"
+                )
+                return Started(job_id, document, [f"dropped s3://{input_bucket}/{key}", hint])
+            document = wait_for_metadata(
+                s3,
+                dropped,
+                timeout=args.timeout,
+                progress=progress,
+                again=again or "",
+            )
+            out: Path = args.out or args.out_default
+            # <name>-<job>.json and .<format>: never the source's own name (out may be its folder).
+            name = f"{PurePosixPath(dropped.key).stem}-{str(document.get('job_id', 'job'))[:8]}"
+            metadata_path = write_file(out / f"{name}.json", json.dumps(document, indent=2).encode())
+            image_path = None
+            result = document.get("result") or {}
+            if result.get("key"):
+                progress.update(f"downloading s3://{result.get('bucket', output_bucket)}/{result['key']}")
+                image = read_object(s3, result.get("bucket") or output_bucket, result["key"])
+                image_path = write_file(out / f"{name}{PurePosixPath(result['key']).suffix}", image)
+    except KeyboardInterrupt as exc:
+        raise _Interrupted(job_id) from exc
     return outcome_of({}, document, image_path, metadata_path)
 
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
-    api = resolve_target(target_options(args)).api()
-    view = api.job(args.job_id)
+    target = resolve_target(target_options(args))
+    api = target.api()
     try:
         with _progress(args) as progress:
-            if args.wait and view.get("status") not in FINAL:
-                view = wait_for_job(api, args.job_id, timeout=args.timeout, progress=progress)
+            if args.wait:
+                view = wait_for_job(
+                    api,
+                    args.job_id,
+                    timeout=args.timeout,
+                    progress=progress,
+                    again=wait_command(args, args.job_id, args.out),
+                    not_found_grace=min(NOT_FOUND_GRACE_SECONDS, args.timeout),
+                )
+            else:
+                view = api.job(args.job_id)
             image = metadata_path = None
             metadata = None
             if args.out and view.get("status") in FINAL:
-                image, metadata_path, metadata = save_job_files(api, view, args.out, "job", progress)
+                image, metadata_path, metadata = save_job_files(
+                    api, view, args.out, "job", progress, s3=target.s3
+                )
     except KeyboardInterrupt as exc:
         raise _Interrupted(args.job_id) from exc
     outcome = outcome_of(view, metadata, image, metadata_path)
     outcome.image_url = (view.get("image") or {}).get("url")
     outcome.metadata_url = (view.get("metadata") or {}).get("url")
+    outcome.image_s3_uri = (view.get("image") or {}).get("s3_uri")
+    outcome.metadata_s3_uri = (view.get("metadata") or {}).get("s3_uri")
     return outcome
 
 
@@ -397,15 +584,25 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
+    from img2img_client.cdk_config import Configured, NotConfigured, configured
     from img2img_client.doctor import check_deployment, check_endpoint
     from img2img_client.stack import aws_session
 
     if args.env:
-        session = aws_session(args.profile, args.region)
-        region = session.region_name
-        api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+        config: Configured | NotConfigured | ClientError
+        try:
+            config = configured(args.env)
+        except (NotConfigured, ClientError) as exc:
+            config = exc
+        session = aws_session(args.profile, None)
         report = check_deployment(
-            args.env, lambda service: session.client(service), region, args.model, api_key=api_key
+            args.env,
+            session.client,
+            region=args.region,
+            default_region=session.region_name,
+            extra_model=args.model,
+            api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+            config=config,
         )
     else:
         report = check_endpoint(resolve_target(target_options(args)))
@@ -427,25 +624,31 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 def _print_result(args: argparse.Namespace, result: Any) -> int:
     as_json = getattr(args, "json", False)
-    if isinstance(result, Outcome):
-        print(json.dumps(result.to_dict()) if as_json else result.render(), file=args.stdout)
-        if result.exit_code != errors.OK:
-            print(f"img2img: {result.reason}", file=args.stderr)
-        return result.exit_code
-    if isinstance(result, dict) and "report" in result:
+    hints: list[str] = []
+    code = errors.OK
+    if isinstance(result, Started):
+        text = json.dumps(result.document) if as_json else result.job_id
+        hints = result.hints
+    elif isinstance(result, Outcome):
+        text = json.dumps(result.to_dict()) if as_json else result.render()
+        code = result.exit_code
+        if result.job_id and result.status not in FINAL and args.command == "status":
+            hints = [f"not done yet; wait for it: {wait_command(args, result.job_id, args.out)}"]
+    elif isinstance(result, dict) and "report" in result:
         report = result["report"]
-        print(json.dumps(report.to_dict()) if as_json else report.render(), file=args.stdout)
-        return errors.OK if report.ok else errors.CONFIGURATION
-    if as_json:
+        text = json.dumps(report.to_dict()) if as_json else report.render()
+        code = errors.OK if report.ok else errors.CONFIGURATION
+    elif as_json:
         text = json.dumps(result)
-    elif args.command == "models":
-        text = _render_models(result)
-    elif args.command == "run":
-        text = f"QUEUED  job {result['job_id']}\n  see it: img2img status {result['job_id']} --wait"
     else:
-        text = f"dropped {result['source']}\n  the result's metadata will be at {result['metadata']}"
+        text = _render_models(result)
     print(text, file=args.stdout)
-    return errors.OK
+    if not (as_json or args.quiet):
+        for hint in hints:
+            print(hint, file=args.stderr)
+    if isinstance(result, Outcome) and code != errors.OK:
+        print(f"img2img: {result.reason}", file=args.stderr)
+    return code
 
 
 def _render_models(listing: dict[str, Any]) -> str:
@@ -459,18 +662,32 @@ def _render_models(listing: dict[str, Any]) -> str:
     return "\n".join(lines) if lines else "no models"
 
 
-def _fail(args: argparse.Namespace, code: str, message: str, exit_code: int) -> int:
+def _fail(
+    args: argparse.Namespace, code: str, message: str, exit_code: int, problem: Problem | None = None
+) -> int:
+    """One line on stderr; with --json also the one JSON document on stdout (`problem`, when
+    known: network, credentials, access, lifecycle or configuration)."""
     if getattr(args, "json", False):
-        error = {"error": {"code": code, "message": message}, "exit_code": exit_code}
-        print(json.dumps(error), file=args.stdout)
+        error: dict[str, Any] = {"code": code, "message": message}
+        if problem:
+            error["problem"] = problem
+        print(json.dumps({"error": error, "exit_code": exit_code}), file=args.stdout)
     print(f"img2img: {message}", file=args.stderr)
     return exit_code
 
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """The command. Its own output goes to stdout/stderr (default: the process's)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _BadArguments as exc:  # argparse's own report on stderr; with --json, the document too
+        if "--json" in argv:
+            error = {"code": "usage", "message": f"{exc.prog}: {exc.message}"}
+            print(json.dumps({"error": error, "exit_code": errors.USAGE}), file=stdout or sys.stdout)
+        (stderr or sys.stderr).write(f"{exc.usage}{exc.prog}: error: {exc.message}\n")
+        return errors.USAGE
     args.stdout = stdout or sys.stdout
     args.stderr = stderr or sys.stderr
     try:
@@ -479,10 +696,19 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
             return result
         return _print_result(args, result)
     except ClientError as exc:
-        return _fail(args, exc.code, exc.message, exc.exit_code)
+        return _fail(args, exc.code, exc.message, exc.exit_code, exc.problem)
     except (_Interrupted, KeyboardInterrupt) as exc:
         job_id = getattr(exc, "job_id", None)
-        tail = f"; job {job_id} goes on: img2img status {job_id} --wait" if job_id else ""
+        tail = f"; job {job_id} goes on: {wait_command(args, job_id, _out(args))}" if job_id else ""
         return _fail(args, "interrupted", f"interrupted{tail}", errors.INTERRUPTED)
     except BrokenPipeError:
         return errors.OK
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        error = from_aws("AWS", exc)
+        return _fail(args, error.code, error.message, error.exit_code, error.problem)
+    except Exception as exc:  # a bug: still one JSON document with --json, and the trace on stderr
+        traceback.print_exc(file=args.stderr)
+        message = (
+            f"unexpected {type(exc).__name__}: {exc} (a bug in img2img: please report it with the trace)"
+        )
+        return _fail(args, "internal_error", message, errors.JOB_FAILED)

@@ -1,6 +1,7 @@
 """The S3 door from the client's side: put an image under inbox/ with its parameters as object
-metadata (the names domain/s3_door.py reads), and wait for the result's metadata JSON to appear
-in the output bucket (results/<path>/<name>.<ext>.json, written last, after the image)."""
+metadata (the names domain/s3_door.py reads), name the job it starts (computed by the service's
+own rule, s3_door.job_id_for, before the worker runs), and wait for the result's metadata JSON to
+appear in the output bucket (results/<path>/<name>.<ext>.json, written last, after the image)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from typing import Any
 
 import botocore.exceptions
 
-from img2img.domain.s3_door import INBOX, output_keys
-from img2img_client.errors import ClientError, ConfigurationError, RequestRejected, ServiceFailed, Unreachable
+from img2img.domain.s3_door import (
+    INBOX,
+    SourceObject,
+    is_manifest,
+    job_id_for,
+    metadata_request,
+    output_keys,
+    request_from_metadata,
+)
+from img2img_client.errors import RequestRejected, Unreachable, from_aws
 from img2img_client.progress import Progress
 
 # request field -> x-amz-meta-<name> (domain/s3_door.py reads these).
@@ -58,7 +67,7 @@ def metadata_for(body: Mapping[str, Any]) -> dict[str, str]:
     if size > S3_METADATA_LIMIT_BYTES:
         raise RequestRejected(
             f"the parameters take {size} bytes of S3 metadata, over S3's {S3_METADATA_LIMIT_BYTES}: "
-            "shorten the prompts or use `img2img run`",
+            "shorten the prompts, or send the image through the API door",
             code="metadata_too_large",
         )
     return metadata
@@ -80,8 +89,13 @@ def inbox_key(name: str, key: str | None) -> str:
             raise RequestRejected(f"--key must be under {INBOX} to start a job: {key}", code="not_inbox")
         if key.endswith("/"):
             key += name
-        return key
-    return INBOX + name
+    else:
+        key = INBOX + name
+    if is_manifest(key):
+        raise RequestRejected(
+            f"the S3 door reads a key ending in .json as a manifest, not an image: {key}", code="not_an_image"
+        )
+    return key
 
 
 def drop(
@@ -101,10 +115,8 @@ def drop(
         reply = s3.put_object(
             Bucket=input_bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata
         )
-    except botocore.exceptions.ClientError as exc:
-        raise _s3_failure(f"put s3://{input_bucket}/{key}", exc) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise Unreachable(f"put s3://{input_bucket}/{key} failed: {exc}") from exc
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise from_aws(f"put s3://{input_bucket}/{key}", exc) from exc
     return Dropped(
         bucket=input_bucket,
         key=key,
@@ -117,6 +129,16 @@ def drop(
     )
 
 
+def job_id_of(dropped: Dropped) -> str:
+    """The id of the job this drop starts, by the service's own rule: the worker reads the
+    metadata back (request_from_metadata), checks it (metadata_request) and names the job by
+    the object version and the request (job_id_for). The same code, so the same id."""
+    body = {**request_from_metadata(metadata_for(dropped.body)), "init_image_s3_key": dropped.key}
+    request = metadata_request(body)
+    source = SourceObject(dropped.bucket, dropped.key, dropped.version_id, dropped.etag)
+    return job_id_for(source, request.model_dump(exclude_none=True))
+
+
 def wait_for_metadata(
     s3: Any,
     dropped: Dropped,
@@ -124,8 +146,10 @@ def wait_for_metadata(
     timeout: float,
     progress: Progress,
     sleep: Callable[[float], None] = time.sleep,
+    again: str = "",
 ) -> dict[str, Any]:
-    """The result metadata of this drop (not of an earlier one under the same name)."""
+    """The result metadata of this drop (not of an earlier one under the same name). `again`:
+    the command that waits on, named when the wait gives up."""
     deadline = time.monotonic() + timeout
     seen: str | None = None
     interval = 0.5
@@ -139,9 +163,9 @@ def wait_for_metadata(
             if document is not None and is_result_of(document, dropped, etag):
                 return document
         if time.monotonic() >= deadline:
+            later = f": {again}" if again else f": look at {where} later"
             raise Unreachable(
-                f"no result at {where} after {timeout:.0f}s; it may still come: look there later",
-                code="timeout",
+                f"no result at {where} after {timeout:.0f}s; it may still come{later}", code="timeout"
             )
         sleep(interval)
         interval = min(interval * 1.5, 3.0)
@@ -187,10 +211,8 @@ def _same_request(recorded: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
 def read_object(s3: Any, bucket: str, key: str) -> bytes:
     try:
         data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except botocore.exceptions.ClientError as exc:
-        raise _s3_failure(f"get s3://{bucket}/{key}", exc) from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise Unreachable(f"get s3://{bucket}/{key} failed: {exc}") from exc
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        raise from_aws(f"get s3://{bucket}/{key}", exc) from exc
     return data
 
 
@@ -200,9 +222,9 @@ def _etag_of(s3: Any, bucket: str, key: str) -> str | None:
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None
-        raise _s3_failure(f"head s3://{bucket}/{key}", exc) from exc
+        raise from_aws(f"head s3://{bucket}/{key}", exc) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise Unreachable(f"head s3://{bucket}/{key} failed: {exc}") from exc
+        raise from_aws(f"head s3://{bucket}/{key}", exc) from exc
 
 
 def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -211,18 +233,3 @@ def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
-
-
-def _s3_failure(what: str, exc: botocore.exceptions.ClientError) -> ClientError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = f"{what}: {code}: {error.get('Message', '')}"
-    if code in (
-        "AccessDenied",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "NoSuchBucket",
-    ):
-        return ConfigurationError(message, code=code)
-    return ServiceFailed(message, code=code or "s3_error")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -13,10 +14,14 @@ from typing import Any
 
 from img2img_client import errors
 from img2img_client.api import Img2ImgApi
-from img2img_client.errors import ServiceFailed, Unreachable
+from img2img_client.drop import read_object
+from img2img_client.errors import RequestRejected, ServiceFailed, Unreachable
 from img2img_client.progress import Progress
 
 FINAL = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
+# An S3-door job has no record until a worker takes the dropped object: waiting for a job id
+# that is not found yet goes on this long (at most --timeout) before the 404 counts.
+NOT_FOUND_GRACE_SECONDS = 120.0
 # A job that failed on its input is the request's fault (exit 4), not the service's (exit 1).
 INPUT_ERROR_CODES = frozenset(
     {
@@ -44,6 +49,8 @@ class Outcome:
     notes: tuple[str, ...] = ()
     image_url: str | None = None  # presigned, when the job view gave one
     metadata_url: str | None = None
+    image_s3_uri: str | None = None  # where the job view says they are
+    metadata_s3_uri: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -78,6 +85,8 @@ class Outcome:
             "notes": list(self.notes),
             "image_url": self.image_url,
             "metadata_url": self.metadata_url,
+            "image_s3_uri": self.image_s3_uri,
+            "metadata_s3_uri": self.metadata_s3_uri,
             "exit_code": self.exit_code,
         }
 
@@ -89,10 +98,12 @@ class Outcome:
         ]
         facts = [f for f in facts if f]
         lines = [head + (f"  ({', '.join(facts)})" if facts else "")]
-        if self.image or self.image_url:
-            lines.append(f"  image     {self.image or self.image_url}")
-        if self.metadata or self.metadata_url:
-            lines.append(f"  metadata  {self.metadata or self.metadata_url}")
+        image = self.image or self.image_url or self.image_s3_uri
+        if image:
+            lines.append(f"  image     {image}")
+        metadata = self.metadata or self.metadata_url or self.metadata_s3_uri
+        if metadata:
+            lines.append(f"  metadata  {metadata}")
         if self.error and self.status != "CONTENT_FILTERED":
             lines.append(f"  error     {self.error.get('code')}: {self.error.get('message')}")
         lines.extend(f"  note      {note}" for note in self.notes)
@@ -106,44 +117,67 @@ def wait_for_job(
     timeout: float,
     progress: Progress,
     sleep: Callable[[float], None] = time.sleep,
+    again: str = "",
+    not_found_grace: float = 0.0,
 ) -> dict[str, Any]:
-    """Poll GET /v1/jobs/{id} until the job is final. Raises Unreachable past `timeout`."""
-    deadline = time.monotonic() + timeout
+    """Poll GET /v1/jobs/{id} until the job is final. Raises Unreachable past `timeout` (naming
+    `again`, the command that waits on). A job not found is waited for `not_found_grace`
+    seconds (an S3 drop's job appears when a worker takes it), then its 404 is the answer."""
+    started = time.monotonic()
+    deadline = started + timeout
     interval = 0.5
     while True:
-        view = api.job(job_id)
+        try:
+            view = api.job(job_id)
+        except RequestRejected as exc:
+            waited = time.monotonic() - started
+            if exc.code != "job_not_found" or waited >= min(not_found_grace, timeout):
+                if exc.code == "job_not_found" and not_found_grace > 0:
+                    exc.message += f" (waited {waited:.0f}s for it to appear)"
+                raise
+            progress.update(f"job {job_id[:12]} not found yet (a dropped image's job appears when taken)")
+            sleep(interval)
+            interval = min(interval * 1.5, 2.0)
+            continue
         status = str(view.get("status", ""))
         progress.update(f"job {job_id[:12]} {status}")
         if status in FINAL:
             return view
         if time.monotonic() >= deadline:
+            tail = f": {again}" if again else ""
             raise Unreachable(
-                f"job {job_id} still {status} after {timeout:.0f}s; "
-                f"it goes on: img2img status {job_id} --wait",
-                code="timeout",
+                f"job {job_id} still {status} after {timeout:.0f}s; it goes on{tail}", code="timeout"
             )
         sleep(interval)
         interval = min(interval * 1.5, 2.0)
 
 
 def save_job_files(
-    api: Img2ImgApi, view: Mapping[str, Any], out_dir: Path, stem: str, progress: Progress
+    api: Img2ImgApi,
+    view: Mapping[str, Any],
+    out_dir: Path,
+    stem: str,
+    progress: Progress,
+    s3: Callable[[], Any] | None = None,
 ) -> tuple[Path | None, Path | None, dict[str, Any] | None]:
     """Download the result image and metadata of a final job view into out_dir. Answers their
-    paths and the parsed metadata (None where the job has none)."""
+    paths and the parsed metadata (None where the job has none). API jobs come with presigned
+    URLs; S3-door jobs only say where they are (s3_uri), read with `s3()`, the caller's own
+    S3 client (their AWS credentials, or local mode's endpoint)."""
     job_id = str(view["job_id"])
     name = f"{stem}-{job_id[:8]}"
     image_path = metadata_path = None
     metadata: dict[str, Any] | None = None
+    if s3 is not None:
+        s3 = functools.cache(s3)  # one client for both files, made only if needed
     image = view.get("image") or {}
-    if image.get("url"):
-        progress.update(f"downloading the image of job {job_id[:12]}")
+    raw_image = _download(api, image, s3, progress, f"the image of job {job_id[:12]}")
+    if raw_image is not None:
         suffix = PurePosixPath(str(image.get("s3_uri", ""))).suffix or ".png"
-        image_path = write_file(out_dir / f"{name}{suffix}", api.fetch(image["url"]))
+        image_path = write_file(out_dir / f"{name}{suffix}", raw_image)
     meta = view.get("metadata") or {}
-    if meta.get("url"):
-        progress.update(f"downloading the metadata of job {job_id[:12]}")
-        raw = api.fetch(meta["url"])
+    raw = _download(api, meta, s3, progress, f"the metadata of job {job_id[:12]}")
+    if raw is not None:
         metadata_path = write_file(out_dir / f"{name}.json", raw)
         try:
             parsed = json.loads(raw)
@@ -151,6 +185,32 @@ def save_job_files(
             raise ServiceFailed(f"the metadata of job {job_id} is not JSON") from exc
         metadata = parsed if isinstance(parsed, dict) else None
     return image_path, metadata_path, metadata
+
+
+def _download(
+    api: Img2ImgApi,
+    where: Mapping[str, Any],
+    s3: Callable[[], Any] | None,
+    progress: Progress,
+    what: str,
+) -> bytes | None:
+    """A presigned URL's bytes, else the s3_uri's through the caller's S3 client."""
+    if where.get("url"):
+        progress.update(f"downloading {what}")
+        return api.fetch(str(where["url"]))
+    bucket, key = split_s3_uri(str(where.get("s3_uri") or ""))
+    if not bucket or not key or s3 is None:
+        return None
+    progress.update(f"downloading {what} from s3://{bucket}/{key}")
+    return read_object(s3(), bucket, key)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b.png` -> ("bucket", "a/b.png"); anything else -> ("", "")."""
+    if not uri.startswith("s3://"):
+        return "", ""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 def outcome_of(

@@ -1,6 +1,7 @@
-"""Where the service is: a deployed stack found by its CloudFormation outputs (`--env NAME`),
-an API URL (`--endpoint URL`), or local mode on this machine (`--local`). Answers a Target
-that makes the API client and the S3 client each command needs."""
+"""Where the service is: a deployed stack found by its CloudFormation outputs (`--env NAME`, in
+the region cdk.json gives the environment unless --region says otherwise), an API URL
+(`--endpoint URL`), or local mode on this machine (`--local`). Answers a Target that makes the
+API client and the S3 client each command needs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import botocore.exceptions
 from botocore.config import Config
 
 from img2img_client.api import Img2ImgApi, SigV4, region_of_execute_api
-from img2img_client.errors import ConfigurationError, UsageError
+from img2img_client.cdk_config import configured_region
+from img2img_client.errors import (
+    CREDENTIALS_FIX,
+    ClientError,
+    ConfigurationError,
+    Unreachable,
+    UsageError,
+    from_aws,
+)
 
 STACK_PREFIX = "Img2Img"
 OUTPUT_API_URL = "ApiUrl"
@@ -74,8 +83,9 @@ class Target:
             credentials = self.session().get_credentials()
             if credentials is None:
                 raise ConfigurationError(
-                    "the API uses IAM auth but no AWS credentials were found: run `aws configure`, "
-                    "`aws sso login` or set AWS_PROFILE"
+                    f"the API uses IAM auth but no AWS credentials were found: {CREDENTIALS_FIX}",
+                    code="credentials",
+                    problem="credentials",
                 )
             region = region_of_execute_api(self.api_url) or self.region
             if not region:
@@ -102,11 +112,17 @@ def aws_session(profile: str | None, region: str | None) -> boto3.Session:
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as exc:
-        raise ConfigurationError(f"no AWS profile {profile!r}: check ~/.aws/config or --profile") from exc
+        raise ConfigurationError(
+            f"no AWS profile {profile!r}: check ~/.aws/config or --profile", problem="configuration"
+        ) from exc
 
 
 def stack_name(env: str) -> str:
     return f"{STACK_PREFIX}-{env}"
+
+
+def env_of(name: str) -> str:
+    return name.removeprefix(f"{STACK_PREFIX}-")
 
 
 def local_target() -> Target:
@@ -131,24 +147,20 @@ def stack_outputs(cloudformation: Any, name: str) -> tuple[str, dict[str, str]]:
     """(stack status, {output key: value}). Raises ConfigurationError if there is no such stack."""
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise ConfigurationError(
-            "no AWS credentials: run `aws configure` or `aws sso login`, or set AWS_PROFILE"
-        ) from exc
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         if "does not exist" in str(error.get("Message", "")):
             region = cloudformation.meta.region_name
             raise ConfigurationError(
-                f"no stack {name} in {region}: deploy it (make deploy ENV=...) or pass --region"
+                f"no stack {name} in {region}: deploy it (make deploy ENV={env_of(name)}) or pass --region",
+                code="no_stack",
+                problem="configuration",
             ) from exc
-        raise ConfigurationError(
-            f"cannot read stack {name}: {error.get('Code')}: {error.get('Message')}"
-        ) from exc
+        raise _as_configuration(from_aws(f"cannot read stack {name}", exc)) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise ConfigurationError(f"cannot read stack {name}: {exc}") from exc
+        raise _as_configuration(from_aws(f"cannot read stack {name}", exc)) from exc
     if not stacks:
-        raise ConfigurationError(f"no stack {name}")
+        raise ConfigurationError(f"no stack {name}", code="no_stack", problem="configuration")
     stack = stacks[0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
     return str(stack.get("StackStatus", "")), outputs
@@ -158,9 +170,11 @@ def api_key_value(apigateway: Any, key_id: str) -> str:
     try:
         value = apigateway.get_api_key(apiKey=key_id, includeValue=True).get("value")
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        failure = from_aws(f"reading API key {key_id}", exc)
         raise ConfigurationError(
-            f"the API wants an API key and reading key {key_id} failed ({exc}): pass --api-key or set "
-            f"{API_KEY_ENV}"
+            f"the API wants an API key and {failure.message}: pass --api-key or set {API_KEY_ENV}",
+            code=failure.code,
+            problem=failure.problem,
         ) from exc
     if not value:
         raise ConfigurationError(f"API key {key_id} has no value: pass --api-key or set {API_KEY_ENV}")
@@ -168,18 +182,25 @@ def api_key_value(apigateway: Any, key_id: str) -> str:
 
 
 def stack_target(options: TargetOptions, session: boto3.Session | None = None) -> Target:
-    """The deployed stack `Img2Img-<env>`, found by its outputs."""
+    """The deployed stack `Img2Img-<env>`, found by its outputs in --region, else in the region
+    cdk.json gives the environment, else in the AWS configuration's."""
     assert options.env
-    session = session or aws_session(options.profile, options.region)
+    session = session or aws_session(options.profile, options.region or configured_region(options.env))
     region = session.region_name
     if not region:
-        raise ConfigurationError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+        raise ConfigurationError(
+            f"no AWS region: cdk.json names no environment {options.env!r}; pass --region or set "
+            "AWS_REGION / AWS_DEFAULT_REGION",
+            problem="configuration",
+        )
     name = stack_name(options.env)
     status, outputs = stack_outputs(session.client("cloudformation"), name)
     missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
     if missing:
         raise ConfigurationError(
-            f"stack {name} ({status}) lacks the outputs {', '.join(missing)}: redeploy it (make deploy)"
+            f"stack {name} ({status}) lacks the outputs {', '.join(missing)}: "
+            f"redeploy it (make deploy ENV={options.env})",
+            problem="configuration",
         )
     mode = outputs.get(OUTPUT_AUTH_MODE, "iam")
     auth: Auth = "api_key" if mode == "api_key" else "iam"
@@ -243,3 +264,11 @@ def _auto_auth(endpoint: str, api_key: str | None) -> Auth:
     if region_of_execute_api(endpoint):
         return "iam"  # the stack's default; a key-mode deployment needs --api-key anyway
     return "none"
+
+
+def _as_configuration(error: ClientError) -> ClientError:
+    """Reading the stack failed: a network problem is one (exit 6), every other reason is a
+    configuration failure (exit 5) that keeps its problem (credentials, access) and code."""
+    if isinstance(error, ConfigurationError | Unreachable):
+        return error
+    return ConfigurationError(error.message, code=error.code, problem=error.problem)

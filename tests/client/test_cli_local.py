@@ -1,11 +1,13 @@
 """The `img2img` command end to end against local mode: run (inline and through /v1/uploads),
-drop with --wait, status, models, doctor, --json, and the exit code of every kind of failure."""
+drop with and without --wait (its job id and hint against the real worker), status, models,
+doctor, --json, and the exit code of every kind of failure."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -279,13 +281,37 @@ def test_drop_with_explicit_s3_options_and_a_non_ascii_prompt(
     ]
 
 
-def test_drop_without_wait_says_where_the_result_will_be(
-    local_ports: LocalStack, img2img: Any, source: Path
+def test_drop_without_wait_prints_the_job_id_and_its_hint_fetches_the_result(
+    local_ports: LocalStack, img2img: Any, source: Path, tmp_path: Path
 ) -> None:
-    ran = img2img("drop", source, "--prompt", "later", "--key", "inbox/cli/later.png", "--local", "--json")
+    """The id `drop` prints is the one the worker gives the job, and the printed hint, run as
+    printed, waits for it and downloads its result from the output bucket."""
+    ran = img2img(
+        "drop", source, "--prompt", "later", "--key", "inbox/cli/later.png", "--local", "--out", tmp_path
+    )
     assert ran.code == errors.OK, ran.err
-    assert ran.json()["source"] == f"s3://{r.INPUT_BUCKET}/inbox/cli/later.png"
-    assert ran.json()["metadata"] == f"s3://{r.OUTPUT_BUCKET}/results/cli/later.png.json"
+    job_id = ran.out.strip()
+    assert ran.out == f"{job_id}\n"
+    hint = next(line for line in ran.err.splitlines() if ": img2img " in line).split(": ", 1)[1]
+    assert hint == f"img2img status {job_id} --local --wait --out {tmp_path}"
+    done = img2img(*shlex.split(hint)[1:], "--json")
+    assert done.code == errors.OK, done.err
+    result = done.json()
+    assert result["job_id"] == job_id and result["status"] == "SUCCEEDED"
+    assert result["image_s3_uri"] == f"s3://{r.OUTPUT_BUCKET}/results/cli/later.png.png"
+    meta = json.loads(Path(result["metadata"]).read_text())
+    assert meta["job_id"] == job_id and meta["door"] == "s3"
+    assert opens_as_image(Path(result["image"]))
+
+    as_json = img2img(
+        "drop", source, "--prompt", "later", "--key", "inbox/cli/later2.png", "--local", "--json"
+    )
+    assert as_json.code == errors.OK, as_json.err
+    assert as_json.json()["source"] == f"s3://{r.INPUT_BUCKET}/inbox/cli/later2.png"
+    assert as_json.json()["metadata"] == f"s3://{r.OUTPUT_BUCKET}/results/cli/later2.png.json"
+    assert (
+        as_json.json()["wait_command"] == f"img2img status {as_json.json()['job_id']} --local --wait --out ."
+    )
 
 
 def test_drop_content_filtered_and_a_key_outside_the_inbox(

@@ -127,9 +127,12 @@ def test_waiting_gives_up_past_the_timeout() -> None:
         def job(self, job_id: str) -> dict[str, Any]:
             return {"job_id": job_id, "status": "QUEUED"}
 
+    again = "img2img status j1 --local --wait"
     with pytest.raises(ClientError) as raised:
-        wait_for_job(Queued(), "j1", timeout=0, progress=Progress(enabled=False), sleep=lambda s: None)
-    assert raised.value.exit_code == errors.UNREACHABLE and "img2img status j1 --wait" in raised.value.message
+        wait_for_job(
+            Queued(), "j1", timeout=0, progress=Progress(enabled=False), sleep=lambda s: None, again=again
+        )
+    assert raised.value.exit_code == errors.UNREACHABLE and raised.value.message.endswith(f": {again}")
 
 
 # --- where the service is ----------------------------------------------------------------
@@ -297,7 +300,7 @@ def doctor(aws: StubbedSession, api: FakeApi | None, extra: str | None = None) -
             raise ConfigurationError("GET /v1/health: not authorized (403): Forbidden")
         return api
 
-    return check_deployment("dev", aws.client, REGION, extra, api_for=api_for)
+    return check_deployment("dev", aws.client, region=REGION, extra_model=extra, api_for=api_for)
 
 
 def verdicts(report: Report) -> dict[str, str]:
@@ -371,9 +374,10 @@ def test_doctor_on_credentials_stack_and_api_problems(aws: StubbedSession) -> No
     aws.stub("bedrock").add_response("get_foundation_model_availability", available(base))
     report = doctor(aws, None, extra=extra)
     assert verdicts(report)["api"] == "fail" and "execute-api:Invoke" in report.checks[4].fix
-    assert verdicts(report)[f"model {extra} (default)"] == "ok"
+    assert verdicts(report)[f"model {extra}"] == "ok"  # --model: checked, not called the default
 
-    assert check_deployment("dev", aws.client, None, None).checks[0].fix.startswith("pass --region")
+    no_region = check_deployment("dev", aws.client).checks[0]
+    assert no_region.fix.startswith("pass --region") and no_region.problem == "configuration"
 
 
 def test_doctor_for_an_endpoint_checks_only_the_api() -> None:
@@ -536,6 +540,6 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         "0  success",
         "3  CONTENT_FILTERED",
         "5  configuration",
-        "6  the service could not be reached",
+        "6  the service or AWS could not be reached",
     ):
         assert line in text
