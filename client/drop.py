@@ -15,7 +15,6 @@ from typing import Any
 import botocore.exceptions
 
 from img2img.domain.s3_door import (
-    INBOX,
     SourceObject,
     is_manifest,
     job_id_for,
@@ -23,21 +22,11 @@ from img2img.domain.s3_door import (
     output_keys,
     request_from_metadata,
 )
+from img2img.vocabulary import INBOX, METADATA_NAMES, NEGATIVE_PROMPT, PROMPT
 from img2img_client.errors import RequestRejected, Unreachable, from_aws
 from img2img_client.progress import Progress
 
-# request field -> x-amz-meta-<name> (domain/s3_door.py reads these).
-METADATA_NAMES = {
-    "style_preset": "style-preset",
-    "image_strength": "image-strength",
-    "cfg_scale": "cfg-scale",
-    "seed": "seed",
-    "steps": "steps",
-    "sampler": "sampler",
-    "model_id": "model-id",
-    "resize_mode": "resize-mode",
-    "output_format": "output-format",
-}
+# request field -> x-amz-meta-<name>: the S3 door's own names (img2img/vocabulary.py).
 S3_METADATA_LIMIT_BYTES = 2048  # user-defined metadata, names and values together
 
 
@@ -56,10 +45,10 @@ class Dropped:
 def metadata_for(body: Mapping[str, Any]) -> dict[str, str]:
     """The x-amz-meta-* values (without the prefix) for an SDXL body built by the command."""
     prompts = body["text_prompts"]
-    metadata = {"prompt": _header_safe(next(p["text"] for p in prompts if p["weight"] > 0))}
+    metadata = {PROMPT: _header_safe(next(p["text"] for p in prompts if p["weight"] > 0))}
     negative = [p["text"] for p in prompts if p["weight"] < 0]
     if negative:
-        metadata["negative-prompt"] = _header_safe(negative[0])
+        metadata[NEGATIVE_PROMPT] = _header_safe(negative[0])
     for field_name, name in METADATA_NAMES.items():
         if body.get(field_name) is not None:
             metadata[name] = _header_safe(str(body[field_name]))

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from img2img.vocabulary import FINAL_STATUSES
 from img2img_client import errors
 from img2img_client.api import Img2ImgApi
 from img2img_client.drop import read_object
 from img2img_client.errors import RequestRejected, ServiceFailed, Unreachable
 from img2img_client.progress import Progress
 
-FINAL = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
+FINAL = FINAL_STATUSES  # img2img/vocabulary.py
 # An S3-door job has no record until a worker takes the dropped object: waiting for a job id
 # that is not found yet goes on this long (at most --timeout) before the 404 counts.
 NOT_FOUND_GRACE_SECONDS = 120.0

@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from img2img import vocabulary
 from img2img.domain.request import MAX_PROMPT_CHARS, MAX_PROMPTS
 from infra.checkov import LOG_GROUP_DEFAULT_ENCRYPTION, skip_check
 from infra.config import EnvironmentConfig
@@ -19,19 +20,9 @@ from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge
 from infra.removal import removal_policy
 
-# (method, path) of every route; "/" is the page. All of them reach the api function.
-ROUTES = (
-    ("GET", "/"),
-    ("POST", "/v1/image-to-image"),
-    ("POST", "/v1/jobs"),
-    ("GET", "/v1/jobs/{job_id}"),
-    ("POST", "/v1/uploads"),
-    ("GET", "/v1/models"),
-    ("GET", "/v1/health"),
-    ("GET", "/v1/openapi.json"),
-    ("GET", "/v1/docs"),
-)
-SYNC_ROUTE = ("POST", "/v1/image-to-image")
+# Every route (img2img/vocabulary.py; "/" is the page) reaches the api function.
+ROUTES = vocabulary.ROUTES
+SYNC_ROUTE = vocabulary.SYNC
 
 
 def sync_method_path() -> str:
@@ -42,8 +33,8 @@ def sync_method_path() -> str:
 
 # Request bodies API Gateway checks before invoking the function (the function validates the
 # SDXL contract in full; the gateway only turns away what cannot be a request at all).
-IMAGE_REQUEST_ROUTES = {("POST", "/v1/image-to-image"), ("POST", "/v1/jobs")}
-JSON_OBJECT_ROUTES = {("POST", "/v1/uploads")}
+IMAGE_REQUEST_ROUTES = set(vocabulary.IMAGE_REQUEST_ROUTES)
+JSON_OBJECT_ROUTES = {vocabulary.UPLOAD}
 
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",

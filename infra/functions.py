@@ -15,6 +15,15 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from img2img.catalog import split_inference_profile
+from img2img.vocabulary import (
+    ANSWERS,
+    API_RESULTS,
+    API_SOURCES,
+    INPUT_PREFIXES,
+    MANIFEST_RESULTS,
+    RESULTS,
+    UPLOADS,
+)
 from infra import asset as asset_builder
 from infra.checkov import (
     LOG_GROUP_DEFAULT_ENCRYPTION,
@@ -27,17 +36,7 @@ from infra.config import EnvironmentConfig
 from infra.jobs import Jobs
 from infra.nag import acknowledge
 from infra.removal import removal_policy
-from infra.storage import (
-    API_READ_PREFIXES,
-    API_SOURCE_PREFIX,
-    INPUT_PREFIXES,
-    JOBS_RESULT_PREFIX,
-    MANIFEST_RESULT_PREFIX,
-    MODEL_ANSWER_PREFIX,
-    S3_DOOR_RESULT_PREFIX,
-    UPLOADS_PREFIX,
-    Storage,
-)
+from infra.storage import API_READ_PREFIXES, Storage
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -194,9 +193,9 @@ class Functions(Construct):
         # under api/, signs presigned POSTs to uploads/ (so its role must be able to put
         # there), reads and writes API-door results.
         self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, API_READ_PREFIXES)
-        self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCE_PREFIX, UPLOADS_PREFIX))
-        self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (JOBS_RESULT_PREFIX,))
-        self._grant_objects(self.api.role, ["s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
+        self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCES, UPLOADS))
+        self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS,))
+        self._grant_objects(self.api.role, ["s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
         # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).
@@ -212,11 +211,11 @@ class Functions(Construct):
             self.worker.role,
             ["s3:PutObject"],
             out,
-            (JOBS_RESULT_PREFIX, S3_DOOR_RESULT_PREFIX, MANIFEST_RESULT_PREFIX),
+            (API_RESULTS, RESULTS, MANIFEST_RESULTS),
         )
-        self._grant_objects(self.worker.role, ["s3:GetObject"], out, (JOBS_RESULT_PREFIX,))
+        self._grant_objects(self.worker.role, ["s3:GetObject"], out, (API_RESULTS,))
         # A redelivered job finishes from the answer its earlier attempt stored.
-        self._grant_objects(self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (MODEL_ANSWER_PREFIX,))
+        self._grant_objects(self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.worker, *TABLE_ITEM_ACTIONS)
         self.worker.add_event_source(
             event_sources.SqsEventSource(
@@ -248,7 +247,7 @@ class Functions(Construct):
 
         # One finding per prefix-scoped object ARN: name each, say why it is as narrow as it gets.
         for function, grants in (
-            (self.api, [(inp, API_READ_PREFIXES), (out, (JOBS_RESULT_PREFIX, MODEL_ANSWER_PREFIX))]),
+            (self.api, [(inp, API_READ_PREFIXES), (out, (API_RESULTS, ANSWERS))]),
             (
                 self.worker,
                 [
@@ -256,10 +255,10 @@ class Functions(Construct):
                     (
                         out,
                         (
-                            JOBS_RESULT_PREFIX,
-                            S3_DOOR_RESULT_PREFIX,
-                            MANIFEST_RESULT_PREFIX,
-                            MODEL_ANSWER_PREFIX,
+                            API_RESULTS,
+                            RESULTS,
+                            MANIFEST_RESULTS,
+                            ANSWERS,
                         ),
                     ),
                 ],

@@ -16,26 +16,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from img2img.domain.caller import API_SOURCE_PREFIX, UPLOADS_PREFIX
-from img2img.domain.pipeline import ANSWERS_PREFIX
-from img2img.domain.s3_door import MANIFEST_RESULTS, RESULTS
-from img2img.domain.s3_door import SOURCES as SOURCES_PREFIX  # images manifests name
+from img2img.vocabulary import ANSWERS, API_SOURCES, INBOX, INPUT_PREFIXES, UPLOADS
 from infra.checkov import NO_VPC, skip_check
 from infra.config import EnvironmentConfig
 from infra.removal import removal_policy
 
-INBOX_PREFIX = "inbox/"  # the S3 door: dropping an image here starts a job
-# API_SOURCE_PREFIX: sources the api function stores for inline requests; UPLOADS_PREFIX:
-# presigned POST uploads, one folder per caller (domain/caller.py).
-INPUT_PREFIXES = (INBOX_PREFIX, SOURCES_PREFIX, API_SOURCE_PREFIX, UPLOADS_PREFIX)
-# What the api function reads: a caller's own sources only, never images dropped under inbox/.
-API_READ_PREFIXES = (API_SOURCE_PREFIX, UPLOADS_PREFIX)
-JOBS_RESULT_PREFIX = "jobs/"  # results of API-door jobs
-S3_DOOR_RESULT_PREFIX = RESULTS  # results of S3-door jobs (images dropped under inbox/)
-MANIFEST_RESULT_PREFIX = MANIFEST_RESULTS  # results of the images a manifest names
-# Each job's model answer, kept until the job has finished from it (both functions write it,
-# the worker reads it back on a redelivery): the service's own name for it, not a copy.
-MODEL_ANSWER_PREFIX = ANSWERS_PREFIX
+# The key prefixes are the service's vocabulary (img2img/vocabulary.py); the worker reads every
+# input prefix. What the api function reads: its callers' own sources only, never inbox/.
+API_READ_PREFIXES = (API_SOURCES, UPLOADS)
 
 
 def bucket_name(config: EnvironmentConfig, kind: str, account: str) -> str:
@@ -131,7 +119,7 @@ class Storage(Construct):
                 # is as long as the job record lives.
                 s3.LifecycleRule(
                     id="expire-model-answers",
-                    prefix=MODEL_ANSWER_PREFIX,
+                    prefix=ANSWERS,
                     expiration=Duration.days(min(config.job_ttl_days, config.result_expiry_days)),
                 ),
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=Duration.days(1)),
@@ -165,7 +153,7 @@ class Storage(Construct):
                     queue=queue.queue_arn,
                     filter=s3.CfnBucket.NotificationFilterProperty(
                         s3_key=s3.CfnBucket.S3KeyFilterProperty(
-                            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=INBOX_PREFIX)]
+                            rules=[s3.CfnBucket.FilterRuleProperty(name="prefix", value=INBOX)]
                         )
                     ),
                 )

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from img2img import vocabulary
 from img2img_local import resources as r
 from img2img_local.lambda_context import new_context
 
@@ -34,17 +35,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-ROUTE_TEMPLATES = (
-    "/v1/image-to-image",
-    "/v1/jobs",
-    "/v1/jobs/{job_id}",
-    "/v1/uploads",
-    "/v1/models",
-    "/v1/health",
-    "/v1/openapi.json",
-    "/v1/docs",
-    "/",
-)
+ROUTE_TEMPLATES = tuple(dict.fromkeys(route.path for route in vocabulary.ROUTES))  # the stack's resources
 PROXY_RESOURCE = "/{proxy+}"
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 _DRAIN_CAP_BYTES = 256 * 1024 * 1024  # past this, stop reading an oversized body and drop the connection

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from img2img import catalog
 from img2img_local import emulated_checks as check
 from img2img_local.emulated_checks import BodyError
 from img2img_local.emulated_image import blurred, encode, render
@@ -194,7 +195,7 @@ END_OF_LIFE_MODELS = frozenset(
         "amazon.nova-canvas-v1:0",
     }
 )
-GEOGRAPHY_PREFIXES = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
+GEOGRAPHY_PREFIXES = tuple(f"{prefix}." for prefix in catalog.INFERENCE_PROFILE_PREFIXES)
 
 
 def split_profile(model_id: str) -> tuple[str | None, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from img2img import catalog
+from img2img import catalog, vocabulary
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs and queue URLs carry it
@@ -31,9 +31,9 @@ TABLE_PARTITION_KEY = "pk"  # String
 TABLE_TTL_ATTRIBUTE = "ttl"
 
 # The S3 door: objects created under this prefix notify the jobs queue.
-INBOX_PREFIX = "inbox/"
+INBOX_PREFIX = vocabulary.INBOX
 INBOX_NOTIFICATION_ID = "img2img-inbox"
-RESULTS_PREFIX = "results/"
+RESULTS_PREFIX = vocabulary.RESULTS
 
 # Models: the deployed default and fallbacks (img2img.catalog), and every live model the
 # emulator serves, so that local mode runs the same translation production runs.

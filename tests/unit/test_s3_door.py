@@ -112,6 +112,20 @@ def test_metadata_errors_name_the_metadata_key() -> None:
     with pytest.raises(InvalidRequest) as bad:
         request_from_metadata({"prompt": "x", "seed": "1.5", "steps": "many"})
     assert [d.field for d in bad.value.details] == ["x-amz-meta-seed", "x-amz-meta-steps"]
+    assert [d.message for d in bad.value.details] == [
+        "'1.5' is not a whole number",
+        "'many' is not a whole number",
+    ]
+
+
+def test_every_bad_metadata_value_is_reported_at_once() -> None:
+    """One fix for all: an unreadable number and an out-of-range one are named together."""
+    with pytest.raises(InvalidRequest) as bad:
+        request_from_metadata({"prompt": "x", "seed": "abc", "image-strength": "1.5", "cfg-scale": "x" * 500})
+    fields = {d.field: d.message for d in bad.value.details}
+    assert set(fields) == {"x-amz-meta-seed", "x-amz-meta-image-strength", "x-amz-meta-cfg-scale"}
+    assert fields["x-amz-meta-seed"] == "'abc' is not a whole number"
+    assert len(fields["x-amz-meta-cfg-scale"]) < 80  # a long value is quoted short, never echoed whole
 
 
 def test_rfc2047_encoded_prompt_is_decoded() -> None:

@@ -23,16 +23,17 @@ from img2img.domain.answers import (
     UploadForm,
     UploadTicket,
 )
-from img2img.domain.caller import API_SOURCE_PREFIX, Caller, not_yours
+from img2img.domain.caller import Caller, not_yours
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, PayloadTooLarge, ServiceError
 from img2img.domain.imaging import detect_format
-from img2img.domain.job import API_RESULTS_PREFIX, Job, SourceRef, api_output_keys, stable_id
+from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Outcome, Pipeline, utc_now
 from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort
 from img2img.domain.records import ErrorInfo, OutputInfo, QueuedJob, QueuedOutput, ResultInfo, Summary
 from img2img.domain.request import ImageToImageRequest
+from img2img.vocabulary import API_RESULTS, API_SOURCES, job_path
 
 # The idempotency port: once(scope, key, fingerprint, compute) -> compute()'s JSON, stored.
 Once = Callable[[str, str, str, Callable[[], dict[str, Any]]], dict[str, Any]]
@@ -181,7 +182,7 @@ class ApiDoor:
 
     def _location(self, bucket: str, key: str) -> Location:
         url = None
-        if key.startswith(API_RESULTS_PREFIX):
+        if key.startswith(API_RESULTS):
             url = self._store.presign_get(bucket, key, self._s.presign_expiry_seconds)
         return Location(s3_uri=f"s3://{bucket}/{key}", url=url)
 
@@ -205,7 +206,7 @@ class ApiDoor:
         if request.init_image is not None:
             data = decode_inline_image(request.init_image, self._s.max_image_bytes)
             source = SourceRef(
-                self._s.input_bucket, f"{API_SOURCE_PREFIX}{job_id}/source.{detect_format(data) or 'bin'}"
+                self._s.input_bucket, f"{API_SOURCES}{job_id}/source.{detect_format(data) or 'bin'}"
             )
             self._store.put(source.bucket, source.key, data, "application/octet-stream")
         else:
@@ -246,10 +247,6 @@ def decode_inline_image(value: str, max_bytes: int) -> bytes:
 
 def fingerprint(request: ImageToImageRequest) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-
-
-def job_path(job_id: str) -> str:
-    return f"/v1/jobs/{job_id}"
 
 
 def queued_job_message(job: Job) -> QueuedJob:

@@ -18,11 +18,10 @@ from typing import Any, Literal
 from pydantic.dataclasses import dataclass
 
 from img2img.domain.errors import FieldError, InvalidRequest
+from img2img.vocabulary import API_SOURCES, UPLOADS
 
 CallerKind = Literal["iam", "api_key", "user"]
 KINDS: tuple[CallerKind, ...] = ("iam", "api_key", "user")
-UPLOADS_PREFIX = "uploads/"
-API_SOURCE_PREFIX = "api/"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Caller:  # a pydantic dataclass: positional to build, and a field of the t
     @property
     def upload_prefix(self) -> str:
         """Where this caller's upload tickets put sources; no one else's job may read there."""
-        return f"{UPLOADS_PREFIX}{self.tag}/"
+        return f"{UPLOADS}{self.tag}/"
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "id": self.id}
@@ -62,7 +61,7 @@ class Caller:  # a pydantic dataclass: positional to build, and a field of the t
 def owns_source(caller: Caller | None, key: str, job_id: str) -> bool:
     """May a job of `caller` read `key`? Its own inline source (api/<job id>/) and its own
     uploads, nothing else: another caller's key is refused before anything reads it."""
-    if key.startswith(f"{API_SOURCE_PREFIX}{job_id}/"):
+    if key.startswith(f"{API_SOURCES}{job_id}/"):
         return True
     return caller is not None and key.startswith(caller.upload_prefix)
 

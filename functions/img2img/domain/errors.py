@@ -7,6 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def excerpt(value: object, limit: int = 40) -> str:
+    """A value as an error message may quote it: repr'd and cut short, so that no error ever
+    echoes a request body or a long value back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str

@@ -11,6 +11,7 @@ from typing import Any
 from img2img.domain.caller import Caller
 from img2img.domain.records import Door, JobRecord, OutputInfo, SourceInfo, Status
 from img2img.domain.request import ImageToImageRequest
+from img2img.vocabulary import API_RESULTS
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,10 @@ class OutputKeys:
         return f"{self.stem}{extension}"
 
 
-# Where API-door jobs' results and metadata go in the output bucket (and all the api function's
-# role may read there).
-API_RESULTS_PREFIX = "jobs/"
-
-
 def api_output_keys(output_bucket: str, job_id: str) -> OutputKeys:
     """Where an API-door job's result and metadata go: derived from its id alone, so a queue
     message cannot point a job anywhere else."""
-    prefix = f"{API_RESULTS_PREFIX}{job_id}/"
+    prefix = f"{API_RESULTS}{job_id}/"
     return OutputKeys(output_bucket, f"{prefix}result", f"{prefix}metadata.json")
 
 

@@ -44,16 +44,15 @@ from img2img.domain.records import (
 )
 from img2img.engines import engine_for
 from img2img.engines.base import Artifact, Engine, ModelCall
+from img2img.vocabulary import ANSWERS
 
 log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
 
 _T = TypeVar("_T")
-# Where a job's model answer is kept (output bucket) until the job has finished from it.
-ANSWERS_PREFIX = "answers/"
 
 
 def answer_key(job_id: str) -> str:
-    return f"{ANSWERS_PREFIX}{job_id}.json"
+    return f"{ANSWERS}{job_id}.json"
 
 
 _STATUS_BY_FINISH: dict[str, Status] = {

@@ -24,8 +24,6 @@ from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.records import QueuedJob, Summary
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
-    INBOX,
-    SOURCES,
     SourceObject,
     is_manifest,
     job_id_for,
@@ -35,6 +33,7 @@ from img2img.domain.s3_door import (
     request_from_metadata,
     starts_jobs,
 )
+from img2img.vocabulary import INBOX, SOURCES
 
 API_JOB_ID = re.compile(r"[0-9a-f]{32}")  # what ApiDoor hands out (uuid4().hex or stable_id)
 

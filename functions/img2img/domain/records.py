@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from img2img.domain.caller import Caller
 from img2img.domain.errors import ServiceError
+from img2img.vocabulary import FINAL_STATUSES, Status
 
 Door = Literal["api", "s3"]
-Status = Literal["QUEUED", "RUNNING", "SUCCEEDED", "CONTENT_FILTERED", "FAILED"]
-FINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
 FinishReason = Literal["SUCCESS", "CONTENT_FILTERED", "ERROR"]
 
 

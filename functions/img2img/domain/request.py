@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from img2img.domain.errors import FieldError, InvalidRequest
+from img2img.vocabulary import INPUT_PREFIXES
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 4294967295
@@ -55,8 +56,9 @@ StylePreset = Literal[
 ResizeMode = Literal["fit", "pad", "reject"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 
-# Where sources may be read from in the input bucket (the functions' roles allow no more).
-SOURCE_PREFIXES = ("uploads/", "sources/", "inbox/", "api/")
+# Where sources may be read from in the input bucket (the functions' roles allow no more; each
+# door narrows it further: domain/caller.py).
+SOURCE_PREFIXES = INPUT_PREFIXES
 
 DEFAULT_IMAGE_STRENGTH = 0.35
 DEFAULT_STEP_SCHEDULE_START = 0.65

@@ -21,39 +21,28 @@ from email.errors import HeaderParseError
 from email.header import decode_header
 from typing import Any
 
-from img2img.domain.errors import FieldError, InvalidRequest, MissingParameters
+from img2img.domain.errors import FieldError, InvalidRequest, MissingParameters, excerpt
 from img2img.domain.job import OutputKeys, stable_id
 from img2img.domain.request import ImageToImageRequest, parse_request
+from img2img.vocabulary import (
+    INBOX,
+    MANIFEST_RESULTS,
+    METADATA_NAMES,
+    METADATA_NUMBERS,
+    METADATA_TEXTS,
+    NEGATIVE_PROMPT,
+    PROMPT,
+    RESULTS,
+)
 
-INBOX = "inbox/"
-# Images for manifests to name: dropping one here starts nothing. The S3 door is one trust
-# domain (whoever may write the input bucket); API callers' uploads are not part of it.
-SOURCES = "sources/"
-RESULTS = "results/"
-MANIFEST_RESULTS = "manifest-results/"
-
-# x-amz-meta-<name> -> (request field, parser). S3 lower-cases metadata names.
-_NUMBER_FIELDS = {
-    "image-strength": ("image_strength", float),
-    "cfg-scale": ("cfg_scale", float),
-    "seed": ("seed", int),
-    "steps": ("steps", int),
+# request field -> the x-amz-meta-* name a user set it with (to name it in errors)
+_SET_BY = {
+    **{field: f"x-amz-meta-{name}" for field, name in METADATA_NAMES.items()},
+    "text_prompts": f"x-amz-meta-{PROMPT}",
+    "text_prompts.0.text": f"x-amz-meta-{PROMPT}",
+    "text_prompts.1.text": f"x-amz-meta-{NEGATIVE_PROMPT}",
 }
-_TEXT_FIELDS = {
-    "style-preset": "style_preset",
-    "sampler": "sampler",
-    "model-id": "model_id",
-    "resize-mode": "resize_mode",
-    "output-format": "output_format",
-}
-# request field -> the metadata name a user set it with
-_METADATA_NAMES = {
-    **{field: f"x-amz-meta-{name}" for name, (field, _) in _NUMBER_FIELDS.items()},
-    **{field: f"x-amz-meta-{name}" for name, field in _TEXT_FIELDS.items()},
-    "text_prompts": "x-amz-meta-prompt",
-    "text_prompts.0.text": "x-amz-meta-prompt",
-    "text_prompts.1.text": "x-amz-meta-negative-prompt",
-}
+_NUMBER_WORDS = {int: "a whole number", float: "a number"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,7 @@ def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
                 "the image's metadata is not readable text",
                 [FieldError(f"x-amz-meta-{name.lower()}", f"an RFC 2047 value that does not decode: {exc}")],
             ) from exc
-    prompt = meta.get("prompt", "").strip()
+    prompt = meta.get(PROMPT, "").strip()
     if not prompt:
         raise MissingParameters(
             "no parameters for this image: set a prompt in its metadata "
@@ -110,21 +99,28 @@ def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
             [FieldError("x-amz-meta-prompt", "missing")],
         )
     prompts: list[dict[str, Any]] = [{"text": prompt, "weight": 1.0}]
-    if meta.get("negative-prompt", "").strip():
-        prompts.append({"text": meta["negative-prompt"].strip(), "weight": -1.0})
+    if meta.get(NEGATIVE_PROMPT, "").strip():
+        prompts.append({"text": meta[NEGATIVE_PROMPT].strip(), "weight": -1.0})
     body: dict[str, Any] = {"text_prompts": prompts}
-    errors: list[FieldError] = []
-    for name, (field, parse) in _NUMBER_FIELDS.items():
+    unreadable: list[FieldError] = []
+    for field, (name, parse) in METADATA_NUMBERS.items():
         if name in meta:
             try:
                 body[field] = parse(meta[name].strip())
             except ValueError:
-                errors.append(FieldError(f"x-amz-meta-{name}", f"{meta[name]!r} is not a {parse.__name__}"))
-    for name, field_name in _TEXT_FIELDS.items():
+                shown = excerpt(meta[name])
+                unreadable.append(FieldError(f"x-amz-meta-{name}", f"{shown} is not {_NUMBER_WORDS[parse]}"))
+    for field, name in METADATA_TEXTS.items():
         if name in meta:
-            body[field_name] = meta[name].strip()
-    if errors:
-        raise InvalidRequest("the image's metadata has values that are not numbers", errors)
+            body[field] = meta[name].strip()
+    if unreadable:
+        # Every bad value at once: the readable ones are checked too, so one fix does it all.
+        others: list[FieldError] = []
+        try:
+            metadata_request({**body, "init_image_s3_key": f"{INBOX}source"})  # the image is there
+        except InvalidRequest as error:
+            others = error.details
+        raise InvalidRequest("the image's metadata has values that are not valid", unreadable + others)
     return body
 
 
@@ -134,7 +130,7 @@ def metadata_request(body: dict[str, Any]) -> ImageToImageRequest:
     try:
         return parse_request(body)
     except InvalidRequest as error:
-        error.details = [FieldError(_METADATA_NAMES.get(d.field, d.field), d.message) for d in error.details]
+        error.details = [FieldError(_SET_BY.get(d.field, d.field), d.message) for d in error.details]
         raise
 
 

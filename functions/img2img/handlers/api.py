@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
-from img2img import __version__
+from img2img import __version__, vocabulary
 from img2img.domain.answers import (
     ErrorAnswer,
     HealthAnswer,
@@ -67,7 +67,7 @@ class _Resolver(APIGatewayRestResolver):
 # never a 400 blaming the caller.
 app = _Resolver(enable_validation=True, response_validation_error_http_code=500)
 
-app.enable_swagger(path="/v1/docs", title="img2img", version=__version__)
+app.enable_swagger(path=vocabulary.DOCS.path, title="img2img", version=__version__)
 
 _WHY = {
     400: "a field breaks a rule (each bad field named in `details`), the body is not JSON, or the "
@@ -131,7 +131,7 @@ def _caller() -> Caller:
 
 
 @app.post(
-    "/v1/image-to-image",
+    vocabulary.SYNC.resolver_path,
     summary="Run an SDXL image-to-image request and answer at once",
     responses=_answers(
         200, SyncAnswer, "Bedrock's SDXL answer", 400, 403, 409, 413, 415, 429, 500, 502, 503, 504
@@ -150,7 +150,7 @@ def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[
 
 
 @app.post(
-    "/v1/jobs",
+    vocabulary.SUBMIT.resolver_path,
     summary="Queue an SDXL image-to-image request as a job",
     responses=_answers(202, JobAccepted, "queued: poll links.self", 400, 403, 409, 413, 415, 500, 503),
 )
@@ -165,7 +165,7 @@ def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[JobA
 
 
 @app.get(
-    "/v1/jobs/<job_id>",
+    vocabulary.JOB.resolver_path,
     summary="A job's status, request and results (your own jobs only)",
     responses=_answers(200, JobAnswer, "the job", 400, 403, 404, 500),
 )
@@ -178,7 +178,7 @@ def get_job(
 
 
 @app.post(
-    "/v1/uploads",
+    vocabulary.UPLOAD.resolver_path,
     summary="A presigned POST to upload a large source into your own uploads folder",
     responses=_answers(201, UploadTicket, "the upload ticket", 400, 403, 415, 500),
 )
@@ -188,7 +188,7 @@ def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[UploadTi
 
 
 @app.get(
-    "/v1/models",
+    vocabulary.MODELS.resolver_path,
     summary="The models this environment allows and what each does with each field",
     responses=_answers(200, ModelsAnswer, "the models", 500),
 )
@@ -206,12 +206,14 @@ def list_models() -> ModelsAnswer:
     )
 
 
-@app.get("/v1/health", summary="Liveness", responses=_answers(200, HealthAnswer, "alive", 500))
+@app.get(
+    vocabulary.HEALTH.resolver_path, summary="Liveness", responses=_answers(200, HealthAnswer, "alive", 500)
+)
 def health() -> HealthAnswer:
     return HealthAnswer(environment=_service().settings.env, version=__version__)
 
 
-@app.get("/v1/openapi.json", include_in_schema=False)
+@app.get(vocabulary.OPENAPI.resolver_path, include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(
         status_code=200,
@@ -220,7 +222,7 @@ def openapi() -> Response[str]:
     )
 
 
-@app.get("/", include_in_schema=False)
+@app.get(vocabulary.PAGE.resolver_path, include_in_schema=False)
 def web_page() -> Response[str]:
     """The page to try the service (handlers/page.py): plain HTML, CSS and JavaScript."""
     return page.page_response(app.current_event.headers.get("If-None-Match"))
