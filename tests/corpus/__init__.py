@@ -104,7 +104,7 @@ class Case:
     upload_source: bool = True  # S3 door: put a valid image at source_key first
     metadata: dict[str, str] | None = None
     key: str | None = None
-    content_type: str = "application/json"
+    content_type: str | None = "application/json"  # None: no Content-Type header at all
 
     def expected(self, door: Door) -> Expect:
         return self.s3_expect if door == "s3" and self.s3_expect is not None else self.expect
@@ -726,6 +726,42 @@ RAW_CASES: tuple[Case, ...] = (
         Expect(415, "unsupported_media_type", None, 0),
         raw=lambda: json.dumps({"text_prompts": [{"text": PROMPT}], "init_image": valid_base64()}).encode(),
         content_type="text/plain",
+        doors=API_ONLY,
+    ),
+    Case(
+        "body_as_curl_form",
+        "raw",
+        "curl --data @request.json: curl's default application/x-www-form-urlencoded",
+        Expect(415, "unsupported_media_type", None, 0),
+        raw=lambda: json.dumps({"text_prompts": [{"text": PROMPT}], "init_image": valid_base64()}).encode(),
+        content_type="application/x-www-form-urlencoded",
+        doors=API_ONLY,
+    ),
+    Case(
+        "body_as_multipart_form",
+        "raw",
+        "a multipart form",
+        Expect(415, "unsupported_media_type", None, 0),
+        raw=lambda: b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n',
+        content_type="multipart/form-data; boundary=b",
+        doors=API_ONLY,
+    ),
+    Case(
+        "body_without_content_type",
+        "raw",
+        "a JSON body with no Content-Type header",
+        Expect(415, "unsupported_media_type", None, 0),
+        raw=lambda: json.dumps({"text_prompts": [{"text": PROMPT}], "init_image": valid_base64()}).encode(),
+        content_type=None,
+        doors=API_ONLY,
+    ),
+    Case(
+        "content_type_in_capitals",
+        "raw",
+        "Application/JSON; charset=UTF-8: media types are case-insensitive",
+        ACCEPTED,
+        raw=lambda: json.dumps({"text_prompts": [{"text": PROMPT}], "init_image": valid_base64()}).encode(),
+        content_type="Application/JSON; charset=UTF-8",
         doors=API_ONLY,
     ),
 )

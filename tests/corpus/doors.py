@@ -144,9 +144,14 @@ class Doors:
             return json.dumps(api_body(case)).encode(), case.content_type
         raise ValueError(f"{case.name}: a {case.kind} case has no API form")
 
-    def post(self, path: str, data: bytes, content_type: str = "application/json") -> requests.Response:
+    def post(
+        self, path: str, data: bytes, content_type: str | None = "application/json"
+    ) -> requests.Response:
         return requests.post(
-            f"{self.stack.api_url}{path}", data=data, headers={"Content-Type": content_type}, timeout=120
+            f"{self.stack.api_url}{path}",
+            data=data,
+            headers={"Content-Type": content_type} if content_type else {},
+            timeout=120,
         )
 
     def send_api(self, case: Case) -> requests.Response:

@@ -4,6 +4,7 @@ stored result afterwards; the same key with another fingerprint is a conflict.""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from img2img.domain.errors import IdempotencyConflict
 
 Summary = dict[str, Any]
+
+
+def record_prefix(scope: str) -> str:
+    """The part of a record's key before `#<hash>`: one per scope, so scopes never collide.
+    Spelled as the records this service wrote before it passed a key_prefix (Powertools then
+    derived it from the function's name), so records in a deployed table keep matching across
+    the upgrade and a retried request is still answered, not run (and billed) again."""
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "test-func")
+    return f"{function}.{__name__}.img2img.{scope}"
 
 
 class InProgress(IdempotencyConflict):
@@ -46,9 +56,11 @@ class Idempotency:
         def run(record: dict[str, str]) -> Summary:
             return compute()
 
-        run.__qualname__ = f"img2img.{scope}"  # part of the record key: scopes never collide
         guarded = idempotent_function(
-            data_keyword_argument="record", persistence_store=self._layer, config=self.config
+            data_keyword_argument="record",
+            persistence_store=self._layer,
+            config=self.config,
+            key_prefix=record_prefix(scope),
         )(run)
         try:
             result: Summary = guarded(record={"key": key, "fingerprint": fingerprint})

@@ -29,7 +29,7 @@ from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, Paylo
 from img2img.domain.imaging import detect_format
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
-from img2img.domain.pipeline import Outcome, Pipeline, utc_now
+from img2img.domain.pipeline import Pipeline, utc_now
 from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort
 from img2img.domain.records import ErrorInfo, OutputInfo, QueuedJob, QueuedOutput, ResultInfo, Summary
 from img2img.domain.request import ImageToImageRequest
@@ -73,9 +73,12 @@ class ApiDoor:
         A replayed answer's image is read back from the output bucket."""
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         self._check_source(request, caller)
-        produced: list[Outcome] = []
+        # The image this request produced; None when idempotency replayed an earlier answer
+        # (whose image is then read back from the output bucket).
+        image: bytes | None = None
 
         def compute() -> dict[str, Any]:
+            nonlocal image
             job = self._new_job(request, model_id, caller, idempotency_key)
             # A keyed retry after a failure is the same job (same id): it finishes from the
             # model answer the failed attempt stored instead of calling the model again.
@@ -87,7 +90,7 @@ class ApiDoor:
                 # error's status code and the job id to look it up.
                 outcome.error.job_id = job.job_id
                 raise outcome.error
-            produced.append(outcome)
+            image = outcome.image
             return outcome.summary().to_json_dict()
 
         if idempotency_key is None:
@@ -99,7 +102,6 @@ class ApiDoor:
         result = summary.result or ResultInfo(seed=0, finish_reason="ERROR")
         artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
         if not want_url:
-            image = produced[0].image if produced else None
             if image is None and result.key and result.bucket:
                 image = self._store.get_bytes(result.bucket, result.key)
             artifact.base64 = base64.b64encode(image).decode() if image else ""

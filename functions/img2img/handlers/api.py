@@ -31,7 +31,7 @@ from img2img.domain.answers import (
     UploadTicket,
 )
 from img2img.domain.caller import Caller
-from img2img.domain.errors import FieldError, InvalidRequest, NoCallerIdentity, ServiceError
+from img2img.domain.errors import FieldError, InvalidRequest, NoCallerIdentity, ServiceError, excerpt
 from img2img.domain.records import ErrorInfo
 from img2img.domain.request import ImageToImageRequest
 from img2img.engines import engine_for
@@ -106,6 +106,9 @@ class UploadRequest(BaseModel):
 
 def _service() -> Service:
     return get_service(sync=True)
+
+
+JSON_MEDIA_TYPE = "application/json"
 
 
 def _idempotency_key() -> str | None:
@@ -295,4 +298,37 @@ def _unexpected(exc: Exception) -> Response[str]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _service().idempotency.register_lambda_context(context)
+    refused = _unless_json(event)
+    if refused is not None:
+        return http_errors.proxy_response(refused)  # answered before the body is read at all
     return app.resolve(event, context)
+
+
+def _unless_json(event: dict[str, Any]) -> Response[str] | None:
+    """A body not sent as JSON is a 415, whatever else it is: curl's default form type, text,
+    or no Content-Type at all. Media types compare case-insensitively (RFC 9110), so
+    `Application/JSON` is JSON: its header is spelled as the event handler expects."""
+    if not event.get("body") or event.get("httpMethod") != "POST":
+        return None
+    for headers in (event.get("headers") or {}, event.get("multiValueHeaders") or {}):
+        for name, value in headers.items():
+            if name.lower() != "content-type":
+                continue
+            values = value if isinstance(value, list) else [value]
+            media, _, params = str(values[-1]).partition(";")
+            if media.strip().lower() != JSON_MEDIA_TYPE:
+                return http_errors.plain_error(
+                    415,
+                    "unsupported_media_type",
+                    f"the body was sent as {excerpt(media.strip())}: send it as JSON with "
+                    "Content-Type: application/json",
+                )
+            normalized = JSON_MEDIA_TYPE + (f";{params}" if params else "")
+            headers[name] = [normalized] if isinstance(value, list) else normalized
+            break
+        else:
+            if headers is event.get("headers"):
+                return http_errors.plain_error(
+                    415, "unsupported_media_type", "the body has no Content-Type: send application/json"
+                )
+    return None

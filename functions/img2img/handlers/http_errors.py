@@ -66,3 +66,14 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
             field, message = "body", "the request body must be a JSON object"
         details.append(FieldError(field, message))
     return InvalidRequest("the request is not a valid SDXL image-to-image body", details)
+
+
+def proxy_response(response: Response[str]) -> dict[str, Any]:
+    """An error answered before the event handler runs, as the REST proxy integration wants it."""
+    headers = {"Content-Type": response.content_type or "application/json", **response.headers}
+    return {
+        "statusCode": response.status_code,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
