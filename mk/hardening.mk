@@ -10,8 +10,8 @@ stress: install
 
 ## bench-startup: cold import time of each handler next to a bare `import boto3`; the function asset's size
 bench-startup: install
-	$(PY) -m img2img_local.bench_startup
+	$(PY) -m tools.bench_startup
 
 ## bench-load: local-mode throughput for 100 images dropped at once, emulator at 0 ms and 2000 ms
 bench-load: install
-	$(PY) -m img2img_local.bench_load --images 100
+	$(PY) -m tools.bench_load --images 100
