@@ -5,7 +5,8 @@ odd strings, out-of-range numbers), through the local API Gateway front, to the 
 handler and the Bedrock emulator. The property: no answer is a 5xx, and every error answer
 has the service's error shape.
 
-Examples per operation: IMG2IMG_FUZZ_EXAMPLES (default 25 here; `make stress` runs 500)."""
+Examples per operation: IMG2IMG_FUZZ_EXAMPLES (default 25 here; `make stress` asks for
+STRESS_FUZZ_EXAMPLES, set in mk/hardening.mk)."""
 
 from __future__ import annotations
 
