@@ -41,13 +41,13 @@ local-test: install
 ## bench: in one run: per-job overhead over the seed's bare path and peak memory, cold imports
 ## and the function asset's size, local-mode throughput for 100 dropped images
 bench: install
-	$(PY) -m img2img_local.bench
-	$(PY) -m img2img_local.bench_startup
-	$(PY) -m img2img_local.bench_load --images 100
+	$(PY) -m tools.bench
+	$(PY) -m tools.bench_startup
+	$(PY) -m tools.bench_load --images 100
 
 ## demo: start local mode, run one image through both doors, copy results to local-output/
 demo: install
-	$(PY) -m img2img_local.demo
+	$(PY) -m tools.demo
 
 ## local: serve local mode until Ctrl-C
 local: install

@@ -610,8 +610,12 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from img2img_local.__main__ import main as serve_local
-
+    try:
+        from img2img_local.__main__ import main as serve_local
+    except ModuleNotFoundError as exc:  # installed without the `local` extra
+        raise errors.ConfigurationError(
+            f"local mode needs {exc.name or 'its packages'}: pip install 'img2img[client,local]'"
+        ) from exc
     return serve_local()
 
 

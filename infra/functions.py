@@ -44,6 +44,9 @@ API_HANDLER = "img2img.handlers.api.handler"
 WORKER_HANDLER = "img2img.handlers.worker.handler"
 SERVICE_NAME = "img2img"
 METRICS_NAMESPACE = "Img2Img"
+# Each function's own: the model client's read timeout (img2img.config.Settings), its timeout
+# less sync_margin_seconds (for the api, the sync budget API Gateway's timeout leaves).
+MODEL_READ_TIMEOUT = "IMG2IMG_MODEL_READ_TIMEOUT_SECONDS"
 
 # The asset's wheels are built for exactly this runtime and architecture.
 assert RUNTIME.name == f"python{asset_builder.PYTHON_VERSION}", "infra/asset.py builds for another Python"
@@ -167,7 +170,7 @@ class Functions(Construct):
             code=code,
             memory_mb=config.api_memory_mb,
             timeout_seconds=config.api_timeout_seconds,
-            environment={**common_env, "IMG2IMG_SYNC_BUDGET_SECONDS": str(config.sync_budget_seconds)},
+            environment={**common_env, MODEL_READ_TIMEOUT: str(config.sync_budget_seconds)},
             description=f"{config.stack_name}: the API door (sync answers, async jobs, uploads)",
             # No more sync model calls in flight than the Bedrock quota admits (infra/config.py).
             reserved_concurrency=config.api_reserved_concurrency,
@@ -181,9 +184,7 @@ class Functions(Construct):
             timeout_seconds=config.worker_timeout_seconds,
             environment={
                 **common_env,
-                "IMG2IMG_SYNC_BUDGET_SECONDS": str(
-                    config.worker_timeout_seconds - config.sync_margin_seconds
-                ),
+                MODEL_READ_TIMEOUT: str(config.worker_timeout_seconds - config.sync_margin_seconds),
             },
             description=f"{config.stack_name}: runs queued jobs (S3 door and async API jobs)",
         )

@@ -451,9 +451,3 @@ def _drain(stream: Any, limit: int) -> None:
         if not chunk:
             return
         remaining -= len(chunk)
-
-
-def start_api_front(
-    handler: Handler, host: str = r.DEFAULT_HOST, port: int = r.DEFAULT_API_PORT, **kwargs: Any
-) -> ApiFront:
-    return ApiFront(handler, host, port, **kwargs).start()

@@ -72,6 +72,19 @@ LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # the whole event JSON, and t
 API_FUNCTION_NAME = "img2img-local-api"
 WORKER_FUNCTION_NAME = "img2img-local-worker"
 
+# The functions' other settings, equal to cdk.json's defaults (tests/infra/test_local_parity.py).
+JOB_TTL_DAYS = 30
+PRESIGN_EXPIRY_SECONDS = 3600
+LOG_LEVEL = "INFO"
+SERVICE_NAME = "img2img"
+METRICS_NAMESPACE = "Img2Img"
+# Each function's model read timeout is its timeout less this margin (the api's: its sync budget).
+SYNC_MARGIN_SECONDS = 3
+MODEL_READ_TIMEOUT_SECONDS = {
+    "api": API_TIMEOUT_SECONDS - SYNC_MARGIN_SECONDS,
+    "worker": WORKER_TIMEOUT_SECONDS - SYNC_MARGIN_SECONDS,
+}
+
 
 @dataclass(frozen=True)
 class QueueSettings:

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from img2img_local import resources as r
 from img2img_local.api_front import ApiFront
@@ -30,17 +30,22 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 API_HANDLER = "img2img.handlers.api.handler"
 WORKER_HANDLER = "img2img.handlers.worker.handler"
+Function = Literal["api", "worker"]
+FUNCTIONS: tuple[Function, ...] = ("api", "worker")
 
 
-def local_environment(
+def function_environment(
+    function: Function,
     aws_port: int,
     bedrock_port: int,
     host: str = r.DEFAULT_HOST,
     *,
     max_receive_count: int = r.QUEUE_MAX_RECEIVE_COUNT,
 ) -> dict[str, str]:
-    """The environment local mode gives the functions: the CDK stack's variables with local
-    names, and endpoints that boto3 reads by itself. Only endpoints differ from AWS."""
+    """The environment local mode gives one function ("api" or "worker"): every variable the
+    CDK stack gives it (infra/functions.py), with local names and values, and the endpoints
+    boto3 reads by itself. What differs from AWS, and why, is listed in
+    tests/infra/test_local_parity.py."""
     aws_url = f"http://{host}:{aws_port}"
     return {
         "IMG2IMG_ENV": "local",
@@ -52,6 +57,9 @@ def local_environment(
         "IMG2IMG_DEFAULT_MODEL_ID": r.DEFAULT_MODEL_ID,
         "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(r.FALLBACK_MODEL_IDS),
         "IMG2IMG_MAX_RECEIVE_COUNT": str(max_receive_count),  # the worker's "last attempt" test
+        "IMG2IMG_JOB_TTL_DAYS": str(r.JOB_TTL_DAYS),
+        "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(r.PRESIGN_EXPIRY_SECONDS),
+        "IMG2IMG_MODEL_READ_TIMEOUT_SECONDS": str(r.MODEL_READ_TIMEOUT_SECONDS[function]),
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://{host}:{bedrock_port}",
         # GetFoundationModel (the lifecycle watch, img2img doctor) is answered by the emulator too.
@@ -63,10 +71,27 @@ def local_environment(
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": r.REGION,
         "AWS_REGION": r.REGION,  # Lambda sets both
-        "POWERTOOLS_SERVICE_NAME": "img2img",
-        "POWERTOOLS_METRICS_NAMESPACE": "Img2Img",
+        "POWERTOOLS_SERVICE_NAME": r.SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": r.METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": r.LOG_LEVEL,
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
     }
+
+
+def local_environment(
+    aws_port: int,
+    bedrock_port: int,
+    host: str = r.DEFAULT_HOST,
+    *,
+    max_receive_count: int = r.QUEUE_MAX_RECEIVE_COUNT,
+) -> dict[str, str]:
+    """The environment of local mode's process, where both functions run and read their
+    settings once: the worker's. The two differ only in the model read timeout, and the api's
+    sync route ends each model call at its invocation's own deadline (less the reserve), so the
+    api's own value bounds no call there, while the worker's bounds every call it makes. Extra
+    worker processes (img2img_local.workers) get this environment too."""
+    return function_environment("worker", aws_port, bedrock_port, host, max_receive_count=max_receive_count)
 
 
 class PortInUseError(RuntimeError):

@@ -33,8 +33,11 @@ class Settings(BaseSettings):
     presign_expiry_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
     upload_max_bytes: int | None = Field(default=None, gt=0)  # default: max_image_bytes
     job_ttl_days: int = Field(default=30, gt=0)
-    # The sync route gives up in time to answer before API Gateway's integration timeout.
-    sync_budget_seconds: float = Field(default=25.0, gt=0)
+    # The model client's read timeout: a call unanswered by then is a model_timeout, never
+    # called again (the model may have run, and billed). The stack sets each function's: the
+    # api's leaves time to answer before API Gateway's integration timeout, the worker's is its
+    # function timeout less the same margin. Sync calls with a deadline of their own end sooner.
+    model_read_timeout_seconds: float = Field(default=25.0, gt=0)
     # The sync route's model call ends this long before the invocation's deadline, leaving time
     # to store the answer, the result and the records and to answer (a model_timeout with the
     # job id, never a gateway 504 that leaves the job RUNNING).

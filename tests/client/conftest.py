@@ -19,7 +19,7 @@ import requests
 from img2img_client.cli import main
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, start_local
-from img2img_local.sample import sample_png
+from tools.sample import sample_png
 
 FILTER_WORD = "forbidden"
 

@@ -17,7 +17,7 @@ import pytest
 
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack
-from img2img_local.sample import sample_png
+from tools.sample import sample_png
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(240)]
 

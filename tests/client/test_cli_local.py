@@ -21,8 +21,8 @@ from img2img_client import errors
 from img2img_client.cli import INLINE_MAX_BYTES, main
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack
-from img2img_local.sample import sample_png
 from tests.client.conftest import FILTER_WORD, Ran
+from tools.sample import sample_png
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(180)]
 

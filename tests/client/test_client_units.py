@@ -543,3 +543,24 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         "6  the service or AWS could not be reached",
     ):
         assert line in text
+
+
+def test_local_without_the_local_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pip install "img2img[client]"` has no moto or werkzeug: `img2img local` says so."""
+    import sys
+
+    from img2img_client.cli import main
+
+    class NoMoto:
+        """Importing local mode fails as it does without the `local` extra."""
+
+        @staticmethod
+        def find_spec(name: str, *args: Any) -> None:
+            if name == "img2img_local.__main__":
+                raise ModuleNotFoundError("No module named 'moto'", name="moto")
+
+    monkeypatch.delitem(sys.modules, "img2img_local.__main__", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoMoto(), *sys.meta_path])
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["local"], stdout=out, stderr=err) == errors.CONFIGURATION
+    assert "local mode needs moto: pip install 'img2img[client,local]'" in err.getvalue()

@@ -186,7 +186,7 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "IMG2IMG_ALLOWED_MODEL_IDS": ",".join(s.config.allowed_model_ids),
         "IMG2IMG_DEFAULT_MODEL_ID": s.config.default_model_id,
         "IMG2IMG_FALLBACK_MODEL_IDS": ",".join(s.config.fallback_model_ids),
-        "IMG2IMG_SYNC_BUDGET_SECONDS": str(timeout - s.config.sync_margin_seconds),
+        "IMG2IMG_MODEL_READ_TIMEOUT_SECONDS": str(timeout - s.config.sync_margin_seconds),
         "IMG2IMG_JOB_TTL_DAYS": str(s.config.job_ttl_days),
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
         "IMG2IMG_MAX_RECEIVE_COUNT": str(s.config.max_receive_count),
@@ -195,9 +195,9 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "POWERTOOLS_LOG_LEVEL": s.config.log_level,
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }
-    # The sync budget leaves time to answer before API Gateway's 29 s integration timeout.
+    # The api's read timeout (the sync budget) leaves time to answer before API Gateway's 29 s.
     if kind == "api":
-        assert int(variables["IMG2IMG_SYNC_BUDGET_SECONDS"]) < s.config.api_timeout_seconds <= 29
+        assert int(variables["IMG2IMG_MODEL_READ_TIMEOUT_SECONDS"]) < s.config.api_timeout_seconds <= 29
 
 
 def test_the_environment_is_read_by_the_function_settings(
@@ -213,7 +213,7 @@ def test_the_environment_is_read_by_the_function_settings(
     settings = Settings()
     assert settings.allowed_model_ids == s.config.allowed_model_ids
     assert settings.default_model_id == s.config.default_model_id
-    assert settings.sync_budget_seconds == s.config.sync_budget_seconds
+    assert settings.model_read_timeout_seconds == s.config.sync_budget_seconds
     assert settings.job_ttl_days == s.config.job_ttl_days
     assert settings.max_receive_count == s.config.max_receive_count
 

@@ -15,7 +15,7 @@ from tests.infra.templates import Grant, by_type, function_role_id, render, role
 
 pytestmark = pytest.mark.infra
 
-WORKER_ONLY = {"IMG2IMG_SYNC_BUDGET_SECONDS"}
+WORKER_ONLY = {"IMG2IMG_MODEL_READ_TIMEOUT_SECONDS"}
 
 
 def function_id(s: Synth) -> str:

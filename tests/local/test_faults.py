@@ -38,10 +38,10 @@ import requests
 from botocore.awsrequest import AWSResponse, HeadersDict
 
 from img2img_local import resources as r
-from img2img_local.bench_load import worker_processes
 from img2img_local.lambda_context import new_context
 from img2img_local.resources import QueueSettings
 from img2img_local.runner import LocalStack, start_local
+from img2img_local.workers import worker_processes
 from tests import imagegen
 from tests.corpus.doors import Doors, WorkerSpy
 from tests.local.conftest import load_event, wait_until

@@ -6,7 +6,8 @@ handler and the Bedrock emulator. The properties: no answer is a 5xx, every answ
 content type and body are ones the spec documents for that operation, and every error answer
 has the service's error shape.
 
-Examples per operation: IMG2IMG_FUZZ_EXAMPLES (default 25 here; `make stress` runs 500)."""
+Examples per operation: IMG2IMG_FUZZ_EXAMPLES (default 25 here; `make stress` asks for
+STRESS_FUZZ_EXAMPLES, set in mk/hardening.mk)."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ from img2img_local.api_front import (
 from img2img_local.lambda_context import new_context
 from img2img_local.poller import SqsPoller, failed_ids
 from img2img_local.runner import PortInUseError, _apply_env, _restore_env, local_environment, start_local
-from img2img_local.sample import sample_png
 from tests.local.conftest import EVENTS_DIR, FakeHandlers, free_port, load_event, wait_until
+from tools.sample import sample_png
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(120)]
 
@@ -740,9 +740,11 @@ def test_demo_runs_every_door_and_copies_the_results(tmp_path: Path) -> None:
         "IMG2IMG_API_PORT": str(free_port()),
         "IMG2IMG_AWS_PORT": str(free_port()),
         "IMG2IMG_BEDROCK_PORT": str(free_port()),
+        # The demo lives in the repository's tools/ (not packaged); it writes into its cwd.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "img2img_local.demo"],
+        [sys.executable, "-m", "tools.demo"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

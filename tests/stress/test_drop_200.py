@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from img2img_local.bench_load import worker_processes
 from img2img_local.resources import OUTPUT_BUCKET, QueueSettings
 from img2img_local.runner import LocalStack, start_local
 from img2img_local.storage_faults import STORAGE_FAULTS
+from img2img_local.workers import worker_processes
 from tests import imagegen
 from tests.corpus import by_name
 from tests.corpus.doors import Doors

@@ -154,7 +154,7 @@ def test_sync_and_worker_clients_differ(aws_env: None) -> None:
     from img2img.config import Settings
     from img2img.handlers.wiring import model_client_config
 
-    settings = Settings(input_bucket="i", output_bucket="o", jobs_table="t", sync_budget_seconds=20)
+    settings = Settings(input_bucket="i", output_bucket="o", jobs_table="t", model_read_timeout_seconds=20)
     sync = model_client_config(settings, sync=True)
     assert sync.read_timeout == 20 and sync.retries == {"mode": "standard", "total_max_attempts": 1}
     # botocore never retries a model call (it would retry a billed read timeout): the adapter does.

@@ -37,7 +37,8 @@ from tests.unit.sqs_events import s3_notification
 
 pytestmark = pytest.mark.unit
 
-# `make stress` raises the number of examples (IMG2IMG_PROPERTY_EXAMPLES); `make test` keeps it short.
+# `make stress` raises the number of examples (IMG2IMG_PROPERTY_EXAMPLES to mk/hardening.mk's
+# STRESS_PROPERTY_EXAMPLES); `make test` keeps it short.
 EXAMPLES = int(os.environ.get("IMG2IMG_PROPERTY_EXAMPLES", "200"))
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=EXAMPLES)
 

@@ -215,3 +215,24 @@ def test_a_queued_job_the_api_door_would_refuse_costs_no_call(world: World, chan
     out = run(json.dumps(forged), receive_count=world.settings.max_receive_count)
     assert len(out["batchItemFailures"]) == 1  # on to the dead-letter queue, where someone looks
     assert world.bedrock.calls == []
+
+
+def test_the_worker_reads_its_model_read_timeout(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IMG2IMG_MODEL_READ_TIMEOUT_SECONDS (the stack: the worker's timeout less the margin) is
+    the worker's bedrock-runtime read timeout."""
+    import boto3
+
+    from img2img.config import Settings
+    from img2img.handlers import wiring
+
+    monkeypatch.setenv("IMG2IMG_MODEL_READ_TIMEOUT_SECONDS", "117")
+    made: dict[str, Any] = {}
+    real_client = boto3.session.Session.client
+
+    def client(self: boto3.session.Session, service: str, *args: Any, **kwargs: Any) -> Any:
+        made[service] = kwargs.get("config")
+        return real_client(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "client", client)
+    wiring.build_service(Settings(), sync=False)  # type: ignore[call-arg]
+    assert made["bedrock-runtime"].read_timeout == 117

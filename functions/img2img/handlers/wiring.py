@@ -45,7 +45,7 @@ def model_client_config(settings: Settings, *, sync: bool) -> Config:
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=3 if sync else 5,
-        read_timeout=settings.sync_budget_seconds,
+        read_timeout=settings.model_read_timeout_seconds,
     )
 
 
@@ -72,7 +72,7 @@ def build_service(
             "bedrock-runtime", region_name=settings.bedrock_region, config=config
         )
 
-    bedrock = model_client(settings.sync_budget_seconds)
+    bedrock = model_client(settings.model_read_timeout_seconds)
     store = ObjectStore(s3)
     jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
     # Idempotency records live as long as job records, so a dead-letter redrive days later

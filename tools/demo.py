@@ -21,7 +21,7 @@ import requests
 from img2img.domain.s3_door import output_keys
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, port_is_free, ports_from_environment, start_local
-from img2img_local.sample import sample_png
+from tools.sample import sample_png
 
 OUTPUT_DIR = Path("local-output")
 PROMPT = "a watercolor painting of a red house on green hills under a summer sun"

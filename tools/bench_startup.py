@@ -9,7 +9,7 @@
    functions share it): unzipped against Lambda's 250 MiB limit, zipped as CDK uploads it,
    and the biggest packages in it.
 
-    python -m img2img_local.bench_startup [--runs 7]
+    python -m tools.bench_startup [--runs 7]
 """
 
 from __future__ import annotations

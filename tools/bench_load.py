@@ -3,12 +3,12 @@ with the Bedrock emulator answering after 0 ms and after 2000 ms.
 
 Local mode runs one SQS poller in its own process; Lambda runs one function instance per
 concurrent batch, each a separate process. Extra workers are therefore extra processes
-(`python -m img2img_local.bench_load --worker`), each polling the same queue with the real
-worker handler, as the event source mapping's concurrency would. Time is counted from the
-first upload to the last metadata JSON; every image must end SUCCEEDED with one model call.
+(img2img_local.workers), each polling the same queue with the real worker handler, as the
+event source mapping's concurrency would. Time is counted from the first upload to the last
+metadata JSON; every image must end SUCCEEDED with one model call.
 
-    python -m img2img_local.bench_load                     # the default table
-    python -m img2img_local.bench_load --images 100 --runs 0:1,0:8,2000:8   # latency_ms:workers
+    python -m tools.bench_load                     # the default table
+    python -m tools.bench_load --images 100 --runs 0:1,0:8,2000:8   # latency_ms:workers
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -28,67 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from img2img_local import resources as r
+from img2img_local.workers import worker_processes
 
-WORKER_FLAG = "--worker"
 DEFAULT_RUNS = ((0, 1), (0, 8), (2000, 8))
 PREFIX = "inbox/bench-load/"
-
-
-# --- worker processes ----------------------------------------------------------------------------
-
-
-def _worker_main() -> None:
-    """A worker process: the real handler behind its own poller, until stdin closes."""
-    from img2img_local.aws import aws_client
-    from img2img_local.poller import SqsPoller
-    from img2img_local.runner import WORKER_HANDLER, import_handler
-
-    queue_url = os.environ["IMG2IMG_QUEUE_URL"]
-    sqs = aws_client("sqs", os.environ["AWS_ENDPOINT_URL"])
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    timeout = float(os.environ.get("IMG2IMG_BENCH_WORKER_TIMEOUT", r.WORKER_TIMEOUT_SECONDS))
-    poller = SqsPoller(
-        import_handler(WORKER_HANDLER),
-        sqs_client=sqs,
-        queue_url=queue_url,
-        queue_arn=arn,
-        timeout_seconds=timeout,
-    ).start()
-    sys.stdin.read()  # the parent closes our stdin (or dies) to stop us
-    poller.stop()
-
-
-@contextmanager
-def worker_processes(
-    env: dict[str, str], count: int, *, timeout_seconds: float | None = None
-) -> Iterator[int]:
-    """Run `count` extra worker processes against local mode's queue (`env` is the stack's
-    environment). Each stops when its stdin closes; stragglers are killed by their own pid."""
-    child_env = {**os.environ, **env}
-    if timeout_seconds is not None:
-        child_env["IMG2IMG_BENCH_WORKER_TIMEOUT"] = str(timeout_seconds)
-    procs = [
-        subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "img2img_local.bench_load", WORKER_FLAG],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=child_env,
-        )
-        for _ in range(count)
-    ]
-    try:
-        yield len(procs)
-    finally:
-        for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 # --- one measured run ----------------------------------------------------------------------------
@@ -201,10 +143,6 @@ def _parse_runs(text: str) -> list[tuple[int, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == [WORKER_FLAG]:
-        _worker_main()
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument(

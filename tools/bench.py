@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,6 +39,7 @@ from img2img.domain.request import parse_request
 from img2img_local import resources as r
 
 MODEL = r.DEFAULT_MODEL_ID  # SD3.5 Large: what production runs
+REPO = Path(__file__).resolve().parents[1]  # where `python -m tools.bench` finds `tools`
 
 
 def _png(size: tuple[int, int]) -> bytes:
@@ -174,7 +176,8 @@ def peak_rss_mb(case: str, aws_url: str) -> tuple[float, float]:
     """Peak RSS of a fresh process (no moto server in it: it uses this one's) that runs one
     job of the case through pipeline.run, and how much the job added over the peak before."""
     out = subprocess.run(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "img2img_local.bench", "--rss-child", case, "--aws-url", aws_url],
+        [sys.executable, "-m", "tools.bench", "--rss-child", case, "--aws-url", aws_url],
+        cwd=REPO,
         check=True,
         capture_output=True,
         text=True,
