@@ -30,7 +30,7 @@ from img2img_client.errors import ConfigurationError, RequestRejected, Unreachab
 from img2img_client.progress import Progress
 from img2img_client.results import wait_for_job
 from img2img_client.stack import TargetOptions, stack_target
-from img2img_local.sample import sample_png
+from tools.sample import sample_png
 
 pytestmark = pytest.mark.unit
 
