@@ -11,8 +11,8 @@ and one whose queue gives it back after 4 s (to watch redelivery and the dead-le
 
 How faults that the emulator cannot make are made:
 - S3 writes fail through a botocore `before-send` hook registered on the worker's own S3
-  client (reached as `wiring.get_service(sync=False).worker._store._client`, the adapter's
-  `_client`): the hook answers the first N PutObject calls to the output bucket with S3's own
+  client (`wiring.get_service(sync=False).clients.s3`, the composition root's public
+  clients): the hook answers the first N PutObject calls to the output bucket with S3's own
   503 SlowDown response, which botocore then handles exactly as a real one.
 - "The worker is killed mid-job": local mode runs the worker in-process, so a kill is
   simulated: the same hook raises a BaseException at the first write of the result, i.e.
@@ -92,7 +92,7 @@ def failing_writes(
     raised. Yields the keys of the writes it failed."""
     from img2img.handlers import wiring
 
-    client = wiring.get_service(sync=sync).worker._store._client
+    client = wiring.get_service(sync=sync).clients.s3
     failed: list[str] = []
     lock = threading.Lock()
 
@@ -149,7 +149,7 @@ def timeout_retries() -> int:
 def s3_attempts() -> int:
     from img2img.handlers import wiring
 
-    client = wiring.get_service(sync=False).worker._store._client
+    client = wiring.get_service(sync=False).clients.s3
     return int(client.meta.config.retries["total_max_attempts"])
 
 

@@ -29,19 +29,32 @@ _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5
 
 
 @dataclass(frozen=True)
+class Clients:
+    """The boto3 clients the adapters use: public so that fault tests can register botocore
+    event hooks on them (as AWS's own faults would arrive) instead of reaching into adapters."""
+
+    s3: Any
+    dynamodb: Any
+    sqs: Any
+    bedrock: Any
+
+
+@dataclass(frozen=True)
 class Service:
     settings: Settings
     api: ApiDoor
     worker: QueueWorker
     idempotency: Idempotency
+    clients: Clients
 
 
 def model_client_config(settings: Settings, *, sync: bool) -> Config:
     """botocore makes one attempt per call: its standard mode would retry a read timeout, and a
     model that answered slowly has run and is billed. BedrockInvoker retries only answers that
-    say the model did not run (model_attempts). The sync route must answer inside API
-    Gateway's integration timeout, so its read timeout is the sync budget; the worker's is the
-    function's own budget, so a slow model is never called again within one invocation."""
+    say the model did not run (model_attempts). The read timeout is the function's own budget
+    (IMG2IMG_MODEL_READ_TIMEOUT_SECONDS: the api's sync budget, the worker's timeout less a
+    margin), so a slow model is never called again within one invocation; the sync route also
+    ends each call at its invocation's deadline."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=3 if sync else 5,
@@ -65,6 +78,7 @@ def build_service(
     session = boto3.session.Session()
     s3 = session.client("s3", config=_AWS.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=_AWS)
+    sqs = session.client("sqs", config=_AWS)
 
     def model_client(read_timeout: float) -> Any:
         config = model_client_config(settings, sync=sync).merge(Config(read_timeout=read_timeout))
@@ -113,7 +127,7 @@ def build_service(
         pipeline=pipeline,
         store=store,
         jobs=jobs,
-        queue=JobQueue(session.client("sqs", config=_AWS), settings.queue_url),
+        queue=JobQueue(sqs, settings.queue_url),
         once=idempotency.once,
     )
     worker = QueueWorker(
@@ -123,7 +137,7 @@ def build_service(
         once=idempotency.once,
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
-    return Service(settings, api, worker, idempotency)
+    return Service(settings, api, worker, idempotency, Clients(s3, dynamodb, sqs, bedrock))
 
 
 _built: dict[bool, Service] = {}
