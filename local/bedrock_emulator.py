@@ -390,7 +390,7 @@ def start_emulator(
     thread = threading.Thread(target=server.serve_forever, name="bedrock-emulator", daemon=True)
     thread.start()
     handle = EmulatorHandle(emulator, server, thread)
-    log.info("%s, listening on %s (models: %s)", STAND_IN, handle.url, ", ".join(MODELS))
+    log.debug("%s, listening on %s (models: %s)", STAND_IN, handle.url, ", ".join(MODELS))
     return handle
 
 

@@ -40,6 +40,8 @@ def test_image_with_metadata_gives_result_and_metadata(world: World) -> None:
     meta = world.read_json(OUTPUT, "results/trips/my cat+1.png.json")
     assert meta["status"] == "SUCCEEDED" and meta["door"] == "s3"
     assert meta["source"]["key"] == "inbox/trips/my cat+1.png"
+    head = world.s3.head_object(Bucket=INPUT, Key="inbox/trips/my cat+1.png")
+    assert meta["source"]["etag"] == head["ETag"].strip('"')  # which upload it was, as README shows
     assert meta["result"]["key"] == "results/trips/my cat+1.png.png" and meta["result"]["seed"] == 42
     assert world.bedrock.calls[0]["body"]["prompt"] == "a cat astronaut, anime style"
 

@@ -19,6 +19,7 @@ class SourceRef:
     bucket: str
     key: str
     version_id: str | None = None
+    etag: str | None = None  # known when the door already read the object (an S3 drop)
 
 
 @dataclass(frozen=True)

@@ -426,7 +426,12 @@ class Pipeline:
             status="RUNNING",
             door=job.door,
             created_at=job.created_at,
-            source=SourceInfo(bucket=job.source.bucket, key=job.source.key),
+            source=SourceInfo(
+                bucket=job.source.bucket,
+                key=job.source.key,
+                etag=job.source.etag,
+                version_id=job.source.version_id,
+            ),
             request=job.effective_request(),
             model=ModelInfo(id=job.model_id, region=self._invoker.region),
             output=OutputInfo(bucket=job.output.bucket, metadata_key=job.output.metadata_key),

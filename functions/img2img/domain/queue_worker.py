@@ -204,7 +204,9 @@ class QueueWorker:
             door="s3",
             request=request,
             model_id=model_id,
-            source=SourceRef(self._s.input_bucket, source.key, source.version_id),
+            source=SourceRef(
+                self._s.input_bucket, source.key, source.version_id, obj.etag if data is not None else None
+            ),
             output=output_keys(self._s.output_bucket, source.key, None if data is not None else obj.key),
             created_at=utc_now(),
             source_data=data,

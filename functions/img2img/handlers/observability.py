@@ -14,7 +14,8 @@ logger = Logger(service="img2img")
 # botocore logs signed requests (credentials, request bodies with base64 images) at DEBUG; keep
 # it out of the logs even when Lambda's application log level is DEBUG.
 for _name in ("botocore", "boto3", "urllib3"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+    _library = logging.getLogger(_name)
+    _library.setLevel(max(logging.INFO, _library.level))  # never lower what a host (local mode) set
 tracer = Tracer(service="img2img")
 metrics = Metrics(namespace="Img2Img", service="img2img")
 
