@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     ResponseValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -85,12 +85,18 @@ _WHY = {
 }
 
 
-def _answers(ok: int, model: type[BaseModel], why: str, *errors: int) -> dict[int, OpenAPIResponse]:
-    """The route's documented answers: its success body and each error it can send (all in
-    the one error shape)."""
+def _answers(
+    ok: int, model: type[BaseModel], why: str, *errors: int, location: bool = False
+) -> dict[int, OpenAPIResponse]:
+    """The route's documented answers: its success body (with a Location header, `location`)
+    and each error it can send (all in the one error shape)."""
     documented: dict[int, OpenAPIResponse] = {
         ok: {"description": why, "content": {"application/json": {"model": model}}}
     }
+    if location:
+        documented[ok]["headers"] = {
+            "Location": {"description": "where to poll the job", "schema": {"type": "string"}}
+        }
     for status in errors:
         documented[status] = {
             "description": _WHY[status],
@@ -111,10 +117,23 @@ def _service() -> Service:
 JSON_MEDIA_TYPE = "application/json"
 
 
-def _idempotency_key() -> str | None:
-    value = app.current_event.headers.get("Idempotency-Key") or app.current_event.headers.get(
-        "idempotency-key"
-    )
+# Declared, so the spec (and clients generated from it) carry them; read through Powertools.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="a repeat with the same key (yours) answers the first result, without a second "
+        "model call; the same key with another body is a 409",
+    ),
+]
+ReturnAs = Annotated[
+    str | None,
+    Query(alias="return", description="`url`: leave the image's base64 out and answer its presigned URL"),
+]
+
+
+def _key(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
@@ -139,15 +158,20 @@ def _caller() -> Caller:
     responses=_answers(
         200, SyncAnswer, "Bedrock's SDXL answer", 400, 403, 409, 413, 415, 429, 500, 502, 503, 504
     ),
+    operation_id="image_to_image",
 )
-def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[SyncAnswer]:
+def image_to_image(
+    request: Annotated[ImageToImageRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+    return_as: ReturnAs = None,
+) -> Response[SyncAnswer]:
     context = app.lambda_context
     answer = _service().api.run_now(
         request,
         _caller(),
-        _idempotency_key(),
+        _key(idempotency_key),
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
-        want_url=(app.current_event.query_string_parameters or {}).get("return") == "url",
+        want_url=return_as == "url",
     )
     return Response(status_code=200, content_type="application/json", body=answer)
 
@@ -155,10 +179,15 @@ def image_to_image(request: Annotated[ImageToImageRequest, Body()]) -> Response[
 @app.post(
     vocabulary.SUBMIT.resolver_path,
     summary="Queue an SDXL image-to-image request as a job",
-    responses=_answers(202, JobAccepted, "queued: poll links.self", 400, 403, 409, 413, 415, 500, 503),
+    responses=_answers(
+        202, JobAccepted, "queued: poll links.self", 400, 403, 409, 413, 415, 500, 503, location=True
+    ),
+    operation_id="submit_job",
 )
-def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[JobAccepted]:
-    accepted = _service().api.submit(request, _caller(), _idempotency_key())
+def submit_job(
+    request: Annotated[ImageToImageRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[JobAccepted]:
+    accepted = _service().api.submit(request, _caller(), _key(idempotency_key))
     return Response(
         status_code=202,
         content_type="application/json",
@@ -171,6 +200,7 @@ def submit_job(request: Annotated[ImageToImageRequest, Body()]) -> Response[JobA
     vocabulary.JOB.resolver_path,
     summary="A job's status, request and results (your own jobs only)",
     responses=_answers(200, JobAnswer, "the job", 400, 403, 404, 500),
+    operation_id="get_job",
 )
 def get_job(
     job_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
@@ -184,6 +214,7 @@ def get_job(
     vocabulary.UPLOAD.resolver_path,
     summary="A presigned POST to upload a large source into your own uploads folder",
     responses=_answers(201, UploadTicket, "the upload ticket", 400, 403, 415, 500),
+    operation_id="create_upload",
 )
 def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[UploadTicket]:
     ticket = _service().api.upload(upload.content_type, _caller())
@@ -194,6 +225,7 @@ def create_upload(upload: Annotated[UploadRequest, Body()]) -> Response[UploadTi
     vocabulary.MODELS.resolver_path,
     summary="The models this environment allows and what each does with each field",
     responses=_answers(200, ModelsAnswer, "the models", 500),
+    operation_id="list_models",
 )
 def list_models() -> ModelsAnswer:
     settings = _service().settings
@@ -210,7 +242,10 @@ def list_models() -> ModelsAnswer:
 
 
 @app.get(
-    vocabulary.HEALTH.resolver_path, summary="Liveness", responses=_answers(200, HealthAnswer, "alive", 500)
+    vocabulary.HEALTH.resolver_path,
+    summary="Liveness",
+    responses=_answers(200, HealthAnswer, "alive", 500),
+    operation_id="health",
 )
 def health() -> HealthAnswer:
     return HealthAnswer(environment=_service().settings.env, version=__version__)
