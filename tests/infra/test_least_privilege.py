@@ -195,7 +195,7 @@ def test_every_url_the_api_hands_out_is_one_its_role_may_read(
     """A presigned URL is signed with the api role's credentials: S3 answers 403 to any key
     outside what that role may read. Both doors' jobs can be looked up by id."""
     from img2img.handlers import api, worker
-    from tests.unit.fakes import png_bytes
+    from tests.fakes import png_bytes
 
     prefixes = readable_prefixes(synth("dev"))
     body = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes(64, 64)).decode()}
@@ -319,7 +319,7 @@ def test_uploads_are_offered_for_still_images_only(
 @pytest.mark.unit
 def test_presigned_downloads_expire(world: World) -> None:  # noqa: F811 - the fixture imported above
     from img2img.handlers import api
-    from tests.unit.fakes import png_bytes
+    from tests.fakes import png_bytes
 
     body = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes(64, 64)).decode()}
     payload = json.loads(api.handler(api_event("POST", "/v1/image-to-image", body), FakeContext())["body"])

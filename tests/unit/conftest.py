@@ -14,7 +14,7 @@ from pytest_socket import disable_socket, enable_socket
 
 from img2img.config import Settings
 from img2img.handlers import wiring
-from tests.unit.fakes import FakeBedrock
+from tests.fakes import FakeBedrock
 
 INPUT, OUTPUT, TABLE, QUEUE = "in-bucket", "out-bucket", "jobs-table", "jobs-queue"
 MODELS = ",".join(

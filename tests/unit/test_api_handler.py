@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from img2img.handlers import api
+from tests.fakes import png_bytes
 from tests.unit.api_events import OWN_UPLOADS, FakeContext, api_event
 from tests.unit.conftest import INPUT, OUTPUT, World
-from tests.unit.fakes import png_bytes
 
 pytestmark = pytest.mark.unit
 

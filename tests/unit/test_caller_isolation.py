@@ -13,9 +13,9 @@ import pytest
 
 from img2img.domain.caller import Caller
 from img2img.handlers import api, worker
+from tests.fakes import png_bytes
 from tests.unit.api_events import IAM_USER, OTHER_IAM_USER, OWN_UPLOADS, FakeContext, api_event
 from tests.unit.conftest import INPUT, World
-from tests.unit.fakes import png_bytes
 from tests.unit.sqs_events import DROPPER_ID, s3_notification, sqs_event
 
 pytestmark = pytest.mark.unit

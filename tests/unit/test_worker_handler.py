@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from img2img.handlers import api, worker
+from tests.fakes import png_bytes
 from tests.unit.api_events import FakeContext, api_event
 from tests.unit.conftest import INPUT, OUTPUT, World
-from tests.unit.fakes import png_bytes
 from tests.unit.sqs_events import DROPPER_UPLOADS, s3_notification, sqs_event
 
 pytestmark = pytest.mark.unit
