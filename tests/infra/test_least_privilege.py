@@ -28,11 +28,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from img2img.catalog import base_model_id, split_inference_profile
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.sqs_events import s3_notification, sqs_event
+from tests.handlers.world import INPUT, OUTPUT, World, aws, aws_env, world  # noqa: F401 - fixtures
 from tests.infra.conftest import ENVIRONMENTS, Synth
 from tests.infra.templates import Grant, by_type, flatten, function_role_id, render, role_grants
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import INPUT, OUTPUT, World, aws_env, world  # noqa: F401 - fixtures
-from tests.unit.sqs_events import s3_notification, sqs_event
 
 PROFILES = {
     "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "stability.stable-image-ultra-v1:1"],

@@ -11,10 +11,10 @@ import pytest
 
 from img2img.handlers import api
 from tests.fakes import png_bytes
-from tests.unit.api_events import OWN_UPLOADS, FakeContext, api_event
-from tests.unit.conftest import INPUT, OUTPUT, World
+from tests.handlers.api_events import OWN_UPLOADS, FakeContext, api_event
+from tests.handlers.world import INPUT, OUTPUT, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 
 def call(method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -19,9 +19,9 @@ from img2img.domain.pipeline import Pipeline
 from img2img.domain.records import JobRecord
 from img2img.domain.request import parse_request
 from tests import imagegen
-from tests.unit.conftest import INPUT, OUTPUT, TABLE, World
+from tests.handlers.world import INPUT, OUTPUT, TABLE, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 
 def make_job(

@@ -14,11 +14,11 @@ import pytest
 from img2img.domain.caller import Caller
 from img2img.handlers import api, worker
 from tests.fakes import png_bytes
-from tests.unit.api_events import IAM_USER, OTHER_IAM_USER, OWN_UPLOADS, FakeContext, api_event
-from tests.unit.conftest import INPUT, World
-from tests.unit.sqs_events import DROPPER_ID, s3_notification, sqs_event
+from tests.handlers.api_events import IAM_USER, OTHER_IAM_USER, OWN_UPLOADS, FakeContext, api_event
+from tests.handlers.sqs_events import DROPPER_ID, s3_notification, sqs_event
+from tests.handlers.world import INPUT, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 # $context.identity.apiKeyId of a key-authorized request; the key itself is never used.
 API_KEY_CALLER = {"apiKey": "s3cr3t-key-value-0123456789", "apiKeyId": "k1a2b3c4d5"}
@@ -191,7 +191,7 @@ def test_a_queued_message_naming_another_callers_source_is_refused(world: World)
 
 @pytest.mark.parametrize("named", ["sources/a.png", "own_upload"])
 def test_a_manifest_names_sources_or_its_droppers_own_uploads(world: World, named: str) -> None:
-    from tests.unit.sqs_events import DROPPER_UPLOADS
+    from tests.handlers.sqs_events import DROPPER_UPLOADS
 
     key = f"{DROPPER_UPLOADS}a.png" if named == "own_upload" else named
     world.s3.put_object(Bucket=INPUT, Key=key, Body=png_bytes())

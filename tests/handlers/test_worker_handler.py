@@ -11,11 +11,11 @@ import pytest
 
 from img2img.handlers import api, worker
 from tests.fakes import png_bytes
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import INPUT, OUTPUT, World
-from tests.unit.sqs_events import DROPPER_UPLOADS, s3_notification, sqs_event
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.sqs_events import DROPPER_UPLOADS, s3_notification, sqs_event
+from tests.handlers.world import INPUT, OUTPUT, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 
 def drop(world: World, key: str, data: bytes | None = None, **metadata: str) -> dict[str, Any]:
