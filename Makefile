@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # jsii (under aws-cdk-lib) warns on every synth when Node is older than it prefers.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install test lint typecheck unit local-test bench demo local clean schema
+.PHONY: install test lint typecheck unit handlers-test local-test bench demo local clean schema
 
 ## install: create .venv and install everything (quick when nothing changed)
 install: $(VENV)/.installed
@@ -33,7 +33,10 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 unit: install
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit tests/domain
+
+handlers-test: install
+	$(PY) -m pytest tests/handlers
 
 local-test: install
 	$(PY) -m pytest tests/local

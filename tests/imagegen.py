@@ -11,6 +11,7 @@ name says otherwise (`scene`, `quadrants` return Pillow images).
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import struct
@@ -52,13 +53,20 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Pictures
 
 
-def scene(width: int, height: int, *, noise: int = 0, seed: int = 0) -> Image.Image:
-    """A photo-like RGB picture: two gradients and a fractal, plus optional grain (`noise` is
-    the grain's amplitude, 0..128). Noise makes PNGs realistically hard to compress."""
+@functools.lru_cache(maxsize=128)
+def _scene_bands(width: int, height: int) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The picture's three bands, drawn once per size (the fractal is most of a test's image
+    making); callers only read them."""
     red = Image.linear_gradient("L").rotate(90).resize((width, height))
     green = Image.linear_gradient("L").resize((width, height))
     blue = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 0.8, 1.2), 64)
-    picture = Image.merge("RGB", (red, green, blue))
+    return red, green, blue
+
+
+def scene(width: int, height: int, *, noise: int = 0, seed: int = 0) -> Image.Image:
+    """A photo-like RGB picture: two gradients and a fractal, plus optional grain (`noise` is
+    the grain's amplitude, 0..128). Noise makes PNGs realistically hard to compress."""
+    picture = Image.merge("RGB", _scene_bands(width, height))
     if noise:
         grain = Image.frombytes("L", (width, height), random.Random(seed).randbytes(width * height))
         picture = Image.blend(picture, Image.merge("RGB", (grain, grain, grain)), noise / 255)
@@ -88,7 +96,16 @@ def encode(picture: Image.Image, fmt: str, **params: Any) -> bytes:
 
 
 def png(width: int = 64, height: int = 64, mode: str = "RGB", *, noise: int = 0, **params: Any) -> bytes:
-    return encode(scene(width, height, noise=noise).convert(mode), "PNG", **params)
+    """Made once per arguments: the bytes cannot change, and tests ask for the same ones often."""
+    try:
+        return _png(width, height, mode, noise, tuple(sorted(params.items())))
+    except TypeError:  # a parameter that cannot be a cache key
+        return encode(scene(width, height, noise=noise).convert(mode), "PNG", **params)
+
+
+@functools.lru_cache(maxsize=64)
+def _png(width: int, height: int, mode: str, noise: int, params: tuple[tuple[str, Any], ...]) -> bytes:
+    return encode(scene(width, height, noise=noise).convert(mode), "PNG", **dict(params))
 
 
 def jpeg(width: int = 64, height: int = 64, mode: str = "RGB", *, quality: int = 90, **params: Any) -> bytes:

@@ -14,8 +14,8 @@ import pytest
 
 from img2img.domain.request import StylePreset
 from img2img.handlers import api, page
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import aws_env, world  # noqa: F401 - the api handler's fixtures
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.world import aws, aws_env, world  # noqa: F401 - the api handler's fixtures
 
 pytestmark = pytest.mark.unit
 with_service = pytest.mark.usefixtures("world")

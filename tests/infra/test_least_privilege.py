@@ -28,11 +28,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from img2img.catalog import base_model_id, split_inference_profile
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.sqs_events import s3_notification, sqs_event
+from tests.handlers.world import INPUT, OUTPUT, World, aws, aws_env, world  # noqa: F401 - fixtures
 from tests.infra.conftest import ENVIRONMENTS, Synth
 from tests.infra.templates import Grant, by_type, flatten, function_role_id, render, role_grants
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import INPUT, OUTPUT, World, aws_env, world  # noqa: F401 - fixtures
-from tests.unit.sqs_events import s3_notification, sqs_event
 
 PROFILES = {
     "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "stability.stable-image-ultra-v1:1"],
@@ -195,7 +195,7 @@ def test_every_url_the_api_hands_out_is_one_its_role_may_read(
     """A presigned URL is signed with the api role's credentials: S3 answers 403 to any key
     outside what that role may read. Both doors' jobs can be looked up by id."""
     from img2img.handlers import api, worker
-    from tests.unit.fakes import png_bytes
+    from tests.fakes import png_bytes
 
     prefixes = readable_prefixes(synth("dev"))
     body = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes(64, 64)).decode()}
@@ -319,7 +319,7 @@ def test_uploads_are_offered_for_still_images_only(
 @pytest.mark.unit
 def test_presigned_downloads_expire(world: World) -> None:  # noqa: F811 - the fixture imported above
     from img2img.handlers import api
-    from tests.unit.fakes import png_bytes
+    from tests.fakes import png_bytes
 
     body = {"text_prompts": [{"text": "x"}], "init_image": base64.b64encode(png_bytes(64, 64)).decode()}
     payload = json.loads(api.handler(api_event("POST", "/v1/image-to-image", body), FakeContext())["body"])

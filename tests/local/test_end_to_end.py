@@ -18,8 +18,8 @@ from img2img.domain.records import metadata_schema
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, start_local
 from tests import imagegen
+from tests.handlers.sqs_events import s3_notification
 from tests.local.conftest import wait_until
-from tests.unit.sqs_events import s3_notification
 
 pytestmark = pytest.mark.local
 

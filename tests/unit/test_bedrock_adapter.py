@@ -1,10 +1,14 @@
 """The Bedrock adapter against a real bedrock-runtime client with botocore's Stubber: every
-InvokeModel error becomes the documented domain error; only model timeouts are retried here."""
+InvokeModel error becomes the documented domain error; only model timeouts are retried here.
+Over FakeBedrock, it meets the model invoker's contract (tests/contracts.py), as the in-memory
+FakeModel the domain tests use does."""
 
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 import pytest
@@ -12,6 +16,8 @@ from botocore.stub import Stubber
 
 from img2img.adapters.bedrock import BedrockInvoker
 from img2img.domain import errors
+from tests.contracts import ModelInvokerContract
+from tests.fakes import FakeBedrock
 
 pytestmark = pytest.mark.unit
 MODEL = "stability.stable-diffusion-xl-v1"
@@ -159,3 +165,47 @@ def test_sync_and_worker_clients_differ(aws_env: None) -> None:
     assert sync.read_timeout == 20 and sync.retries == {"mode": "standard", "total_max_attempts": 1}
     # botocore never retries a model call (it would retry a billed read timeout): the adapter does.
     assert model_client_config(settings, sync=False).retries == {"mode": "standard", "total_max_attempts": 1}
+
+
+def test_a_call_with_a_deadline_uses_a_client_for_that_many_whole_seconds() -> None:
+    """botocore fixes a read timeout per client: the sync route's calls go through a client made
+    for their deadline (at least 1 s); calls without one through the default client."""
+    default, timed = FakeBedrock(), FakeBedrock()
+    asked: list[int] = []
+
+    def client_for(seconds: int) -> FakeBedrock:
+        asked.append(seconds)
+        return timed
+
+    invoker = BedrockInvoker(default, attempts=1, client_for_timeout=client_for)
+    invoker.invoke(MODEL, {"prompt": "x"}, timeout=7.4)
+    invoker.invoke(MODEL, {"prompt": "x"}, timeout=0.2)
+    invoker.invoke(MODEL, {"prompt": "x"})
+    assert asked == [7, 1] and len(timed.calls) == 2 and len(default.calls) == 1
+
+
+@dataclass
+class BedrockRig:
+    client: FakeBedrock = field(default_factory=FakeBedrock)
+
+    @property
+    def invoker(self) -> BedrockInvoker:
+        return BedrockInvoker(self.client, timeout_retries=0, attempts=1)
+
+    def gone(self, model_id: str) -> None:
+        self.client.gone.add(model_id)
+
+    def fail_next(self, code: str) -> None:
+        self.client.errors.append(code)
+
+    def finish(self, reason: str) -> None:
+        self.client.finish_reason = reason
+
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(call["modelId"], call["body"]) for call in self.client.calls]
+
+
+class TestBedrockInvokerContract(ModelInvokerContract):
+    @pytest.fixture
+    def rig(self) -> BedrockRig:
+        return BedrockRig()

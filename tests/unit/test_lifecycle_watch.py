@@ -22,7 +22,7 @@ from img2img.catalog import retirement
 from img2img.config import get_settings
 from img2img.domain.lifecycle import ModelStatus, check_models, configured_base_ids
 from img2img.handlers import lifecycle
-from tests.unit.api_events import FakeContext
+from tests.handlers.api_events import FakeContext
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,8 @@
   never a crash (a crash is retried three times, then dead-lettered, with no FAILED metadata);
 - S3 keys survive the event encoding, and results land under results/ at a stable place;
 - prepare_image, on any bytes or any damaged image, answers a prepared PNG or a domain error;
-- the API handler answers any JSON body without a 5xx."""
+- the API handler answers any JSON body without a 5xx (the in-memory ports behind it, whose
+  errors are their adapters', tests/contracts.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import math
 import os
 import posixpath
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -31,9 +33,9 @@ from img2img.domain.imaging import ImageLimits, prepare_image
 from img2img.domain.queue_worker import s3_objects
 from img2img.domain.request import MAX_SEED, SOURCE_PREFIXES, ImageToImageRequest, ResizeMode, parse_request
 from tests import imagegen
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import World
-from tests.unit.sqs_events import s3_notification
+from tests.fakes import House, memory_service
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.sqs_events import s3_notification
 
 pytestmark = pytest.mark.unit
 
@@ -307,13 +309,29 @@ def test_prepare_image_answers_a_png_or_a_domain_error(data: bytes, resize_mode:
 # --- the API handler ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def api_over_memory(aws_env: None) -> Iterator[House]:
+    """The real API handler (event parsing, validation, Powertools) with the domain over the
+    in-memory ports behind it, installed where handlers/wiring.py would build the service."""
+    from img2img.config import Settings
+    from img2img.handlers import wiring
+
+    wiring.reset()
+    service, house = memory_service(Settings())  # type: ignore[call-arg]
+    wiring.install(service, sync=True)
+    yield house
+    wiring.reset()
+
+
 @settings(
     deadline=None,
     max_examples=max(60, EXAMPLES // 10),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=bodies, path=st.sampled_from(["/v1/image-to-image", "/v1/jobs", "/v1/uploads"]))
-def test_the_api_answers_any_json_body_without_a_5xx(world: World, data: dict[str, Any], path: str) -> None:
+def test_the_api_answers_any_json_body_without_a_5xx(
+    api_over_memory: House, data: dict[str, Any], path: str
+) -> None:
     from img2img.handlers import api
 
     try:

@@ -16,7 +16,7 @@ from img2img.domain.s3_door import (
     request_from_metadata,
     starts_jobs,
 )
-from tests.unit.sqs_events import s3_notification
+from tests.handlers.sqs_events import s3_notification
 
 pytestmark = pytest.mark.unit
 

@@ -4,6 +4,7 @@ real PNGs (the engines only base64 them, but a real image keeps the tests honest
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,9 @@ RequestFactory = Callable[..., ImageToImageRequest]
 ImageFactory = Callable[..., PreparedImage]
 
 
+@functools.lru_cache(maxsize=32)
 def png_bytes(width: int, height: int, color: tuple[int, int, int] = (200, 60, 30)) -> bytes:
+    """Encoded once per arguments (bytes: no test can change them; a 4096x4096 takes a while)."""
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()

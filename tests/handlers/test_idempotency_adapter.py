@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
 from img2img.adapters.idempotency import Idempotency
 from img2img.domain.errors import IdempotencyConflict
-from tests.unit.conftest import TABLE, World
+from tests.handlers.world import TABLE, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 
 def test_a_record_written_the_old_way_still_answers(world: World) -> None:

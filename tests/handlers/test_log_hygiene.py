@@ -25,11 +25,11 @@ import pytest
 from img2img.handlers import api, worker
 from img2img.handlers.observability import logger as service_logger
 from tests import imagegen
-from tests.unit.api_events import FakeContext, api_event
-from tests.unit.conftest import INPUT, World
-from tests.unit.sqs_events import s3_notification, sqs_event
+from tests.handlers.api_events import FakeContext, api_event
+from tests.handlers.sqs_events import s3_notification, sqs_event
+from tests.handlers.world import INPUT, World
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.handlers
 
 ACCESS_KEY = "AKIASENTINELKEY00042"
 SECRET_KEY = "sEnTiNeL/Secret+Key0123456789abcdefghIJKL"

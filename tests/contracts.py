@@ -1,0 +1,374 @@
+"""The ports' contracts: one set of assertions per port, run against the in-memory fake
+(tests/domain/test_fake_contracts.py) and against the real adapter (over moto in
+tests/handlers/test_adapter_contracts.py; Bedrock's over FakeBedrock in
+tests/unit/test_bedrock_adapter.py). A fake that drifts from its adapter fails here, not in a
+domain test that trusted it.
+
+Each `...Contract` class is collected only through a `Test...` subclass that supplies the
+`rig` fixture: the port under test and what a test needs around it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import pytest
+from PIL import Image
+
+from img2img.domain import errors
+from img2img.domain.api_door import Once
+from img2img.domain.caller import Caller
+from img2img.domain.ports import JobQueuePort, JobStorePort, ModelInvokerPort, ObjectStorePort, StoredObject
+from img2img.domain.records import FINAL_STATUSES, JobRecord, OutputInfo, ResultInfo, SourceInfo, Status
+from tests.fakes import INPUT, OUTPUT, REGION, SD3
+
+FIXTURES = "tests/fixtures/bedrock"
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+# --- ObjectStorePort ----------------------------------------------------------------------------
+
+
+class StoreRig(Protocol):
+    store: ObjectStorePort
+
+    def add(self, bucket: str, key: str, data: bytes, metadata: dict[str, str] | None = None) -> StoredObject:
+        """Put an object as a user would (not through the port); answers its ETag and version."""
+        ...
+
+
+class ObjectStoreContract:
+    """INPUT is versioned, OUTPUT is not, "no-such-bucket" does not exist."""
+
+    def test_a_write_reads_back_with_its_etag_and_content_type(self, rig: StoreRig) -> None:
+        key = "jobs/j1/result.png"
+        etag = rig.store.put(OUTPUT, key, b"png-bytes", "image/png")
+        got = rig.store.get(OUTPUT, key, max_bytes=100)
+        assert etag == got.etag == md5(b"png-bytes")
+        assert (got.bucket, got.key, got.data, got.content_type, got.version_id, got.metadata) == (
+            OUTPUT,
+            key,
+            b"png-bytes",
+            "image/png",
+            None,
+            {},
+        )
+        assert rig.store.get_bytes(OUTPUT, key) == rig.store.find(OUTPUT, key) == b"png-bytes"
+        rig.store.put(OUTPUT, key, b"again", "image/png")  # unversioned: replaced
+        assert rig.store.get_bytes(OUTPUT, key) == b"again"
+
+    def test_a_versioned_bucket_answers_each_version_with_its_metadata(self, rig: StoreRig) -> None:
+        first = rig.add(INPUT, "inbox/a b.png", b"one", {"Prompt": "a cat", "seed": "4"})
+        second = rig.add(INPUT, "inbox/a b.png", b"two!")
+        assert first.version_id and second.version_id and first.version_id != second.version_id
+        assert (first.etag, second.etag) == (md5(b"one"), md5(b"two!"))
+        latest = rig.store.get(INPUT, "inbox/a b.png", max_bytes=10)
+        assert (latest.data, latest.version_id, latest.metadata) == (b"two!", second.version_id, {})
+        old = rig.store.get(INPUT, "inbox/a b.png", max_bytes=10, version_id=first.version_id)
+        assert (old.data, old.etag, old.version_id) == (b"one", first.etag, first.version_id)
+        assert old.metadata == {"prompt": "a cat", "seed": "4"}  # S3 lower-cases metadata names
+
+    def test_a_version_that_is_not_there_is_a_storage_fault(self, rig: StoreRig) -> None:
+        """What the adapter does with S3's NoSuchVersion today: a retryable storage fault, not
+        SourceNotFound (see the note in tests/fakes.py's MemoryObjectStore.get)."""
+        rig.add(INPUT, "inbox/v.png", b"one")
+        with pytest.raises(errors.StorageError):
+            rig.store.get(INPUT, "inbox/v.png", max_bytes=10, version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH")
+
+    def test_a_missing_source_is_source_not_found_naming_the_key_field(self, rig: StoreRig) -> None:
+        with pytest.raises(errors.SourceNotFound) as caught:
+            rig.store.get(INPUT, "uploads/t/missing.png", max_bytes=10)
+        error = caught.value
+        assert error.message == (
+            f"s3://{INPUT}/uploads/t/missing.png does not exist (or is not readable by the service)"
+        )
+        assert [d.field for d in error.details] == ["init_image_s3_key"] and not error.retryable
+
+    def test_a_source_over_the_cap_is_refused_naming_its_size(self, rig: StoreRig) -> None:
+        rig.add(INPUT, "uploads/t/big.png", b"x" * 11)
+        with pytest.raises(errors.ImageTooLarge) as caught:
+            rig.store.get(INPUT, "uploads/t/big.png", max_bytes=10)
+        assert caught.value.message == "the source is 11 bytes; the limit is 10"
+        assert [d.field for d in caught.value.details] == ["init_image"]
+        assert rig.store.get(INPUT, "uploads/t/big.png", max_bytes=11).data == b"x" * 11
+
+    def test_a_missing_object_of_our_own_is_none_to_find_and_a_fault_to_read(self, rig: StoreRig) -> None:
+        assert rig.store.find(OUTPUT, "answers/none.json") is None
+        with pytest.raises(errors.StorageError) as caught:
+            rig.store.get_bytes(OUTPUT, "jobs/none/result.png")
+        assert caught.value.retryable
+
+    @pytest.mark.parametrize("op", ["get", "get_bytes", "find", "put"])
+    def test_a_bucket_fault_is_a_retryable_storage_error_that_names_no_bucket(
+        self, rig: StoreRig, op: str
+    ) -> None:
+        calls: dict[str, Callable[[], Any]] = {
+            "get": lambda: rig.store.get("no-such-bucket", "k.png", max_bytes=10),
+            "get_bytes": lambda: rig.store.get_bytes("no-such-bucket", "k.png"),
+            "find": lambda: rig.store.find("no-such-bucket", "k.png"),
+            "put": lambda: rig.store.put("no-such-bucket", "k.png", b"x", "image/png"),
+        }
+        with pytest.raises(errors.StorageError) as caught:
+            calls[op]()
+        error = caught.value
+        assert error.retryable and error.code == "storage_error" and "k.png" in error.message
+        assert "no-such-bucket" not in error.message and "no-such-bucket" in str(error.internal)
+
+    def test_a_presigned_download_names_its_object(self, rig: StoreRig) -> None:
+        url = rig.store.presign_get(OUTPUT, "jobs/j 1/result.png", 60)
+        assert url.startswith("https://") and OUTPUT in url and quote("jobs/j 1/result.png") in url
+
+    def test_an_upload_form_is_pinned_to_its_key_type_size_and_time(self, rig: StoreRig) -> None:
+        post = rig.store.presign_post(
+            INPUT, "uploads/t/x.png", content_type="image/png", max_bytes=100, expires_in=60
+        )
+        assert post.url.startswith("https://") and INPUT in post.url
+        assert post.fields["key"] == "uploads/t/x.png" and post.fields["Content-Type"] == "image/png"
+        policy = json.loads(base64.b64decode(post.fields["policy"]))
+        assert ["content-length-range", 1, 100] in policy["conditions"]
+        assert {"Content-Type": "image/png"} in policy["conditions"]
+        expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert 0 < (expires - datetime.now(UTC)).total_seconds() <= 61
+
+
+# --- JobStorePort -------------------------------------------------------------------------------
+
+
+class JobsRig(Protocol):
+    jobs: JobStorePort
+    broken: JobStorePort  # every call fails as a store that cannot be reached
+
+
+def a_record(job_id: str, status: Status, **fields: Any) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        status=status,
+        door="api",
+        created_at="2026-11-25T10:00:00.000Z",
+        updated_at="2026-11-25T10:00:01.000Z",
+        model_id=SD3,
+        request={"text_prompts": [{"text": "x", "weight": 1.0}], "seed": 7},
+        source=SourceInfo(bucket=INPUT, key=f"api/{job_id}/source.png"),
+        output=OutputInfo(bucket=OUTPUT, metadata_key=f"jobs/{job_id}/metadata.json"),
+        caller=Caller("iam", "AIDAEXAMPLE"),
+        **fields,
+    )
+
+
+NON_FINAL: tuple[Status, ...] = ("QUEUED", "RUNNING")
+
+
+class JobStoreContract:
+    def test_a_record_reads_back_as_it_was_saved(self, rig: JobsRig) -> None:
+        record = a_record(
+            "j1",
+            "SUCCEEDED",
+            result=ResultInfo(bucket=OUTPUT, key="jobs/j1/result.png", seed=7, finish_reason="SUCCESS"),
+        )
+        rig.jobs.save(record)
+        assert rig.jobs.get("j1") == record
+
+    def test_an_unknown_job_is_job_not_found(self, rig: JobsRig) -> None:
+        with pytest.raises(errors.JobNotFound) as caught:
+            rig.jobs.get("nope")
+        assert caught.value.message == "no job nope" and caught.value.status == 404
+
+    @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
+    def test_a_final_status_is_never_overwritten_by_a_non_final_one(
+        self, rig: JobsRig, final: Status
+    ) -> None:
+        rig.jobs.save(a_record("j", "QUEUED"))
+        rig.jobs.save(a_record("j", "RUNNING"))  # a non-final state replaces a non-final one
+        assert rig.jobs.get("j").status == "RUNNING"
+        rig.jobs.save(a_record("j", final))
+        for late in NON_FINAL:  # a late redelivery
+            rig.jobs.save(a_record("j", late))
+            assert rig.jobs.get("j").status == final
+        other = "FAILED" if final != "FAILED" else "SUCCEEDED"
+        rig.jobs.save(a_record("j", other))  # a final state replaces a final one (a redrive)
+        assert rig.jobs.get("j").status == other
+
+    def test_faults_are_retryable_storage_errors(self, rig: JobsRig) -> None:
+        with pytest.raises(errors.StorageError) as on_get:
+            rig.broken.get("x")
+        with pytest.raises(errors.StorageError) as on_save:
+            rig.broken.save(a_record("x", "RUNNING"))
+        assert on_get.value.retryable and on_save.value.retryable
+
+
+# --- JobQueuePort -------------------------------------------------------------------------------
+
+
+class QueueRig(Protocol):
+    queue: JobQueuePort
+    broken: JobQueuePort
+
+    def received(self) -> list[dict[str, Any]]: ...
+
+
+class JobQueueContract:
+    def test_a_message_arrives_as_sent(self, rig: QueueRig) -> None:
+        message = {"kind": "api_job", "job_id": "a" * 32, "request": {"seed": 7, "cfg_scale": 7.5}, "n": None}
+        rig.queue.send(message)
+        assert rig.received() == [message]
+
+    def test_a_fault_is_a_retryable_storage_error(self, rig: QueueRig) -> None:
+        with pytest.raises(errors.StorageError) as caught:
+            rig.broken.send({"kind": "api_job"})
+        assert caught.value.message == "could not queue the job" and caught.value.retryable
+
+
+# --- Once ---------------------------------------------------------------------------------------
+
+
+class OnceRig(Protocol):
+    once: Once
+
+
+@dataclass
+class Counted:
+    result: dict[str, Any]
+    runs: int = 0
+    fails_with: BaseException | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        self.runs += 1
+        if self.fails_with is not None:
+            raise self.fails_with
+        return self.result
+
+
+SUMMARY = {"job_id": "j1", "status": "SUCCEEDED", "result": {"seed": 7, "finish_reason": "SUCCESS"}}
+
+
+class IdempotencyContract:
+    def test_the_first_call_computes_and_a_repeat_replays_its_json(self, rig: OnceRig) -> None:
+        compute = Counted(SUMMARY)
+        first = rig.once("api-sync.t1", "k1", "fp1", compute)
+        second = rig.once("api-sync.t1", "k1", "fp1", compute)
+        assert first == second == SUMMARY and compute.runs == 1
+
+    def test_the_same_key_with_another_fingerprint_is_a_conflict(self, rig: OnceRig) -> None:
+        rig.once("api-sync.t1", "k1", "fp1", Counted(SUMMARY))
+        compute = Counted(SUMMARY)
+        with pytest.raises(errors.IdempotencyConflict) as caught:
+            rig.once("api-sync.t1", "k1", "fp2", compute)
+        assert caught.value.status == 409 and not caught.value.retryable and compute.runs == 0
+        assert caught.value.message == "this Idempotency-Key was already used with a different request body"
+
+    def test_a_compute_that_raises_leaves_no_record(self, rig: OnceRig) -> None:
+        failing = Counted(SUMMARY, fails_with=errors.StorageError("S3 is having a moment"))
+        with pytest.raises(errors.StorageError):
+            rig.once("s3-job", "j1", "j1", failing)
+        compute = Counted({**SUMMARY, "status": "FAILED"})
+        assert rig.once("s3-job", "j1", "j1", compute) == compute.result and compute.runs == 1
+
+    def test_scopes_and_keys_keep_apart(self, rig: OnceRig) -> None:
+        computes = [Counted({**SUMMARY, "job_id": f"j{n}"}) for n in range(3)]
+        answers = [
+            rig.once("api-sync.t1", "k1", "fp", computes[0]),
+            rig.once("api-sync.t2", "k1", "fp", computes[1]),  # another caller, the same key
+            rig.once("api-sync.t1", "k2", "fp", computes[2]),
+        ]
+        assert [a["job_id"] for a in answers] == ["j0", "j1", "j2"]
+        assert [c.runs for c in computes] == [1, 1, 1]
+
+    def test_a_repeat_while_the_first_still_runs_is_in_progress(self, rig: OnceRig) -> None:
+        seen: list[errors.ServiceError] = []
+
+        def compute() -> dict[str, Any]:
+            try:
+                rig.once("api-async.t1", "k1", "fp", Counted(SUMMARY))
+            except errors.IdempotencyConflict as error:
+                seen.append(error)
+            return SUMMARY
+
+        assert rig.once("api-async.t1", "k1", "fp", compute) == SUMMARY
+        [error] = seen
+        assert error.retryable and error.code == "idempotency_conflict"
+
+
+# --- ModelInvokerPort ---------------------------------------------------------------------------
+
+
+class ModelRig(Protocol):
+    invoker: ModelInvokerPort
+
+    def gone(self, model_id: str) -> None:
+        """From now on `model_id` answers Bedrock's end of life."""
+        ...
+
+    def fail_next(self, code: str) -> None:
+        """The next call answers Bedrock's error `code`."""
+        ...
+
+    def finish(self, reason: str) -> None:
+        """Calls finish with `reason` (SUCCESS, CONTENT_FILTERED, ERROR)."""
+        ...
+
+    def calls(self) -> list[tuple[str, dict[str, Any]]]: ...
+
+
+def documented(responses: str = "success") -> Any:
+    with open(f"{FIXTURES}/sd3-5-large.json") as fixture:
+        return json.load(fixture)["responses"][responses]
+
+
+class ModelInvokerContract:
+    def test_an_answer_is_the_documented_payload_once(self, rig: ModelRig) -> None:
+        reply = rig.invoker.invoke(SD3, {"prompt": "x", "seed": 7})
+        assert set(reply.payload) == set(documented("success")) and reply.payload["seeds"] == [7]
+        assert reply.payload["finish_reasons"] == [None]
+        image = Image.open(io.BytesIO(base64.b64decode(reply.payload["images"][0])))
+        assert image.format == "PNG"
+        assert (reply.attempts, reply.emulated) == (1, False) and rig.invoker.region == REGION
+        assert rig.calls() == [(SD3, {"prompt": "x", "seed": 7})]
+
+    @pytest.mark.parametrize("reason", ["CONTENT_FILTERED", "ERROR"])
+    def test_a_filtered_or_failed_answer_is_the_reason_alone(self, rig: ModelRig, reason: str) -> None:
+        rig.finish(reason)
+        payload = rig.invoker.invoke(SD3, {"prompt": "x"}).payload
+        assert set(payload) == {"finish_reasons"}
+        assert payload["finish_reasons"][0] in documented("finish_reasons")
+        if reason == "CONTENT_FILTERED":
+            assert payload == documented("filtered")[0]
+
+    def test_a_model_at_end_of_life_is_unavailable_at_every_call(self, rig: ModelRig) -> None:
+        rig.gone(SD3)
+        for _ in range(2):
+            with pytest.raises(errors.ModelUnavailable) as caught:
+                rig.invoker.invoke(SD3, {"prompt": "x"})
+            assert "end of its life" in caught.value.message and "cdk.json" in caught.value.message
+            assert not caught.value.retryable
+        assert [model for model, _ in rig.calls()] == [SD3, SD3]
+
+    @pytest.mark.parametrize(
+        ("code", "expected"),
+        [
+            ("ThrottlingException", errors.ModelThrottled),
+            ("ModelTimeoutException", errors.ModelTimeout),
+            ("ServiceUnavailableException", errors.ModelBusy),
+            ("AccessDeniedException", errors.ModelUnavailable),
+            ("ValidationException", errors.InvalidRequest),
+            ("ModelErrorException", errors.ModelError),
+        ],
+    )
+    def test_an_error_is_the_domain_error_for_that_call_only(
+        self, rig: ModelRig, code: str, expected: type[errors.ServiceError]
+    ) -> None:
+        rig.fail_next(code)
+        with pytest.raises(expected) as caught:
+            rig.invoker.invoke(SD3, {"prompt": "x"})
+        assert SD3 in caught.value.message
+        assert rig.invoker.invoke(SD3, {"prompt": "x"}).payload["finish_reasons"] == [None]
+        assert len(rig.calls()) == 2

@@ -1,0 +1,280 @@
+"""What the worker does with one queue message (domain/queue_worker.py) over the in-memory
+ports: S3 notifications of inbox/ (images and manifests) and queued API jobs. What the handler
+adds (SQS records, receive counts, partial batch failures) is tested in
+tests/handlers/test_worker_handler.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from img2img.domain import errors
+from img2img.domain.caller import Caller
+from img2img.domain.records import Metadata, Summary
+from img2img.domain.request import parse_request
+from tests.fakes import INPUT, OUTPUT, ULTRA, House, bedrock_error, png_bytes
+from tests.handlers.sqs_events import DROPPER_ID, DROPPER_UPLOADS, s3_notification
+
+pytestmark = pytest.mark.unit
+
+DROPPER = Caller("iam", DROPPER_ID)
+IMAGE = png_bytes()
+
+
+def drop(house: House, key: str, data: bytes | None = None, /, **metadata: str) -> dict[str, Any]:
+    """Put an object under inbox/ as a user would, and answer S3's notification of it."""
+    put = house.store.add(INPUT, key, IMAGE if data is None else data, metadata=metadata)
+    return s3_notification(INPUT, key, version_id=put.version_id, etag=put.etag)
+
+
+def handle(
+    house: House, message: dict[str, Any], *, final: bool = False, first: bool = True
+) -> list[Summary]:
+    return house.worker.handle(message, final_attempt=final, first_attempt=first)
+
+
+def meta(house: House, key: str) -> Metadata:
+    return Metadata.model_validate(house.meta(key))
+
+
+def manifest(**body: Any) -> bytes:
+    return json.dumps({"text_prompts": [{"text": "watercolour"}], **body}).encode()
+
+
+# --- images dropped with their parameters in their metadata ------------------------------------
+
+
+def test_an_image_with_metadata_gives_a_result_and_its_metadata(house: House) -> None:
+    event = drop(
+        house, "inbox/trips/my cat+1.png", prompt="a cat astronaut", **{"style-preset": "anime", "seed": "42"}
+    )
+    [summary] = handle(house, event)
+    found = meta(house, "results/trips/my cat+1.png.json")
+    assert summary.status == found.status == "SUCCEEDED" and summary.job_id == found.job_id
+    assert found.door == "s3" and found.source.key == "inbox/trips/my cat+1.png"
+    assert found.result is not None and found.result.key == "results/trips/my cat+1.png.png"
+    assert found.result.seed == 42 and house.store.read(OUTPUT, found.result.key).startswith(b"\x89PNG")
+    assert house.model.calls[0].body["prompt"] == "a cat astronaut, anime style"
+    assert house.jobs.get(found.job_id).caller == DROPPER  # the principal S3 named
+
+
+def test_a_dropped_images_metadata_names_the_version_it_ran_on(house: House) -> None:
+    event = drop(house, "inbox/versioned.png", prompt="x")
+    handle(house, event)
+    source = meta(house, "results/versioned.png.json").source
+    stored = house.store.object(INPUT, "inbox/versioned.png")
+    assert (source.etag, source.version_id) == (stored.etag, stored.version_id)
+
+
+def test_the_same_event_twice_costs_one_model_call(house: House) -> None:
+    event = drop(house, "inbox/dup.png", prompt="twice")
+    [first] = handle(house, event)
+    [again] = handle(house, event, first=False)
+    assert first == again and len(house.model.calls) == 1 and len(house.finished) == 1
+
+
+def test_an_image_without_a_prompt_gets_failed_metadata_and_no_call(house: House) -> None:
+    [summary] = handle(house, drop(house, "inbox/bare.png"))
+    found = meta(house, "results/bare.png.json")
+    assert summary.status == found.status == "FAILED"
+    assert found.error is not None and found.error.code == "missing_parameters"
+    assert "--metadata prompt=" in found.error.message
+    assert found.model is None and found.preparation is None  # refused before anything ran
+    assert house.jobs.get(found.job_id).status == "FAILED" and house.model.calls == []
+
+
+def test_metadata_that_is_not_a_number_names_the_metadata_key(house: House) -> None:
+    handle(house, drop(house, "inbox/bad.png", prompt="x", **{"cfg-scale": "lots"}))
+    found = meta(house, "results/bad.png.json")
+    assert found.error is not None and found.error.code == "invalid_request"
+    assert [d.field for d in found.error.details] == ["x-amz-meta-cfg-scale"]
+
+
+def test_out_of_range_metadata_names_the_metadata_keys(house: House) -> None:
+    handle(
+        house,
+        drop(house, "inbox/range.png", prompt="x", **{"cfg-scale": "99", "style-preset": "watercolour"}),
+    )
+    found = meta(house, "results/range.png.json")
+    assert found.error is not None
+    assert {d.field for d in found.error.details} == {"x-amz-meta-cfg-scale", "x-amz-meta-style-preset"}
+
+
+def test_not_an_image_fails_without_a_model_call(house: House) -> None:
+    handle(house, drop(house, "inbox/notes.png", b"just text", prompt="x"))
+    found = meta(house, "results/notes.png.json")
+    assert found.status == "FAILED" and found.error is not None and found.error.code == "unsupported_image"
+    assert house.model.calls == []
+
+
+def test_test_events_and_objects_outside_inbox_start_nothing(house: House) -> None:
+    assert handle(house, {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": INPUT}) == []
+    assert handle(house, s3_notification(INPUT, "api/x.png")) == []
+    assert handle(house, s3_notification("another-bucket", "inbox/x.png")) == []
+    assert handle(house, s3_notification(INPUT, "inbox/folder/")) == []
+    assert house.store.keys(OUTPUT) == [] and house.model.calls == []
+    assert house.skipped[0] == "s3:TestEvent" and len(house.skipped) == 4
+
+
+def test_a_retryable_failure_comes_back_then_is_recorded_on_the_last_delivery(house: House) -> None:
+    event = drop(house, "inbox/busy.png", prompt="x")
+    house.model.errors = [bedrock_error("ThrottlingException") for _ in range(2)]
+    with pytest.raises(errors.ModelThrottled):
+        handle(house, event)
+    assert house.store.keys(OUTPUT) == []  # nothing written: the message comes back
+    with pytest.raises(errors.ModelThrottled):  # recorded, then on to the dead-letter queue
+        handle(house, event, final=True, first=False)
+    found = meta(house, "results/busy.png.json")
+    assert found.status == "FAILED" and found.error is not None and found.error.code == "model_throttled"
+    [summary] = handle(house, event)  # a redrive can still succeed: the record left no trace
+    assert summary.status == "SUCCEEDED" and meta(house, "results/busy.png.json").status == "SUCCEEDED"
+
+
+def test_a_retryable_read_of_the_dropped_object_comes_back_then_is_recorded(house: House) -> None:
+    event = drop(house, "inbox/unreadable.png", prompt="x")
+    house.store.fail("get", where="inbox/unreadable.png", times=2)
+    with pytest.raises(errors.StorageError):
+        handle(house, event)
+    assert house.store.keys(OUTPUT) == []
+    with pytest.raises(errors.StorageError):
+        handle(house, event, final=True)
+    found = meta(house, "results/unreadable.png.json")
+    assert found.status == "FAILED" and found.error is not None and found.error.code == "storage_error"
+    assert house.model.calls == []
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+
+def test_a_manifest_runs_each_named_image_and_reports_missing_ones(house: House) -> None:
+    house.store.add(INPUT, f"{DROPPER_UPLOADS}a.png", IMAGE)
+    body = manifest(init_image_s3_keys=[f"{DROPPER_UPLOADS}a.png", f"{DROPPER_UPLOADS}missing.png"])
+    summaries = handle(house, drop(house, "inbox/batch.json", body))
+    assert [s.status for s in summaries] == ["SUCCEEDED", "FAILED"]
+    done = meta(house, f"manifest-results/batch.json/{DROPPER_UPLOADS}a.png.json")
+    assert done.status == "SUCCEEDED" and done.result is not None
+    assert done.result.key == f"manifest-results/batch.json/{DROPPER_UPLOADS}a.png.png"
+    missing = meta(house, f"manifest-results/batch.json/{DROPPER_UPLOADS}missing.png.json")
+    assert missing.error is not None and missing.error.code == "source_not_found"
+    assert len(house.model.calls) == 1
+
+
+def test_a_manifest_dropped_again_runs_again(house: House) -> None:
+    house.store.add(INPUT, f"{DROPPER_UPLOADS}m.png", IMAGE)
+    body = manifest(init_image_s3_key=f"{DROPPER_UPLOADS}m.png")
+    [first] = handle(house, drop(house, "inbox/m.json", body))
+    [second] = handle(house, drop(house, "inbox/m.json", body))  # a new version: the user asked again
+    assert first.job_id != second.job_id and len(house.model.calls) == 2
+
+
+def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(house: House) -> None:
+    for name in "abc":
+        house.store.add(INPUT, f"{DROPPER_UPLOADS}{name}.png", IMAGE)
+    house.model.errors = [bedrock_error("ThrottlingException")]  # the first image only
+    event = drop(
+        house, "inbox/abc.json", manifest(init_image_s3_keys=[f"{DROPPER_UPLOADS}{n}.png" for n in "abc"])
+    )
+    with pytest.raises(errors.ModelThrottled):  # comes back for a
+        handle(house, event)
+    for name in "bc":
+        assert (
+            meta(house, f"manifest-results/abc.json/{DROPPER_UPLOADS}{name}.png.json").status == "SUCCEEDED"
+        )
+    summaries = handle(house, event, first=False)
+    assert [s.status for s in summaries] == ["SUCCEEDED"] * 3 and len(house.model.calls) == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "manifest"),
+        (b"[1, 2]", "manifest"),
+        (manifest(), "init_image_s3_key"),
+        (manifest(init_image_s3_keys=[]), "init_image_s3_keys"),
+        (manifest(init_image_s3_key="elsewhere/a.png"), "init_image_s3_key"),
+        (manifest(init_image_s3_key="sources/a.png", cfg_scale=99), "cfg_scale"),
+    ],
+    ids=["not_json", "not_an_object", "no_image", "empty_list", "outside_sources", "bad_field"],
+)
+def test_a_bad_manifest_gets_failed_metadata_naming_the_field(house: House, body: bytes, field: str) -> None:
+    [summary] = handle(house, drop(house, "inbox/bad.json", body))
+    found = meta(house, "results/bad.json.json")
+    assert summary.status == found.status == "FAILED" and found.error is not None
+    assert field in [d.field for d in found.error.details] and house.model.calls == []
+
+
+def test_a_manifest_over_its_cap_is_refused_without_being_read(house: House) -> None:
+    house.settings = house.settings.__class__(**{**house.settings.__dict__, "max_manifest_bytes": 64})
+    body = manifest(init_image_s3_key="sources/a.png", extras={"pad": "x" * 100})
+    handle(house, drop(house, "inbox/big.json", body))
+    found = meta(house, "results/big.json.json")
+    assert found.error is not None and found.error.code == "payload_too_large"
+    assert [d.field for d in found.error.details] == ["manifest"]
+
+
+# --- queued API jobs -----------------------------------------------------------------------------
+
+ALICE = Caller("iam", "AIDACKCEVSQ6C2EXAMPLE")
+
+
+def queued(house: House) -> dict[str, Any]:
+    inline = base64.b64encode(IMAGE).decode()
+    house.api.submit(parse_request({"text_prompts": [{"text": "x"}], "init_image": inline}), ALICE, None)
+    return house.queue.messages.pop()
+
+
+def test_a_queued_api_job_runs_once_and_shows_where_its_results_are(house: House) -> None:
+    message = queued(house)
+    [summary] = handle(house, message)
+    assert summary.status == "SUCCEEDED"
+    view = house.api.job(summary.job_id, ALICE)
+    assert view.status == "SUCCEEDED" and view.image is not None
+    assert view.image.s3_uri == f"s3://{OUTPUT}/jobs/{summary.job_id}/result.png"
+    handle(house, message, first=False)  # redelivered
+    assert len(house.model.calls) == 1
+
+
+def test_a_queued_job_writes_where_its_id_says_whatever_the_message_claims(house: House) -> None:
+    forged = queued(house)
+    forged["output"] = {
+        "bucket": OUTPUT,
+        "stem": "results/someone-else",
+        "metadata_key": "results/someone-else.json",
+    }
+    handle(house, forged)
+    assert meta(house, f"jobs/{forged['job_id']}/metadata.json").status == "SUCCEEDED"
+    assert not any(key.startswith("results/") for key in house.store.keys(OUTPUT))
+
+
+def _forge(**fields: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda message: {k: v for k, v in {**message, **fields}.items() if v is not None}
+
+
+def _two_models(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "request": {**message["request"], "model_id": ULTRA}}  # the message says SD3
+
+
+@pytest.mark.parametrize(
+    ("forge", "error"),
+    [
+        (_forge(model_id="stability.stable-image-core-v1:1"), errors.InvalidRequest),  # live, not enabled
+        (_forge(model_id="stability.stable-diffusion-xl-v1"), errors.ModelUnavailable),  # retired
+        (_forge(job_id="../results/x"), errors.InvalidRequest),
+        (_forge(caller=None), errors.InvalidRequest),
+        (_forge(created_at=None), errors.InvalidRequest),  # not a queued job at all
+        (_two_models, errors.InvalidRequest),
+    ],
+    ids=["model_not_enabled", "model_retired", "job_id_not_an_id", "no_caller", "not_a_job", "two_models"],
+)
+def test_a_queued_job_the_api_door_would_refuse_costs_nothing(
+    house: House, forge: Callable[[dict[str, Any]], dict[str, Any]], error: type[errors.ServiceError]
+) -> None:
+    forged = forge(queued(house))
+    with pytest.raises(error) as caught:
+        handle(house, forged, final=True)
+    assert not caught.value.retryable  # the handler gives it back; after its receives, the dead-letter queue
+    assert house.model.calls == [] and house.store.keys(OUTPUT) == []
