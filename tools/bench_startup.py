@@ -71,7 +71,9 @@ FIRST_ANSWERS = (
 )
 # The clock starts after the event is read and the context built (the runtime's work, not the
 # function's) and stops when the handler returns its answer.
-_BASELINE = "import time; t = time.perf_counter(); import boto3; boto3.client('s3'); print(time.perf_counter() - t)"
+_BASELINE = (
+    "import time; t = time.perf_counter(); import boto3; boto3.client('s3'); print(time.perf_counter() - t)"
+)
 _FIRST_ANSWER = """
 import json, sys, time, types
 event = json.load(open({event!r}))
@@ -98,7 +100,7 @@ def deployed_environment(function: str) -> dict[str, str]:
 
     env = {
         key: value
-        for key, value in {**os.environ, **function_environment(function, 4566, 4567)}.items()  # type: ignore[arg-type]
+        for key, value in {**os.environ, **function_environment(function, 4566, 4567)}.items()
         # The asset ships bytecode: let the warm-up run write ours (`make` forbids it).
         if not key.startswith("AWS_ENDPOINT_URL")
         and key not in ("POWERTOOLS_TRACE_DISABLED", "PYTHONDONTWRITEBYTECODE")
@@ -119,7 +121,9 @@ def deployed_environment(function: str) -> dict[str, str]:
     return env
 
 
-def first_answer_seconds(module: str | None, event: str | None, runs: int, *, warm_up: bool = True) -> list[float]:
+def first_answer_seconds(
+    module: str | None, event: str | None, runs: int, *, warm_up: bool = True
+) -> list[float]:
     """Seconds from a fresh interpreter's first import to `module`'s handler answering `event`
     (or to a bare boto3 S3 client), in `runs` fresh interpreters (after one warm-up run)."""
     function = "worker" if module and module.endswith("worker") else "api"
@@ -127,7 +131,9 @@ def first_answer_seconds(module: str | None, event: str | None, runs: int, *, wa
     if module is None:
         code = _BASELINE
     else:
-        code = _FIRST_ANSWER.format(event=str(EVENTS / str(event)), name=env["AWS_LAMBDA_FUNCTION_NAME"], module=module)
+        code = _FIRST_ANSWER.format(
+            event=str(EVENTS / str(event)), name=env["AWS_LAMBDA_FUNCTION_NAME"], module=module
+        )
     times = []
     for n in range(runs + warm_up):
         out = subprocess.run(  # noqa: S603 - our own interpreter
@@ -144,7 +150,7 @@ def first_answer_report(runs: int) -> list[str]:
     """Interleaved rounds (one run of each row per round) so that load from other processes
     falls on every row alike; medians and the ratio to the boto3 baseline."""
     samples: dict[str, list[float]] = {label: [] for label, _, _ in FIRST_ANSWERS}
-    for label, module, event in FIRST_ANSWERS:  # warm-up: bytecode, disk cache
+    for _label, module, event in FIRST_ANSWERS:  # warm-up: bytecode, disk cache
         first_answer_seconds(module, event, 1)
     for _ in range(runs):
         for label, module, event in FIRST_ANSWERS:
@@ -194,7 +200,9 @@ def asset_report(asset_dir: Path = ASSET_DIR) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per module")
-    parser.add_argument("--first-answer-only", action="store_true", help="skip the import table and the asset")
+    parser.add_argument(
+        "--first-answer-only", action="store_true", help="skip the import table and the asset"
+    )
     args = parser.parse_args(argv)
     for line in first_answer_report(args.runs):
         print(line, flush=True)
