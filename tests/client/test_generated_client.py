@@ -25,6 +25,7 @@ import pytest
 import requests
 from PIL import Image
 
+from img2img_local.aws import create_resources
 from img2img_local.runner import LocalStack
 from tests import imagegen
 
@@ -64,6 +65,14 @@ class Generated:
     @property
     def upload(self) -> Any:
         return self.operation("create_upload")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_resources(client_stack: LocalStack) -> None:
+    """The package's stack shares moto's process-wide state with tests that use moto's
+    in-process mock_aws (test_cli_units), which wipes it on exit: make sure the stack's
+    buckets, queue and table exist again (create_resources is idempotent)."""
+    create_resources(client_stack.aws_url)
 
 
 @pytest.fixture(scope="module")
