@@ -1,14 +1,15 @@
 """`make bench`: what the S3 door's worker adds per job over the bare path of the seed's sample.
 
-Both paths run side by side in one process, interleaved, over loopback HTTP to the same moto
-server (S3, SQS, DynamoDB) and the same instant InvokeModel stand-in (a tiny HTTP server that
-answers SD3.5 Large's documented answer shape with a fixed 1024x1024 PNG at once). Both live in
-a child process of their own, so the figures hold the client side's work only, as on Lambda.
+Both paths run side by side, interleaved job by job, over loopback HTTP to the same moto server
+(S3, SQS, DynamoDB) and the same instant InvokeModel stand-in (a tiny HTTP server that answers
+SD3.5 Large's documented answer shape with a fixed 1024x1024 PNG at once). Those two servers
+live in a child process of their own, so the figures hold the client side's work only.
 
-- service: the real worker handler (img2img.handlers.worker.handler) end to end: an SQS event
-  wrapping the S3 notification of an image dropped under inbox/ (received from the queue and
-  wrapped as local mode's poller does), in; the result image and its metadata JSON in the
-  output bucket, out. Each job is a new object version, so each is a new job, never a replay.
+- service: the real worker handler (img2img.handlers.worker.handler) end to end, in a function
+  process of its own as on Lambda: an SQS event wrapping the S3 notification of an image
+  dropped under inbox/ (received from the queue and wrapped as local mode's poller does), in;
+  the result image and its metadata JSON in the output bucket, out. Each job is a new object
+  version, so each is a new job, never a replay. The metadata is checked against the result.
 - bare: the seed document's sample code over the same services: read the source, base64 it,
   InvokeModel, decode the artifact, write the result and a small metadata JSON. It cannot
   resize, so for the 4000x3000 JPEG it sends the JPEG as it is (a real model would refuse it):
@@ -16,7 +17,9 @@ a child process of their own, so the figures hold the client side's work only, a
 - pipeline.run: the domain alone (an API-door job, the model an in-process double): what the
   benchmark reported before it measured the handler.
 
-Peak memory is measured in a fresh process per case running one job through the handler."""
+`--compare DIR` times a second copy of the package (another revision) in a second function
+process, job by job beside the first: on a noisy machine, the only fair before/after.
+Peak memory is measured in a fresh function process per case running one job."""
 
 from __future__ import annotations
 
@@ -242,39 +245,95 @@ class Dropper:
             pass  # s3:TestEvent and leftovers: received, then left to their visibility timeout
 
 
+class FunctionProcess:
+    """The worker function in a process of its own, as on Lambda: it builds the service once,
+    then runs the real handler on each SQS event sent to it and answers how long the handler
+    took, the AWS calls it made and its peak RSS before and after. `tree` puts another copy of
+    the img2img package first on its path (--compare: two versions, timed job by job)."""
+
+    def __init__(self, tree: str | None = None) -> None:
+        env = dict(os.environ)
+        if tree:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "tools.bench", "--function-process"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, event: dict[str, Any]) -> dict[str, Any]:
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._child.stdin.write(json.dumps(event) + "\n")
+        self._child.stdin.flush()
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError("the function process ended")
+        reply: dict[str, Any] = json.loads(line)
+        if reply["response"] != {"batchItemFailures": []}:
+            raise RuntimeError(f"benchmark job failed: {reply['response']}")
+        return reply
+
+    def close(self) -> None:
+        if self._child.stdin:
+            self._child.stdin.close()
+        self._child.wait(timeout=30)
+
+
+def function_process() -> None:
+    """The child side of FunctionProcess: one JSON event a line in, one JSON reply a line out.
+    The handler's own output (JSON logs, EMF metrics) goes to /dev/null, written all the same."""
+    replies = os.fdopen(os.dup(1), "w")
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    from img2img.handlers import worker
+    from img2img.handlers.wiring import get_service
+    from img2img_local.lambda_context import new_context
+
+    clients = get_service(sync=False).clients
+    calls = CallCounter(clients.s3, clients.dynamodb, clients.bedrock)
+    for line in sys.stdin:
+        event = json.loads(line)
+        context = new_context(
+            r.WORKER_FUNCTION_NAME, timeout_seconds=r.WORKER_TIMEOUT_SECONDS, memory_mb=r.WORKER_MEMORY_MB
+        )
+        before = _high_water_mb()
+        start = time.perf_counter()
+        response = worker.handler(event, context)
+        elapsed = (time.perf_counter() - start) * 1000
+        reply = {
+            "ms": elapsed,
+            "response": response,
+            "calls": calls.take(),
+            "rss_before_mb": before,
+            "rss_after_mb": _high_water_mb(),
+        }
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
 class Service:
-    """The worker handler end to end, one job per call; checks every job succeeded."""
+    """One S3-door job through a function process: dropped, run, checked, cleaned up."""
 
-    def __init__(self, dropper: Dropper) -> None:
-        from img2img.handlers import worker
-        from img2img_local.lambda_context import new_context
-
-        self.handler, self.context, self.dropper = worker.handler, new_context, dropper
+    def __init__(self, function: FunctionProcess, dropper: Dropper) -> None:
+        self.function, self.dropper = function, dropper
         self.s3 = client("s3")
 
-    def __call__(self, n: int) -> float:
+    def __call__(self, n: int) -> dict[str, Any]:
         event, key, version_id = self.dropper.drop(n)
-        context = self.context(
-            r.WORKER_FUNCTION_NAME, timeout_seconds=r.WORKER_TIMEOUT_SECONDS, memory_mb=1024
-        )
-        start = time.perf_counter()
-        response = self.handler(event, context)
-        elapsed = (time.perf_counter() - start) * 1000
-        meta = json.loads(
-            self.s3.get_object(
-                Bucket=r.OUTPUT_BUCKET, Key=f"results/bench/{n}.{self.dropper.extension}.json"
-            )["Body"].read()
-        )
-        if response != {"batchItemFailures": []} or meta["status"] != "SUCCEEDED":
-            raise RuntimeError(f"benchmark job failed: {response} {meta.get('error')}")
+        reply = self.function.run(event)
+        metadata_key = f"results/bench/{n}.{self.dropper.extension}.json"
+        meta = json.loads(self.s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=metadata_key)["Body"].read())
+        if meta["status"] != "SUCCEEDED":
+            raise RuntimeError(f"benchmark job failed: {meta.get('error')}")
         image = self.s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=meta["result"]["key"])["Body"].read()
-        if (
-            hashlib.sha256(image).hexdigest() != meta["result"]["sha256"]
-            or len(image) != meta["result"]["bytes"]
-        ):
+        result = meta["result"]
+        if hashlib.sha256(image).hexdigest() != result["sha256"] or len(image) != result["bytes"]:
             raise RuntimeError("the metadata does not describe the stored result")
         self.dropper.clean(key, version_id)
-        return elapsed
+        return reply
 
 
 class InProcessModel:
@@ -346,103 +405,90 @@ class CallCounter:
         return calls
 
 
-@contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """The handler logs JSON lines and EMF metrics to stdout (CloudWatch's job on Lambda): keep
-    them off the table, but let them be written (that is part of the handler's cost)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return (time.perf_counter() - start) * 1000
 
 
-def timing(runs: int, rounds: int, aws_url: str) -> list[dict[str, Any]]:
-    from img2img.handlers.wiring import get_service
+@dataclass
+class Timings:
+    """One path's timings (per round, its median) and AWS calls over the measured jobs."""
 
-    rows = []
+    times: list[float]
+    calls: Counter[str]
+    jobs: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "ms": statistics.median(self.times),
+            "rounds": [round(t, 1) for t in self.times],
+            "calls": {k: v / self.jobs for k, v in sorted(self.calls.items())},
+        }
+
+
+def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
+    """Per case: warm every path, then `rounds` rounds of `runs` jobs, the paths interleaved job
+    by job (drift on a noisy machine hits them alike); each path's figure is the median of its
+    per-round medians."""
+    functions = {"service": FunctionProcess()}
+    if compare:
+        functions["compare"] = FunctionProcess(compare)
     bare, pipeline = Bare(), PipelineRun()
-    clients = get_service(sync=False).clients
-    service_calls = CallCounter(clients.s3, clients.dynamodb, clients.bedrock)
     bare_calls = CallCounter(bare.s3, bare.model)
+    rows = []
     n = 0
-    for case in (c for c in CASES if c.timed):
-        data = case.make()
-        key = f"{SOURCES}{case.extension}"
-        bare.s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=data)
-        service = Service(Dropper(data, case.extension))
-        with quiet_stdout():
-            for _ in range(2):  # warm every path (imports, connections, caches)
-                n += 1
-                bare(key, n)
-                service(n)
-                pipeline(key, n)
-            bare_calls.take(), service_calls.take()
-            times: dict[str, list[float]] = {"bare": [], "service": [], "pipeline": []}
-            for _ in range(rounds):  # interleaved rounds: drift on a noisy machine hits all alike
-                per_round: dict[str, list[float]] = {"bare": [], "service": [], "pipeline": []}
-                for _ in range(runs):
+    try:
+        for case in (c for c in CASES if c.timed):
+            data = case.make()
+            key = f"{SOURCES}{case.extension}"
+            bare.s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=data)
+            dropper = Dropper(data, case.extension)
+            services = {name: Service(function, dropper) for name, function in functions.items()}
+            paths = {name: Timings([], Counter()) for name in ("bare", *services, "pipeline")}
+            for warm in (True,) * 2 + (False,) * rounds:  # warm-up: imports, connections, caches
+                per_round: dict[str, list[float]] = {name: [] for name in paths}
+                bare_calls.take()
+                for _ in range(1 if warm else runs):
                     n += 1
                     per_round["bare"].append(_timed(partial(bare, key, n)))
-                    per_round["service"].append(service(n))
+                    for name, service in services.items():
+                        n += 1
+                        reply = service(n)
+                        per_round[name].append(reply["ms"])
+                        paths[name].calls.update({} if warm else reply["calls"])
+                    n += 1
                     per_round["pipeline"].append(_timed(partial(pipeline, key, n)))
-                for path, values in per_round.items():
-                    times[path].append(statistics.median(values))
-            jobs = rounds * runs
-            calls = {"service": service_calls.take(), "bare": bare_calls.take()}
-        b, s = statistics.median(times["bare"]), statistics.median(times["service"])
-        peak, added = peak_rss_mb(case, aws_url)
-        rows.append(
-            {
-                "case": case.name,
-                "bare_ms": b,
-                "service_ms": s,
-                "added_ms": s - b,
-                "ratio": s / b,
-                "pipeline_ms": statistics.median(times["pipeline"]),
-                "rounds": {path: [round(v, 1) for v in values] for path, values in times.items()},
-                "calls": {path: {k: v / jobs for k, v in sorted(c.items())} for path, c in calls.items()},
-                "peak_rss_mb": peak,
-                "job_rss_mb": added,
-            }
-        )
-    for case in (c for c in CASES if not c.timed):
-        peak, added = peak_rss_mb(case, aws_url)
-        rows.append({"case": case.name, "peak_rss_mb": peak, "job_rss_mb": added})
+                if not warm:
+                    paths["bare"].calls.update(bare_calls.take())
+                    for name, path in paths.items():
+                        path.times.append(statistics.median(per_round[name]))
+                        path.jobs += runs
+            figures = {name: path.row() for name, path in paths.items()}
+            b, s = figures["bare"]["ms"], figures["service"]["ms"]
+            rows.append(
+                {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
+                | {"paths": figures}
+            )
+    finally:
+        for function in functions.values():
+            function.close()
     return rows
 
 
-# --- peak memory, in a fresh process -----------------------------------------------------------
-
-
-def peak_rss_mb(case: Case, aws_url: str) -> tuple[float, float]:
-    """Peak RSS of a fresh process that runs one job of the case through the worker handler,
-    and how much the job added over the peak before it (imports, the service built)."""
-    dropper = Dropper(case.make(), case.extension)
-    n = 10_000_000 + CASES.index(case)
-    event, key, version_id = dropper.drop(n)
-    out = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "--rss-child"],
-        cwd=REPO,
-        input=json.dumps(event),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    dropper.clean(key, version_id)
-    before, after = out.stdout.strip().splitlines()[-1].split()
-    return float(after), float(after) - float(before)
+def memory() -> list[dict[str, Any]]:
+    """Per case, a fresh function process runs one job: its peak RSS, and what the job added to
+    the peak before it (imports, the service built)."""
+    rows = []
+    for case in CASES:
+        function, dropper = FunctionProcess(), Dropper(case.make(), case.extension)
+        try:
+            reply = Service(function, dropper)(10_000_000 + CASES.index(case))
+        finally:
+            function.close()
+        peak, before = reply["rss_after_mb"], reply["rss_before_mb"]
+        rows.append({"case": case.name, "peak_rss_mb": peak, "job_rss_mb": peak - before})
+    return rows
 
 
 def _high_water_mb() -> float:
@@ -453,23 +499,6 @@ def _high_water_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss_child() -> None:
-    from img2img.handlers import worker
-    from img2img.handlers.wiring import get_service
-    from img2img_local.lambda_context import new_context
-
-    event = json.loads(sys.stdin.read())
-    get_service(sync=False)
-    context = new_context(r.WORKER_FUNCTION_NAME, timeout_seconds=r.WORKER_TIMEOUT_SECONDS, memory_mb=1024)
-    before = _high_water_mb()
-    with quiet_stdout():
-        response = worker.handler(event, context)
-    after = _high_water_mb()
-    if response != {"batchItemFailures": []}:
-        raise RuntimeError(f"the job failed: {response}")
-    print(f"{before:.1f} {after:.1f}")
 
 
 def _calls(calls: dict[str, float]) -> str:
@@ -484,49 +513,61 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="jobs per path per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians of their medians")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also time the worker from another copy of the package (DIR/img2img, e.g. `git archive "
+        "REV functions/img2img | tar -x -C DIR --strip-components=1`), job by job beside this one",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--function-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve()
         return
-    if args.rss_child:
-        _rss_child()
+    if args.function_process:
+        function_process()
         return
     with servers() as (aws_url, model_url):
         use_local_environment(aws_url, model_url)
-        rows = timing(args.runs, args.rounds, aws_url)
+        rows = timing(args.runs, args.rounds, args.compare)
+        peaks = memory() if not args.no_memory else []
     print(
-        "S3 door worker handler end to end vs the seed's bare path, over loopback HTTP to one moto "
-        f"server and one instant InvokeModel stand-in;\nmedian of {args.rounds} interleaved rounds x "
-        f"{args.runs} jobs each; pipeline.run = the domain alone with an in-process model double"
+        "The S3 door's worker handler end to end vs the seed's bare path, over loopback HTTP to one "
+        "moto server and one\ninstant InvokeModel stand-in; each figure the median of "
+        f"{args.rounds} interleaved rounds' medians of {args.runs} jobs"
     )
-    columns = ("bare ms", "service ms", "added ms", "ratio", "pipeline.run", "peak RSS MB", "job adds MB")
+    columns = ("bare ms", "service ms", "added ms", "ratio", "pipeline.run")
     print(f"{'case':28} " + " ".join(f"{c:>12}" for c in columns))
     for row in rows:
-        peak, added = row["peak_rss_mb"], row["job_rss_mb"]
-        if "bare_ms" not in row:
-            print(
-                f"{row['case']:28} "
-                + " ".join(f"{'-':>12}" for _ in range(5))
-                + f" {peak:12.0f} {added:12.0f}"
-            )
-            continue
         print(
             f"{row['case']:28} {row['bare_ms']:12.1f} {row['service_ms']:12.1f} {row['added_ms']:12.1f} "
-            f"{row['ratio']:12.2f} {row['pipeline_ms']:12.1f} {peak:12.0f} {added:12.0f}"
+            f"{row['ratio']:12.2f} {row['paths']['pipeline']['ms']:12.1f}"
         )
+        if "compare" in row["paths"]:
+            c = row["paths"]["compare"]["ms"]
+            print(
+                f"{'  --compare ' + args.compare:28} {'':12} {c:12.1f} {c - row['bare_ms']:12.1f} "
+                f"{c / row['bare_ms']:12.2f} {'':12}"
+            )
+    print("pipeline.run: the domain alone (an API-door job; the model an in-process double)")
     print("AWS calls per job:")
     for row in rows:
-        if "calls" in row:
-            print(f"  {row['case']:28} service {_calls(row['calls']['service'])}")
-            print(f"  {'':28} bare    {_calls(row['calls']['bare'])}")
+        for name in ("service", "bare"):
+            case = row["case"] if name == "service" else ""
+            print(f"  {case:28} {name:7} {_calls(row['paths'][name]['calls'])}")
+    if peaks:
+        print("Peak RSS of a fresh worker process running one job (MB):")
+        print(f"{'case':28} {'peak':>12} {'job adds':>12}")
+        for peak in peaks:
+            print(f"{peak['case']:28} {peak['peak_rss_mb']:12.0f} {peak['job_rss_mb']:12.0f}")
     print(
         "targets: added <= 40 ms (PNG) and <= 120 ms (JPEG); peak RSS < 250 MB for the 12-megapixel "
         "JPEG, < 512 MB for the largest source the caps admit"
     )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"timing": rows, "memory": peaks}, indent=2))
 
 
 if __name__ == "__main__":
