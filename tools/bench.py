@@ -430,7 +430,8 @@ class Timings:
 def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
     """Per case: warm every path, then `rounds` rounds of `runs` jobs, the paths interleaved job
     by job (drift on a noisy machine hits them alike); each path's figure is the median of its
-    per-round medians."""
+    per-round medians. With a second function process (--compare), the two take turns going
+    first, and their difference is also the median of each adjacent pair's difference."""
     functions = {"service": FunctionProcess()}
     if compare:
         functions["compare"] = FunctionProcess(compare)
@@ -444,19 +445,23 @@ def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
             key = f"{SOURCES}{case.extension}"
             bare.s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=data)
             dropper = Dropper(data, case.extension)
-            services = {name: Service(function, dropper) for name, function in functions.items()}
-            paths = {name: Timings([], Counter()) for name in ("bare", *services, "pipeline")}
+            services = [(name, Service(function, dropper)) for name, function in functions.items()]
+            paths = {name: Timings([], Counter()) for name in ("bare", *functions, "pipeline")}
+            pairs: list[float] = []
             for warm in (True,) * 2 + (False,) * rounds:  # warm-up: imports, connections, caches
                 per_round: dict[str, list[float]] = {name: [] for name in paths}
                 bare_calls.take()
                 for _ in range(1 if warm else runs):
                     n += 1
                     per_round["bare"].append(_timed(partial(bare, key, n)))
-                    for name, service in services.items():
+                    services.reverse()
+                    for name, service in services:
                         n += 1
                         reply = service(n)
                         per_round[name].append(reply["ms"])
                         paths[name].calls.update({} if warm else reply["calls"])
+                    if compare and not warm:
+                        pairs.append(per_round["service"][-1] - per_round["compare"][-1])
                     n += 1
                     per_round["pipeline"].append(_timed(partial(pipeline, key, n)))
                 if not warm:
@@ -466,10 +471,15 @@ def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
                         path.jobs += runs
             figures = {name: path.row() for name, path in paths.items()}
             b, s = figures["bare"]["ms"], figures["service"]["ms"]
-            rows.append(
-                {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
-                | {"paths": figures}
-            )
+            row = {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
+            if pairs:
+                quartiles = statistics.quantiles(pairs, n=4)
+                row["paired_ms"] = {
+                    "median": statistics.median(pairs),
+                    "q1": quartiles[0],
+                    "q3": quartiles[2],
+                }
+            rows.append(row | {"paths": figures})
     finally:
         for function in functions.values():
             function.close()
@@ -550,6 +560,11 @@ def main() -> None:
             print(
                 f"{'  --compare ' + args.compare:28} {'':12} {c:12.1f} {c - row['bare_ms']:12.1f} "
                 f"{c / row['bare_ms']:12.2f} {'':12}"
+            )
+            paired = row["paired_ms"]
+            print(
+                f"{'':28} service - compare, median of paired jobs: {paired['median']:+.1f} ms "
+                f"(quartiles {paired['q1']:+.1f} .. {paired['q3']:+.1f})"
             )
     print("pipeline.run: the domain alone (an API-door job; the model an in-process double)")
     print("AWS calls per job:")
