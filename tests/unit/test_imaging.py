@@ -667,6 +667,39 @@ def test_a_result_in_the_requested_format_passes_through(make, fmt):
     assert encode_result(data, fmt) is data
 
 
+def test_a_png_result_passes_through_without_decoding_its_pixels(monkeypatch):
+    data = imagegen.png(64, 64, noise=64)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a PNG result in the requested format must not be decoded")
+
+    monkeypatch.setattr(Image, "open", no_decoding)
+    assert encode_result(data, "png") is data
+
+
+def _damaged_pngs() -> dict[str, bytes]:
+    whole = imagegen.png(64, 64, noise=64)
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0x01  # a byte of pixel data: its chunk's CRC no longer matches
+    end = whole.index(b"IEND") - 4
+    idat = imagegen.png_chunk(b"IDAT", zlib.compress(b"\x00" + b"\x80" * 3))
+    return {
+        "bit_flipped": bytes(flipped),
+        "no_iend": whole[:end],
+        "cut_in_iend": whole[:-2],
+        "no_idat": imagegen.raw_png(1, 1)[:33] + imagegen.png_chunk(b"IEND", b""),
+        "bad_bit_depth": imagegen.raw_png(1, 1, bit_depth=4, idat=idat[8:-4]),
+        "zero_width": imagegen.raw_png(0, 1, idat=idat[8:-4]),
+        "bomb": imagegen.png_bomb(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_damaged_pngs()))
+def test_png_results_that_pass_through_are_checked(name):
+    with pytest.raises(ModelError, match="PNG image that cannot be decoded"):
+        encode_result(_damaged_pngs()[name], "png")
+
+
 @pytest.mark.parametrize("source", ["png", "jpeg"])
 @pytest.mark.parametrize("output", typing.get_args(OutputFormat))
 def test_results_are_re_encoded_in_the_requested_format(source, output):
