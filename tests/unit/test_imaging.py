@@ -27,6 +27,8 @@ from img2img.domain.imaging import (
     nearest_allowed_size,
     prepare_image,
 )
+from img2img.domain.imaging.encoding import transient_png
+from img2img.domain.imaging.png_verifier import PngLayout
 from img2img.domain.request import OutputFormat
 from tests import imagegen
 
@@ -653,6 +655,26 @@ def test_pad_output_holds_the_whole_image(size):
     assert box[0] == 0 or box[1] == 0  # it touches two opposite edges: nothing cut off
     if width % 2 == 0 and height % 2 == 0:  # even sides: the quadrants are exact halves
         assert_quadrants(picture, box)
+
+
+# ---------------------------------------------------------------------------------------------
+# transient_png: the prepared source's encoder
+
+
+@pytest.mark.parametrize("level", [0, 1, 6])
+def test_transient_pngs_hold_exactly_the_pixels_and_nothing_else(level):
+    picture = decoded(imagegen.jpeg(1152, 896))
+    data = transient_png(picture, level=level)
+    assert_clean_png(data)
+    assert decoded(data).tobytes() == picture.tobytes()
+    layout = PngLayout.read(data)
+    layout.check_pixel_stream(data)  # what the source guards would check of it
+    assert layout.can_pass_through()
+
+
+def test_transient_pngs_take_rgb_pictures_only():
+    with pytest.raises(ValueError, match="RGB"):
+        transient_png(Image.new("RGBA", (8, 8)), level=1)
 
 
 # ---------------------------------------------------------------------------------------------

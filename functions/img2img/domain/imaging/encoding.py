@@ -5,6 +5,8 @@ kept byte for byte)."""
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image
 
@@ -14,6 +16,7 @@ from img2img.domain.imaging.formats import (
     ACCEPTED_FORMATS,
     DISPLAY_NAMES,
     PIL_FORMATS,
+    PNG_SIGNATURE,
     detect_format,
 )
 from img2img.domain.imaging.guards import DECODE_ERRORS
@@ -29,16 +32,42 @@ _RESULT_DECODE_ERRORS: tuple[type[Exception], ...] = (Image.DecompressionBombErr
 RESULT_MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
-def encode(picture: Image.Image, output_format: str, *, png_level: int = 6) -> bytes:
+def encode(picture: Image.Image, output_format: str) -> bytes:
     picture.info = {}  # Pillow re-emits info (ICC, transparency, EXIF) on save: strip it all
     buffer = io.BytesIO()
     if output_format == "png":
-        picture.save(buffer, "PNG", compress_level=png_level)
+        picture.save(buffer, "PNG")  # Pillow's default level 6: results are stored and downloaded
     elif output_format == "jpeg":
         picture.save(buffer, "JPEG", quality=_JPEG_QUALITY)
     else:
         picture.save(buffer, "WEBP", quality=_WEBP_QUALITY)
     return buffer.getvalue()
+
+
+def transient_png(picture: Image.Image, *, level: int) -> bytes:
+    """An 8-bit RGB picture as a PNG for the model alone (never stored for users): IHDR, one
+    IDAT, IEND and nothing else, every row unfiltered, deflated at zlib `level`. Pillow's
+    encoder tries all five PNG filters on every row, which at low levels costs more than the
+    compression itself; photos' sensor noise leaves filters little to gain there anyway."""
+    if picture.mode != "RGB":
+        raise ValueError(f"transient_png takes RGB pictures, not {picture.mode}")
+    width, height = picture.size
+    pixels, stride = memoryview(picture.tobytes()), width * 3
+    rows = b"\x00" + b"\x00".join(pixels[top : top + stride] for top in range(0, height * stride, stride))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, not interlaced
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(rows, level)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return b"".join((struct.pack(">I", len(payload)), kind, payload, struct.pack(">I", crc)))
 
 
 def encode_result(image_bytes: bytes, output_format: OutputFormat) -> bytes:
@@ -58,7 +87,6 @@ def encode_result(image_bytes: bytes, output_format: OutputFormat) -> bytes:
             result.load()
             if fmt == output_format:
                 return image_bytes
-            # The delivered file is stored and downloaded: Pillow's default PNG level (6).
             return encode(_for_output(result, output_format), output_format)
     except _RESULT_DECODE_ERRORS as exc:
         raise ModelError(f"the model returned a {fmt.upper()} image that cannot be decoded: {exc}") from exc
