@@ -1,45 +1,58 @@
-"""`make bench`: what the service adds per job over the bare path of the seed's sample code.
+"""`make bench`: what the S3 door's worker adds per job over the bare path of the seed's sample.
 
-Both paths run side by side in one process against the same local S3 (moto's server over
-loopback HTTP) and the same zero-latency model stand-in (an in-process bedrock-runtime
-client double that answers a fixed 1024x1024 PNG at once), so what differs is only the
-service's own work: validation, image preparation, engine translation, metadata, job
-records. Peak memory per job is measured in a fresh subprocess per case.
+Both paths run side by side, interleaved job by job, over loopback HTTP to the same moto server
+(S3, SQS, DynamoDB) and the same instant InvokeModel stand-in (a tiny HTTP server that answers
+SD3.5 Large's documented answer shape with a fixed 1024x1024 PNG at once). Those two servers
+live in a child process of their own, so the figures hold the client side's work only.
 
-The bare path is the seed document's sample: read the file, base64 it, invoke, decode the
-artifact, write the result. It cannot resize, so for the 4000x3000 JPEG it sends the JPEG as
-is (a real SDXL would reject it); that is the fair floor for the time a job must take."""
+- service: the real worker handler (img2img.handlers.worker.handler) end to end, in a function
+  process of its own as on Lambda: an SQS event wrapping the S3 notification of an image
+  dropped under inbox/ (received from the queue and wrapped as local mode's poller does), in;
+  the result image and its metadata JSON in the output bucket, out. Each job is a new object
+  version, so each is a new job, never a replay. The metadata is checked against the result.
+- bare: the seed document's sample code over the same services: read the source, base64 it,
+  InvokeModel, decode the artifact, write the result and a small metadata JSON. It cannot
+  resize, so for the 4000x3000 JPEG it sends the JPEG as it is (a real model would refuse it):
+  that is the floor for the time a job must take.
+- pipeline.run: the domain alone (an API-door job, the model an in-process double): what the
+  benchmark reported before it measured the handler.
+
+`--compare DIR` times a second copy of the package (another revision) in a second function
+process, job by job beside the first: on a noisy machine, the only fair before/after.
+Peak memory is measured in a fresh function process per case running one job."""
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from PIL import Image
 
-from img2img.adapters.bedrock import BedrockInvoker
-from img2img.adapters.jobs import JobStore
-from img2img.adapters.s3 import ObjectStore
-from img2img.domain.imaging import ImageLimits
-from img2img.domain.job import Job, OutputKeys, SourceRef
-from img2img.domain.pipeline import Pipeline
-from img2img.domain.request import parse_request
 from img2img_local import resources as r
 
 MODEL = r.DEFAULT_MODEL_ID  # SD3.5 Large: what production runs
 REPO = Path(__file__).resolve().parents[1]  # where `python -m tools.bench` finds `tools`
+PROMPT, STYLE = "A space ship.", "isometric"
+SOURCES = "uploads/bench/"  # the bare path's sources: under no prefix that starts jobs
 
 
 def _png(size: tuple[int, int]) -> bytes:
@@ -54,136 +67,438 @@ def _jpeg(size: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
-CASES: dict[str, Callable[[], bytes]] = {
-    "png-1024x1024 (no resize)": lambda: _png((1024, 1024)),
-    "jpeg-4000x3000 (resize)": lambda: _jpeg((4000, 3000)),
-}
+def _smooth(size: tuple[int, int], fmt: str, **options: Any) -> bytes:
+    """A large picture that still fits the byte cap: gradients compress well."""
+    red = Image.linear_gradient("L").resize(size)
+    green = Image.radial_gradient("L").resize(size)
+    blue = red.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    out = io.BytesIO()
+    Image.merge("RGB", (red, green, blue)).save(out, fmt, **options)
+    return out.getvalue()
 
 
-class InstantModel:
-    """A bedrock-runtime client double with zero latency: always the same SD3.5 Large answer."""
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[], bytes]
+    extension: str
+    timed: bool = True  # False: peak memory only (the largest sources the caps admit)
+
+
+CASES = (
+    Case("png-1024x1024 (no resize)", lambda: _png((1024, 1024)), "png"),
+    Case("jpeg-4000x3000 (fit)", lambda: _jpeg((4000, 3000)), "jpg"),
+    # The caps: 50 megapixels (20 MB), WebP 25 megapixels (libwebp holds the whole canvas).
+    Case("png-7071x7071 (pixel cap)", lambda: _smooth((7071, 7071), "PNG", compress_level=9), "png", False),
+    Case("webp-5000x5000 (WebP cap)", lambda: _smooth((5000, 5000), "WEBP", quality=80), "webp", False),
+)
+
+
+# --- the servers: moto and the instant model, in a child process ------------------------------
+
+
+def model_answer() -> bytes:
+    """SD3.5 Large's answer (tests/fixtures/bedrock/sd3-5-large.json): one PNG, its seed, no
+    finish reason on success."""
+    image = base64.b64encode(_png((1024, 1024))).decode()
+    return json.dumps({"seeds": [1], "finish_reasons": [None], "images": [image]}).encode()
+
+
+class _InstantModel(BaseHTTPRequestHandler):
+    """POST /model/<id>/invoke: reads the body, answers at once. HTTP/1.1 keeps the
+    connection open, as Bedrock's does."""
+
+    protocol_version = "HTTP/1.1"
+    answer = b""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.answer)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def serve() -> None:
+    """Start moto (with local mode's resources) and the instant model; print both URLs; serve
+    until stdin closes."""
+    from img2img_local.aws import create_resources, start_moto
+
+    moto = start_moto(port=0)
+    create_resources(moto.url)
+    _InstantModel.answer = model_answer()
+    model = ThreadingHTTPServer((r.DEFAULT_HOST, 0), _InstantModel)
+    model.daemon_threads = True
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    print(moto.url, f"http://{r.DEFAULT_HOST}:{model.server_address[1]}", flush=True)
+    sys.stdin.read()
+
+
+@contextmanager
+def servers() -> Iterator[tuple[str, str]]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tools.bench", "--serve"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        aws_url, model_url = child.stdout.readline().split()
+        yield aws_url, model_url
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        child.wait(timeout=30)
+
+
+def use_local_environment(aws_url: str, model_url: str) -> None:
+    """What local mode gives the worker function: every setting the stack sets, the endpoints."""
+    from img2img_local.runner import function_environment
+
+    aws_port, model_port = int(aws_url.rsplit(":", 1)[1]), int(model_url.rsplit(":", 1)[1])
+    os.environ.update(function_environment("worker", aws_port, model_port))
+
+
+def client(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(service)  # endpoints and credentials from the environment
+
+
+# --- the two paths ---------------------------------------------------------------------------
+
+
+class Bare:
+    """The seed's sample code, with S3 in place of local files, written for SD3.5 Large."""
 
     def __init__(self) -> None:
-        image = base64.b64encode(_png((1024, 1024))).decode()
-        self._answer = json.dumps({"seeds": [1], "finish_reasons": [None], "images": [image]}).encode()
+        self.s3, self.model = client("s3"), client("bedrock-runtime")
+
+    def __call__(self, key: str, n: int) -> None:
+        data = self.s3.get_object(Bucket=r.INPUT_BUCKET, Key=key)["Body"].read()
+        body = json.dumps(
+            {
+                "prompt": f"{PROMPT}, {STYLE} style",
+                "mode": "image-to-image",
+                "image": base64.b64encode(data).decode("utf8"),
+                "strength": 0.65,
+            }
+        )
+        response = self.model.invoke_model(
+            body=body, modelId=MODEL, accept="application/json", contentType="application/json"
+        )
+        answer = json.loads(response["body"].read())
+        image = base64.b64decode(answer["images"][0])
+        self.s3.put_object(Bucket=r.OUTPUT_BUCKET, Key=f"bare/{n}.png", Body=image)
+        metadata = {"source": key, "seed": answer["seeds"][0], "bytes": len(image)}
+        self.s3.put_object(Bucket=r.OUTPUT_BUCKET, Key=f"bare/{n}.json", Body=json.dumps(metadata).encode())
+
+
+class Dropper:
+    """Drops a source under inbox/ and answers the SQS event Lambda would deliver for it: the
+    queue's own message (S3's notification, as moto sends it) wrapped as local mode's poller
+    wraps it. Cleans up after each job so the servers' memory stays flat."""
+
+    def __init__(self, data: bytes, extension: str) -> None:
+        self.s3, self.sqs = client("s3"), client("sqs")
+        self.queue_url = self.sqs.get_queue_url(QueueName=r.JOBS_QUEUE)["QueueUrl"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.data, self.extension = data, extension
+        self._drain()
+
+    def drop(self, n: int) -> tuple[dict[str, Any], str, str]:
+        from img2img_local.poller import to_lambda_record
+
+        key = f"inbox/bench/{n}.{self.extension}"
+        put = self.s3.put_object(
+            Bucket=r.INPUT_BUCKET, Key=key, Body=self.data, Metadata={"prompt": PROMPT, "style-preset": STYLE}
+        )
+        while True:
+            for message in self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=5,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", []):
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                if put["VersionId"] in message["Body"]:
+                    return {"Records": [to_lambda_record(message, self.queue_arn)]}, key, put["VersionId"]
+
+    def clean(self, key: str, version_id: str) -> None:
+        self.s3.delete_object(Bucket=r.INPUT_BUCKET, Key=key, VersionId=version_id)
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=r.OUTPUT_BUCKET):
+            for obj in page.get("Contents", []):
+                self.s3.delete_object(Bucket=r.OUTPUT_BUCKET, Key=obj["Key"])
+
+    def _drain(self) -> None:
+        while self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages"):
+            pass  # s3:TestEvent and leftovers: received, then left to their visibility timeout
+
+
+class FunctionProcess:
+    """The worker function in a process of its own, as on Lambda: it builds the service once,
+    then runs the real handler on each SQS event sent to it and answers how long the handler
+    took, the AWS calls it made and its peak RSS before and after. `tree` puts another copy of
+    the img2img package first on its path (--compare: two versions, timed job by job)."""
+
+    def __init__(self, tree: str | None = None) -> None:
+        env = dict(os.environ)
+        if tree:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "tools.bench", "--function-process"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, event: dict[str, Any]) -> dict[str, Any]:
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._child.stdin.write(json.dumps(event) + "\n")
+        self._child.stdin.flush()
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError("the function process ended")
+        reply: dict[str, Any] = json.loads(line)
+        if reply["response"] != {"batchItemFailures": []}:
+            raise RuntimeError(f"benchmark job failed: {reply['response']}")
+        return reply
+
+    def close(self) -> None:
+        if self._child.stdin:
+            self._child.stdin.close()
+        self._child.wait(timeout=30)
+
+
+def function_process() -> None:
+    """The child side of FunctionProcess: one JSON event a line in, one JSON reply a line out.
+    The handler's own output (JSON logs, EMF metrics) goes to /dev/null, written all the same."""
+    replies = os.fdopen(os.dup(1), "w")
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    from img2img.handlers import worker
+    from img2img.handlers.wiring import get_service
+    from img2img_local.lambda_context import new_context
+
+    clients = get_service(sync=False).clients
+    calls = CallCounter(clients.s3, clients.dynamodb, clients.bedrock)
+    for line in sys.stdin:
+        event = json.loads(line)
+        context = new_context(
+            r.WORKER_FUNCTION_NAME, timeout_seconds=r.WORKER_TIMEOUT_SECONDS, memory_mb=r.WORKER_MEMORY_MB
+        )
+        before = _high_water_mb()
+        start = time.perf_counter()
+        response = worker.handler(event, context)
+        elapsed = (time.perf_counter() - start) * 1000
+        reply = {
+            "ms": elapsed,
+            "response": response,
+            "calls": calls.take(),
+            "rss_before_mb": before,
+            "rss_after_mb": _high_water_mb(),
+        }
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+class Service:
+    """One S3-door job through a function process: dropped, run, checked, cleaned up."""
+
+    def __init__(self, function: FunctionProcess, dropper: Dropper) -> None:
+        self.function, self.dropper = function, dropper
+        self.s3 = client("s3")
+
+    def __call__(self, n: int) -> dict[str, Any]:
+        event, key, version_id = self.dropper.drop(n)
+        reply = self.function.run(event)
+        metadata_key = f"results/bench/{n}.{self.dropper.extension}.json"
+        meta = json.loads(self.s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=metadata_key)["Body"].read())
+        if meta["status"] != "SUCCEEDED":
+            raise RuntimeError(f"benchmark job failed: {meta.get('error')}")
+        image = self.s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=meta["result"]["key"])["Body"].read()
+        result = meta["result"]
+        if hashlib.sha256(image).hexdigest() != result["sha256"] or len(image) != result["bytes"]:
+            raise RuntimeError("the metadata does not describe the stored result")
+        self.dropper.clean(key, version_id)
+        return reply
+
+
+class InProcessModel:
+    """A bedrock-runtime client double with zero latency, for the pipeline.run figure."""
+
+    def __init__(self, answer: bytes) -> None:
+        self._answer = answer
         self.meta = SimpleNamespace(region_name=r.REGION)
 
     def invoke_model(self, **_: Any) -> dict[str, Any]:
         return {"body": io.BytesIO(self._answer), "ResponseMetadata": {"HTTPHeaders": {}}}
 
 
-def bare_path(s3: Any, model: InstantModel, key: str, n: int) -> None:
-    """The seed's sample code, with S3 in place of local files, written for SD3.5 Large."""
-    data = s3.get_object(Bucket=r.INPUT_BUCKET, Key=key)["Body"].read()
-    body = json.dumps(
-        {
-            "prompt": "A space ship., isometric style",
-            "mode": "image-to-image",
-            "image": base64.b64encode(data).decode("utf8"),
-            "strength": 0.65,
-        }
-    )
-    response = model.invoke_model(
-        body=body, modelId=MODEL, accept="application/json", contentType="application/json"
-    )
-    image = base64.b64decode(json.loads(response["body"].read())["images"][0])
-    s3.put_object(Bucket=r.OUTPUT_BUCKET, Key=f"bare/{n}.png", Body=image)
+class PipelineRun:
+    """pipeline.run alone (an API-door job), the model an in-process double."""
 
+    def __init__(self) -> None:
+        from img2img.adapters.bedrock import BedrockInvoker
+        from img2img.adapters.jobs import JobStore
+        from img2img.adapters.s3 import ObjectStore
+        from img2img.domain.imaging import ImageLimits
+        from img2img.domain.pipeline import Pipeline
 
-def service_path(pipeline: Pipeline, key: str, n: int) -> None:
-    request = parse_request(
-        {"text_prompts": [{"text": "A space ship."}], "init_image_s3_key": key, "style_preset": "isometric"}
-    )
-    job = Job(
-        job_id=f"bench-{n}",
-        door="api",
-        request=request,
-        model_id=MODEL,
-        source=SourceRef(r.INPUT_BUCKET, key),
-        output=OutputKeys(r.OUTPUT_BUCKET, f"bench/{n}/result", f"bench/{n}/metadata.json"),
-        created_at="2026-01-01T00:00:00.000Z",
-    )
-    outcome = pipeline.run(job)
-    if outcome.status != "SUCCEEDED":
-        raise RuntimeError(f"benchmark job failed: {outcome.metadata.error}")
-
-
-def _median_ms(fn: Callable[[int], None], runs: int) -> float:
-    times = []
-    for n in range(runs):
-        start = time.perf_counter()
-        fn(n)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def _client(service: str, url: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name=r.REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def timing(runs: int) -> list[dict[str, Any]]:
-    from img2img_local.aws import create_resources, start_moto  # moto stays out of the RSS child
-
-    server = start_moto(port=0)
-    try:
-        create_resources(server.url)
-        s3 = _client("s3", server.url)
-        model = InstantModel()
-        pipeline = Pipeline(
-            store=ObjectStore(s3),
-            invoker=BedrockInvoker(model),
-            jobs=JobStore(_client("dynamodb", server.url), r.JOBS_TABLE, 1),
+        self.pipeline = Pipeline(
+            store=ObjectStore(client("s3")),
+            invoker=BedrockInvoker(InProcessModel(model_answer())),
+            jobs=JobStore(client("dynamodb"), r.JOBS_TABLE, 1),
             limits=ImageLimits(),
             environment="bench",
         )
-        rows = []
-        for name, make in CASES.items():
-            key = _source_key(name)
-            s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=make())
-            bare_path(s3, model, key, -1)  # warm both paths (imports, connections)
-            service_path(pipeline, key, -1)
-            bare, service = [], []
-            for _ in range(3):  # interleave rounds so drift on a noisy machine hits both alike
-                bare.append(_median_ms(partial(bare_path, s3, model, key), runs))
-                service.append(_median_ms(partial(service_path, pipeline, key), runs))
-            b, s = statistics.median(bare), statistics.median(service)
-            peak, added = peak_rss_mb(name, server.url)  # the child reads the source stored above
-            rows.append(
-                {
-                    "case": name,
-                    "bare_ms": b,
-                    "service_ms": s,
-                    "added_ms": s - b,
-                    "ratio": s / b,
-                    "peak_rss_mb": peak,
-                    "job_rss_mb": added,
+
+    def __call__(self, key: str, n: int) -> None:
+        from img2img.domain.job import Job, OutputKeys, SourceRef
+        from img2img.domain.request import parse_request
+
+        request = parse_request(
+            {"text_prompts": [{"text": PROMPT}], "init_image_s3_key": key, "style_preset": STYLE}
+        )
+        job = Job(
+            job_id=f"bench-{n}-{uuid.uuid4().hex}",
+            door="api",
+            request=request,
+            model_id=MODEL,
+            source=SourceRef(r.INPUT_BUCKET, key),
+            output=OutputKeys(r.OUTPUT_BUCKET, f"pipeline/{n}/result", f"pipeline/{n}/metadata.json"),
+            created_at="2026-01-01T00:00:00.000Z",
+        )
+        outcome = self.pipeline.run(job)
+        if outcome.status != "SUCCEEDED":
+            raise RuntimeError(f"benchmark job failed: {outcome.metadata.error}")
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+class CallCounter:
+    """AWS calls per job, counted at botocore, by service and operation."""
+
+    def __init__(self, *clients: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        for c in clients:
+            c.meta.events.register("before-call", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def take(self) -> Counter[str]:
+        calls, self.calls = self.calls, Counter()
+        return calls
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+@dataclass
+class Timings:
+    """One path's timings (per round, its median) and AWS calls over the measured jobs."""
+
+    times: list[float]
+    calls: Counter[str]
+    jobs: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "ms": statistics.median(self.times),
+            "rounds": [round(t, 1) for t in self.times],
+            "calls": {k: v / self.jobs for k, v in sorted(self.calls.items())},
+        }
+
+
+def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
+    """Per case: warm every path, then `rounds` rounds of `runs` jobs, the paths interleaved job
+    by job (drift on a noisy machine hits them alike); each path's figure is the median of its
+    per-round medians. With a second function process (--compare), the two take turns going
+    first, and their difference is also the median of each adjacent pair's difference."""
+    functions = {"service": FunctionProcess()}
+    if compare:
+        functions["compare"] = FunctionProcess(compare)
+    bare, pipeline = Bare(), PipelineRun()
+    bare_calls = CallCounter(bare.s3, bare.model)
+    rows = []
+    n = 0
+    try:
+        for case in (c for c in CASES if c.timed):
+            data = case.make()
+            key = f"{SOURCES}{case.extension}"
+            bare.s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=data)
+            dropper = Dropper(data, case.extension)
+            services = [(name, Service(function, dropper)) for name, function in functions.items()]
+            paths = {name: Timings([], Counter()) for name in ("bare", *functions, "pipeline")}
+            pairs: list[float] = []
+            for warm in (True,) * 2 + (False,) * rounds:  # warm-up: imports, connections, caches
+                per_round: dict[str, list[float]] = {name: [] for name in paths}
+                bare_calls.take()
+                for _ in range(1 if warm else runs):
+                    n += 1
+                    per_round["bare"].append(_timed(partial(bare, key, n)))
+                    services.reverse()
+                    for name, service in services:
+                        n += 1
+                        reply = service(n)
+                        per_round[name].append(reply["ms"])
+                        paths[name].calls.update({} if warm else reply["calls"])
+                    if compare and not warm:
+                        pairs.append(per_round["service"][-1] - per_round["compare"][-1])
+                    n += 1
+                    per_round["pipeline"].append(_timed(partial(pipeline, key, n)))
+                if not warm:
+                    paths["bare"].calls.update(bare_calls.take())
+                    for name, path in paths.items():
+                        path.times.append(statistics.median(per_round[name]))
+                        path.jobs += runs
+            figures = {name: path.row() for name, path in paths.items()}
+            b, s = figures["bare"]["ms"], figures["service"]["ms"]
+            row = {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
+            if pairs:
+                quartiles = statistics.quantiles(pairs, n=4)
+                row["paired_ms"] = {
+                    "median": statistics.median(pairs),
+                    "q1": quartiles[0],
+                    "q3": quartiles[2],
                 }
-            )
-        return rows
+            rows.append(row | {"paths": figures})
     finally:
-        server.stop()
+        for function in functions.values():
+            function.close()
+    return rows
 
 
-def peak_rss_mb(case: str, aws_url: str) -> tuple[float, float]:
-    """Peak RSS of a fresh process (no moto server in it: it uses this one's) that runs one
-    job of the case through pipeline.run, and how much the job added over the peak before."""
-    out = subprocess.run(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "tools.bench", "--rss-child", case, "--aws-url", aws_url],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    before, after = out.stdout.strip().splitlines()[-1].split()
-    return float(after), float(after) - float(before)
+def memory() -> list[dict[str, Any]]:
+    """Per case, a fresh function process runs one job: its peak RSS, and what the job added to
+    the peak before it (imports, the service built)."""
+    rows = []
+    for case in CASES:
+        function, dropper = FunctionProcess(), Dropper(case.make(), case.extension)
+        try:
+            reply = Service(function, dropper)(10_000_000 + CASES.index(case))
+        finally:
+            function.close()
+        peak, before = reply["rss_after_mb"], reply["rss_before_mb"]
+        rows.append({"case": case.name, "peak_rss_mb": peak, "job_rss_mb": peak - before})
+    return rows
 
 
 def _high_water_mb() -> float:
@@ -193,46 +508,81 @@ def _high_water_mb() -> float:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _source_key(case: str) -> str:
-    return f"uploads/bench/{case.split()[0]}"
-
-
-def _rss_child(case: str, aws_url: str) -> None:
-    pipeline = Pipeline(
-        store=ObjectStore(_client("s3", aws_url)),
-        invoker=BedrockInvoker(InstantModel()),
-        jobs=JobStore(_client("dynamodb", aws_url), r.JOBS_TABLE, 1),
-        limits=ImageLimits(),
-        environment="bench",
+def _calls(calls: dict[str, float]) -> str:
+    return f"{sum(calls.values()):.0f}: " + ", ".join(
+        f"{name.split(':')[1]} {count:g}" if count != 1 else name.split(":")[1]
+        for name, count in calls.items()
     )
-    before = _high_water_mb()
-    service_path(pipeline, _source_key(case), 0)
-    after = _high_water_mb()
-    print(f"{before:.1f} {after:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15, help="jobs per path per round (3 rounds)")
-    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
-    parser.add_argument("--aws-url", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=10, help="jobs per path per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians of their medians")
+    parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="also time the worker from another copy of the package (DIR/img2img, e.g. `git archive "
+        "REV functions/img2img | tar -x -C DIR --strip-components=1`), job by job beside this one",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--function-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rss_child:
-        _rss_child(args.rss_child, args.aws_url)
+    if args.serve:
+        serve()
         return
-    print(f"pipeline.run vs the seed's bare path; median of 3 interleaved rounds x {args.runs} jobs")
-    columns = ("bare ms", "service ms", "added ms", "ratio", "peak RSS MB", "job adds MB")
-    print(f"{'case':28} " + " ".join(f"{c:>11}" for c in columns))
-    for row in timing(args.runs):
-        peak, added = row["peak_rss_mb"], row["job_rss_mb"]
+    if args.function_process:
+        function_process()
+        return
+    with servers() as (aws_url, model_url):
+        use_local_environment(aws_url, model_url)
+        rows = timing(args.runs, args.rounds, args.compare)
+        peaks = memory() if not args.no_memory else []
+    print(
+        "The S3 door's worker handler end to end vs the seed's bare path, over loopback HTTP to one "
+        "moto server and one\ninstant InvokeModel stand-in; each figure the median of "
+        f"{args.rounds} interleaved rounds' medians of {args.runs} jobs"
+    )
+    columns = ("bare ms", "service ms", "added ms", "ratio", "pipeline.run")
+    print(f"{'case':28} " + " ".join(f"{c:>12}" for c in columns))
+    for row in rows:
         print(
-            f"{row['case']:28} {row['bare_ms']:11.1f} {row['service_ms']:11.1f} {row['added_ms']:11.1f} "
-            f"{row['ratio']:11.2f} {peak:11.0f} {added:11.0f}"
+            f"{row['case']:28} {row['bare_ms']:12.1f} {row['service_ms']:12.1f} {row['added_ms']:12.1f} "
+            f"{row['ratio']:12.2f} {row['paths']['pipeline']['ms']:12.1f}"
         )
-    print("targets: added <= 50 ms for the no-resize case; peak RSS < 250 MB for the 4000x3000 JPEG")
+        if "compare" in row["paths"]:
+            c = row["paths"]["compare"]["ms"]
+            print(
+                f"{'  --compare ' + args.compare:28} {'':12} {c:12.1f} {c - row['bare_ms']:12.1f} "
+                f"{c / row['bare_ms']:12.2f} {'':12}"
+            )
+            paired = row["paired_ms"]
+            print(
+                f"{'':28} service - compare, median of paired jobs: {paired['median']:+.1f} ms "
+                f"(quartiles {paired['q1']:+.1f} .. {paired['q3']:+.1f})"
+            )
+    print("pipeline.run: the domain alone (an API-door job; the model an in-process double)")
+    print("AWS calls per job:")
+    for row in rows:
+        for name in ("service", "bare"):
+            case = row["case"] if name == "service" else ""
+            print(f"  {case:28} {name:7} {_calls(row['paths'][name]['calls'])}")
+    if peaks:
+        print("Peak RSS of a fresh worker process running one job (MB):")
+        print(f"{'case':28} {'peak':>12} {'job adds':>12}")
+        for peak in peaks:
+            print(f"{peak['case']:28} {peak['peak_rss_mb']:12.0f} {peak['job_rss_mb']:12.0f}")
+    print(
+        "targets: added <= 40 ms (PNG) and <= 120 ms (JPEG); peak RSS < 250 MB for the 12-megapixel "
+        "JPEG, < 512 MB for the largest source the caps admit"
+    )
+    if args.json:
+        print(json.dumps({"timing": rows, "memory": peaks}, indent=2))
 
 
 if __name__ == "__main__":

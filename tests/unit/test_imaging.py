@@ -27,6 +27,8 @@ from img2img.domain.imaging import (
     nearest_allowed_size,
     prepare_image,
 )
+from img2img.domain.imaging.encoding import transient_png
+from img2img.domain.imaging.png_verifier import PngLayout
 from img2img.domain.request import OutputFormat
 from tests import imagegen
 
@@ -656,6 +658,26 @@ def test_pad_output_holds_the_whole_image(size):
 
 
 # ---------------------------------------------------------------------------------------------
+# transient_png: the prepared source's encoder
+
+
+@pytest.mark.parametrize("level", [0, 1, 6])
+def test_transient_pngs_hold_exactly_the_pixels_and_nothing_else(level):
+    picture = decoded(imagegen.jpeg(1152, 896))
+    data = transient_png(picture, level=level)
+    assert_clean_png(data)
+    assert decoded(data).tobytes() == picture.tobytes()
+    layout = PngLayout.read(data)
+    layout.check_pixel_stream(data)  # what the source guards would check of it
+    assert layout.can_pass_through()
+
+
+def test_transient_pngs_take_rgb_pictures_only():
+    with pytest.raises(ValueError, match="RGB"):
+        transient_png(Image.new("RGBA", (8, 8)), level=1)
+
+
+# ---------------------------------------------------------------------------------------------
 # encode_result
 
 
@@ -665,6 +687,39 @@ def test_pad_output_holds_the_whole_image(size):
 def test_a_result_in_the_requested_format_passes_through(make, fmt):
     data = make(64, 64)
     assert encode_result(data, fmt) is data
+
+
+def test_a_png_result_passes_through_without_decoding_its_pixels(monkeypatch):
+    data = imagegen.png(64, 64, noise=64)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a PNG result in the requested format must not be decoded")
+
+    monkeypatch.setattr(Image, "open", no_decoding)
+    assert encode_result(data, "png") is data
+
+
+def _damaged_pngs() -> dict[str, bytes]:
+    whole = imagegen.png(64, 64, noise=64)
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0x01  # a byte of pixel data: its chunk's CRC no longer matches
+    end = whole.index(b"IEND") - 4
+    idat = imagegen.png_chunk(b"IDAT", zlib.compress(b"\x00" + b"\x80" * 3))
+    return {
+        "bit_flipped": bytes(flipped),
+        "no_iend": whole[:end],
+        "cut_in_iend": whole[:-2],
+        "no_idat": imagegen.raw_png(1, 1)[:33] + imagegen.png_chunk(b"IEND", b""),
+        "bad_bit_depth": imagegen.raw_png(1, 1, bit_depth=4, idat=idat[8:-4]),
+        "zero_width": imagegen.raw_png(0, 1, idat=idat[8:-4]),
+        "bomb": imagegen.png_bomb(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_damaged_pngs()))
+def test_png_results_that_pass_through_are_checked(name):
+    with pytest.raises(ModelError, match="PNG image that cannot be decoded"):
+        encode_result(_damaged_pngs()[name], "png")
 
 
 @pytest.mark.parametrize("source", ["png", "jpeg"])
