@@ -573,18 +573,11 @@ class House:
 def memory_service(settings: Any) -> tuple[Any, House]:
     """A handlers/wiring.py Service over the in-memory ports, for wiring.install(): the real
     handlers with nothing behind them but memory. Answers the service and its house."""
+    from img2img.handlers import wiring
     from img2img.handlers.wiring import Clients, Service
 
     house = House(
-        settings=door_settings(
-            input_bucket=settings.input_bucket,
-            output_bucket=settings.output_bucket,
-            allowed_model_ids=settings.allowed_model_ids,
-            default_model_id=settings.default_model_id,
-            max_image_bytes=settings.max_image_bytes,
-            upload_max_bytes=settings.upload_cap,
-            presign_expiry_seconds=settings.presign_expiry_seconds,
-        ),
+        settings=wiring.door_settings(settings),
         store=MemoryObjectStore({settings.input_bucket: True, settings.output_bucket: False}),
         fallbacks=settings.fallback_model_ids,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),

@@ -113,15 +113,7 @@ def build_service(
         sleep=sleep,
         reserve_seconds=settings.sync_reserve_seconds,
     )
-    doors = DoorSettings(
-        input_bucket=settings.input_bucket,
-        output_bucket=settings.output_bucket,
-        allowed_model_ids=settings.allowed_model_ids,
-        default_model_id=settings.default_model_id,
-        max_image_bytes=settings.max_image_bytes,
-        upload_max_bytes=settings.upload_cap,
-        presign_expiry_seconds=settings.presign_expiry_seconds,
-    )
+    doors = door_settings(settings)
     api = ApiDoor(
         settings=doors,
         pipeline=pipeline,
@@ -138,6 +130,19 @@ def build_service(
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
     return Service(settings, api, worker, idempotency, Clients(s3, dynamodb, sqs, bedrock))
+
+
+def door_settings(settings: Settings) -> DoorSettings:
+    """What the doors need of the settings (the in-memory test service builds them here too)."""
+    return DoorSettings(
+        input_bucket=settings.input_bucket,
+        output_bucket=settings.output_bucket,
+        allowed_model_ids=settings.allowed_model_ids,
+        default_model_id=settings.default_model_id,
+        max_image_bytes=settings.max_image_bytes,
+        upload_max_bytes=settings.upload_cap,
+        presign_expiry_seconds=settings.presign_expiry_seconds,
+    )
 
 
 _built: dict[bool, Service] = {}
