@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from img2img.domain.caller import Caller
+from img2img_local.api_front import GatewayStyle, HttpRequest, build_proxy_event
+
+# A deployed stage on the execute-api domain (requestContext.path carries the stage).
+STAGE = GatewayStyle(stage="v1", api_id="abc123", stage_in_path=True, forwarded_proto="https")
+# What the authorizer fills in: the fields that name the caller.
+CALLER_FIELDS = ("accountId", "caller", "accessKey", "userArn", "user", "apiKey", "apiKeyId")
 
 # requestContext.identity of an AWS_IAM-authorized request ($context.identity.* in
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-mapping-template-reference.html)
@@ -29,11 +36,6 @@ OTHER_IAM_USER = {
 
 OWN_UPLOADS = Caller("iam", IAM_USER["user"]).upload_prefix  # where IAM_USER's upload tickets point
 
-ROUTES = {
-    "/v1/jobs/": "/v1/jobs/{job_id}",
-}
-
-
 def api_event(
     method: str,
     path: str,
@@ -44,51 +46,34 @@ def api_event(
     raw_body: str | None = None,
     identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`identity`: requestContext.identity's caller fields; by default an IAM user's (AWS_IAM
-    authorization), as API Gateway fills them after checking the signature."""
-    resource, params = path, None
-    if path.startswith("/v1/jobs/") and path.count("/") == 3:
-        resource, params = "/v1/jobs/{job_id}", {"job_id": path.rsplit("/", 1)[1]}
-    hdrs = {
-        "Content-Type": "application/json",
-        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
-        **(headers or {}),
+    """The event local mode's API front builds (local/api_front.py: one factory for the shape),
+    as a deployed stage sends it. `identity`: requestContext.identity's caller fields; by
+    default an IAM user's (AWS_IAM authorization), as API Gateway fills them after checking the
+    signature ({} for none)."""
+    text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else "")
+    request = HttpRequest(
+        method=method,
+        raw_path=path,
+        query_string=urlencode(query or {}),
+        headers=list(
+            {
+                "Content-Type": "application/json",
+                "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+                "User-Agent": "pytest",
+                **(headers or {}),
+            }.items()
+        ),
+        body=text.encode(),
+        source_ip="203.0.113.7",
+        server_port=443,
+    )
+    event = build_proxy_event(request, STAGE)
+    found = event["requestContext"]["identity"]
+    event["requestContext"]["identity"] = {
+        **{key: value for key, value in found.items() if key not in CALLER_FIELDS},
+        **(IAM_USER if identity is None else identity),
     }
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": hdrs,
-        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": params,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "abc",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": request_id,
-            "requestTime": "25/Nov/2026:10:00:00 +0000",
-            "path": f"/v1{path}",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "v1",
-            "domainPrefix": "abc123",
-            "requestTimeEpoch": 1795600000000,
-            "requestId": request_id,
-            "identity": {
-                "sourceIp": "203.0.113.7",
-                "userAgent": "pytest",
-                **(IAM_USER if identity is None else identity),
-            },
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "apiId": "abc123",
-        },
-        "body": raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
-        "isBase64Encoded": False,
-    }
+    return event
 
 
 class FakeContext(LambdaContext):

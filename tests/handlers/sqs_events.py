@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
 from img2img.domain.caller import Caller
+from img2img_local.poller import to_lambda_record
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:jobs-queue"
 # The IAM principal these S3 events name as the dropper, and where their own uploads live: a
@@ -49,25 +51,22 @@ def s3_notification(
 
 
 def sqs_event(*bodies: Any, receive_count: int = 1) -> dict[str, Any]:
+    """Messages as SQS's ReceiveMessage gives them, wrapped into the Lambda SQS event by local
+    mode's own poller (local/poller.py): one factory for the event shape, here and there."""
     records = []
     for body in bodies:
         text = body if isinstance(body, str) else json.dumps(body)
-        records.append(
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "AQEB" + uuid.uuid4().hex,
-                "body": text,
-                "attributes": {
-                    "ApproximateReceiveCount": str(receive_count),
-                    "SentTimestamp": "1795600000000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1795600000001",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": QUEUE_ARN,
-                "awsRegion": "us-east-1",
-            }
-        )
+        received = {
+            "MessageId": str(uuid.uuid4()),
+            "ReceiptHandle": "AQEB" + uuid.uuid4().hex,
+            "MD5OfBody": hashlib.md5(text.encode()).hexdigest(),
+            "Body": text,
+            "Attributes": {
+                "ApproximateReceiveCount": str(receive_count),
+                "SentTimestamp": "1795600000000",
+                "SenderId": "AIDAEXAMPLE",
+                "ApproximateFirstReceiveTimestamp": "1795600000001",
+            },
+        }
+        records.append(to_lambda_record(received, QUEUE_ARN, region="us-east-1"))
     return {"Records": records}
