@@ -36,6 +36,7 @@ OTHER_IAM_USER = {
 
 OWN_UPLOADS = Caller("iam", IAM_USER["user"]).upload_prefix  # where IAM_USER's upload tickets point
 
+
 def api_event(
     method: str,
     path: str,
