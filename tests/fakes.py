@@ -565,6 +565,18 @@ class House:
             on_skip=self.skipped.append,
         )
 
+    def deliver(
+        self, message: dict[str, Any], *, final_attempt: bool, first_attempt: bool = True
+    ) -> list[Summary]:
+        """A queue message as the worker handler reads it (handlers/queue_messages.py), then
+        handled by the worker: what one SQS record's body does, without the SQS record."""
+        from img2img.handlers.queue_messages import Skipped, read_message
+
+        read = read_message(json.dumps(message))
+        if isinstance(read, Skipped):
+            return []
+        return self.worker.handle(read, final_attempt=final_attempt, first_attempt=first_attempt)
+
     def meta(self, key: str) -> Any:
         """A metadata JSON (or any JSON object) from the output bucket."""
         return self.store.json(OUTPUT, key)

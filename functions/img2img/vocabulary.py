@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from typing_extensions import TypeAliasType
+
 # --- key prefixes --------------------------------------------------------------------------
 # Input bucket.
 INBOX = "inbox/"  # the S3 door: an image or a manifest dropped here starts jobs
@@ -52,7 +54,12 @@ def job_path(job_id: str) -> str:
 
 
 # --- job statuses --------------------------------------------------------------------------
-Status = Literal["QUEUED", "RUNNING", "SUCCEEDED", "CONTENT_FILTERED", "FAILED"]
+# Named aliases (TypeAliasType), so the OpenAPI spec and the metadata JSON's schema carry one
+# named enum each ($ref), not a copy inlined wherever a field uses it.
+Status = TypeAliasType("Status", Literal["QUEUED", "RUNNING", "SUCCEEDED", "CONTENT_FILTERED", "FAILED"])
+# An SDXL artifact's finishReason, as Bedrock documents SDXL's response.
+FinishReason = TypeAliasType("FinishReason", Literal["SUCCESS", "ERROR", "CONTENT_FILTERED"])
+Door = TypeAliasType("Door", Literal["api", "s3"])
 FINAL_STATUSES: frozenset[str] = frozenset({"SUCCEEDED", "CONTENT_FILTERED", "FAILED"})
 
 # --- the S3 door's object metadata (x-amz-meta-<name>; S3 lower-cases names) -----------------

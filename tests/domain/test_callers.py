@@ -115,7 +115,7 @@ def drop(house: House, key: str, data: bytes, **metadata: str) -> dict[str, Any]
 def test_an_s3_door_job_is_its_droppers_through_the_api(house: House) -> None:
     """S3 names the dropper as userIdentity.principalId = AWS:<id>; API Gateway names the same
     IAM principal as identity.user. The S3-door job is visible to that principal alone."""
-    [summary] = house.worker.handle(drop(house, "inbox/d.png", IMAGE, prompt="x"), final_attempt=False)
+    [summary] = house.deliver(drop(house, "inbox/d.png", IMAGE, prompt="x"), final_attempt=False)
     dropper = Caller("iam", DROPPER_ID)
     view = house.api.job(summary.job_id, dropper)
     assert view.caller == dropper and view.door == "s3"
@@ -132,7 +132,7 @@ def test_a_manifest_cannot_name_another_callers_upload(house: House) -> None:
     theirs = f"{BOB.upload_prefix}private.png"
     house.store.add(INPUT, theirs, IMAGE)
     manifest = json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": theirs}).encode()
-    house.worker.handle(drop(house, "inbox/steal.json", manifest), final_attempt=False)
+    house.deliver(drop(house, "inbox/steal.json", manifest), final_attempt=False)
     meta = house.meta("results/steal.json.json")
     assert meta["status"] == "FAILED" and meta["error"]["details"][0]["field"] == "init_image_s3_key"
     assert house.model.calls == []
@@ -143,7 +143,7 @@ def test_a_manifest_names_sources_inbox_or_its_droppers_own_uploads(house: House
     key = f"{DROPPER_UPLOADS}a.png" if named == "own_upload" else named
     house.store.add(INPUT, key, IMAGE)
     manifest = json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": key}).encode()
-    house.worker.handle(drop(house, "inbox/mine.json", manifest), final_attempt=False)
+    house.deliver(drop(house, "inbox/mine.json", manifest), final_attempt=False)
     assert house.meta(f"manifest-results/mine.json/{key}.json")["status"] == "SUCCEEDED"
     assert len(house.model.calls) == 1
 
@@ -159,7 +159,7 @@ def test_a_queued_message_naming_another_callers_source_is_refused(house: House)
     forged["job_id"] = "f" * 32
     saved = list(house.jobs.saved)
     with pytest.raises(errors.InvalidRequest) as caught:
-        house.worker.handle(forged, final_attempt=True)
+        house.deliver(forged, final_attempt=True)
     assert [d.field for d in caught.value.details] == ["init_image_s3_key"]
     assert house.model.calls == [] and house.jobs.saved == saved
     with pytest.raises(errors.JobNotFound):

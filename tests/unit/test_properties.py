@@ -30,12 +30,12 @@ from hypothesis import strategies as st
 from img2img.domain import s3_door
 from img2img.domain.errors import InvalidRequest, ServiceError
 from img2img.domain.imaging import ImageLimits, prepare_image
-from img2img.domain.queue_worker import s3_objects
 from img2img.domain.request import MAX_SEED, SOURCE_PREFIXES, ImageToImageRequest, ResizeMode, parse_request
 from tests import imagegen
 from tests.fakes import House, memory_service
 from tests.handlers.api_events import FakeContext, api_event
 from tests.handlers.sqs_events import s3_notification
+from tests.unit.test_queue_messages import objects_of
 
 pytestmark = pytest.mark.unit
 
@@ -243,7 +243,7 @@ def test_keys_survive_the_event_encoding_both_ways(name: str) -> None:
     for encoded in (quote_plus(key), quote_plus(key, safe="/")):  # moto's and S3's encodings
         event = s3_notification("in", key)
         event["Records"][0]["s3"]["object"]["key"] = encoded
-        [obj] = list(s3_objects(event))
+        [obj] = objects_of(event)
         assert obj.key == key
 
 

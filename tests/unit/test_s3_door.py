@@ -7,7 +7,6 @@ import json
 import pytest
 
 from img2img.domain.errors import InvalidRequest, MissingParameters
-from img2img.domain.queue_worker import s3_objects
 from img2img.domain.s3_door import (
     SourceObject,
     job_id_for,
@@ -16,7 +15,6 @@ from img2img.domain.s3_door import (
     request_from_metadata,
     starts_jobs,
 )
-from tests.handlers.sqs_events import s3_notification
 
 pytestmark = pytest.mark.unit
 
@@ -50,21 +48,6 @@ def test_no_two_sources_share_a_result_key() -> None:
     ]
     keys = [k for o in outputs for k in (o.metadata_key, o.image_key(".png"), o.image_key(".webp"))]
     assert len(keys) == len(set(keys)), sorted(keys)
-
-
-def test_event_keys_are_url_decoded() -> None:
-    event = s3_notification("in", "inbox/my cat+dog é.png", version_id="v1")
-    (obj,) = s3_objects(event)
-    assert obj.key == "inbox/my cat+dog é.png" and obj.version_id == "v1"
-    moto_style = s3_notification("in", "x")
-    moto_style["Records"][0]["s3"]["object"]["key"] = "inbox%2Fa+b.png"
-    assert next(s3_objects(moto_style)).key == "inbox/a b.png"
-
-
-def test_non_create_events_are_skipped() -> None:
-    event = s3_notification("in", "inbox/a.png")
-    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
-    assert list(s3_objects(event)) == []
 
 
 def test_job_id_is_deterministic_per_version_and_parameters() -> None:

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from img2img.domain.records import ErrorInfo, FinishReason, JobRecord, Status, optional
+from img2img.domain.records import ErrorInfo, JobRecord, optional
+from img2img.vocabulary import FinishReason, Status
 
 
 class _Answer(BaseModel):

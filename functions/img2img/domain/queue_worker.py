@@ -5,13 +5,9 @@ has used its receives, goes to the dead-letter queue)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
-
-from pydantic import ValidationError
 
 from img2img.domain.api_door import Once
 from img2img.domain.caller import Caller, not_yours, owns_source
@@ -24,6 +20,7 @@ from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.records import QueuedJob, Summary
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
+    Dropped,
     SourceObject,
     is_manifest,
     job_id_for,
@@ -34,8 +31,6 @@ from img2img.domain.s3_door import (
     starts_jobs,
 )
 from img2img.vocabulary import INBOX, SOURCES
-
-API_JOB_ID = re.compile(r"[0-9a-f]{32}")  # what ApiDoor hands out (uuid4().hex or stable_id)
 
 
 @dataclass(frozen=True)
@@ -63,40 +58,27 @@ class QueueWorker:
         self._on_skip = on_skip
 
     def handle(
-        self, message: dict[str, Any], *, final_attempt: bool, first_attempt: bool = True
+        self, message: QueuedJob | Dropped, *, final_attempt: bool, first_attempt: bool = True
     ) -> list[Summary]:
         """Run every job a message carries; answers their summaries. On a redelivery
         (`first_attempt` False) a job finishes from the model answer a failed attempt stored."""
         attempt = Attempt(first=first_attempt, final=final_attempt)
-        if message.get("Event") == "s3:TestEvent":
-            self._on_skip("s3:TestEvent")
-            return []
-        if message.get("kind") == "api_job":
+        if isinstance(message, QueuedJob):
             return [self._run_api_job(message, attempt)]
         summaries: list[Summary] = []
-        for obj in s3_objects(message):
+        for obj in message.objects:
             if obj.bucket != self._s.input_bucket or not starts_jobs(obj.key):
                 self._on_skip(f"not an input under inbox/: s3://{obj.bucket}/{obj.key}")
                 continue
             summaries.extend(self._run_object(obj, attempt))
         return summaries
 
-    def _run_api_job(self, message: dict[str, Any], attempt: Attempt) -> Summary:
-        """A queued API job. The message is not trusted beyond its request: the keys are derived
-        from the job id again, the source must be the caller's own, and the model is checked
-        against this environment's list, as the API door did (whoever may send to the queue
-        could have written it)."""
-        try:
-            queued = QueuedJob.model_validate(message)
-        except ValidationError as exc:
-            raise InvalidRequest(
-                "not a queued job", [FieldError("message", str(exc.errors()[0]["msg"]))]
-            ) from exc
+    def _run_api_job(self, queued: QueuedJob, attempt: Attempt) -> Summary:
+        """A queued API job. The message is not trusted beyond its request (its fields were
+        checked as it was read): the keys are derived from the job id again, the source must be
+        the caller's own, and the model is checked against this environment's list, as the API
+        door did (whoever may send to the queue could have written it)."""
         job_id, caller = queued.job_id, queued.caller
-        if not API_JOB_ID.fullmatch(job_id):
-            raise InvalidRequest("a queued job has no valid id", [FieldError("job_id", "32 hex digits")])
-        if caller is None:
-            raise InvalidRequest("a queued job names no caller", [FieldError("caller", "missing")])
         request = parse_request(queued.request)
         if not owns_source(caller, str(request.init_image_s3_key), job_id):
             raise not_yours("init_image_s3_key")
@@ -223,21 +205,3 @@ class QueueWorker:
             return outcome.summary().to_json_dict()
 
         return Summary.model_validate(self._once(scope, job.job_id, job.job_id, compute))
-
-
-def s3_objects(message: dict[str, Any]) -> Iterator[SourceObject]:
-    """The objects of an S3 event notification. Keys arrive URL-encoded ('+' for a space)."""
-    for record in message.get("Records", []):
-        if record.get("eventSource") != "aws:s3" or not str(record.get("eventName", "")).startswith(
-            "ObjectCreated"
-        ):
-            continue
-        s3 = record["s3"]
-        obj = s3["object"]
-        yield SourceObject(
-            bucket=s3["bucket"]["name"],
-            key=unquote_plus(obj["key"]),
-            version_id=obj.get("versionId"),
-            etag=str(obj.get("eTag", "")).strip('"'),  # quoted in S3's API, bare in events
-            principal=(record.get("userIdentity") or {}).get("principalId"),
-        )

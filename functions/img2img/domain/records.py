@@ -12,10 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from img2img.domain.caller import Caller
 from img2img.domain.errors import ServiceError
-from img2img.vocabulary import FINAL_STATUSES, Status
-
-Door = Literal["api", "s3"]
-FinishReason = Literal["SUCCESS", "CONTENT_FILTERED", "ERROR"]
+from img2img.vocabulary import FINAL_STATUSES, Door, FinishReason, Status
 
 
 def optional(**kwargs: Any) -> Any:
@@ -190,12 +187,12 @@ class QueuedJob(_Record):
     already in S3), small enough for SQS. The worker trusts no more of it than it re-checks."""
 
     kind: Literal["api_job"] = "api_job"
-    job_id: str
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")  # what ApiDoor hands out (uuid4().hex or stable_id)
     model_id: str
     created_at: str
     request: dict[str, Any]
     output: QueuedOutput
-    caller: Caller | None = optional()
+    caller: Caller
 
 
 def metadata_schema() -> dict[str, Any]:

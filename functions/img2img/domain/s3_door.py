@@ -54,6 +54,13 @@ class SourceObject:
     principal: str | None = None  # who wrote it, as S3 names them (userIdentity.principalId)
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """Objects S3 says were created in the input bucket (read by handlers/queue_messages.py)."""
+
+    objects: tuple[SourceObject, ...]
+
+
 def is_manifest(key: str) -> bool:
     return key.lower().endswith(".json")
 

@@ -5,12 +5,11 @@ artifact. It does no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from img2img.domain.imaging import PreparedImage
 from img2img.domain.request import ImageToImageRequest
-
-FinishReason = Literal["SUCCESS", "ERROR", "CONTENT_FILTERED"]
+from img2img.vocabulary import FinishReason
 
 
 @dataclass(frozen=True)

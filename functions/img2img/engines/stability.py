@@ -18,7 +18,7 @@ from typing import Any, Literal
 from img2img.domain.errors import FieldError, InvalidRequest, ModelError
 from img2img.domain.imaging import PreparedImage
 from img2img.domain.request import ImageToImageRequest
-from img2img.engines.base import Artifact, FinishReason, ModelCall
+from img2img.engines.base import Artifact, ModelCall
 from img2img.engines.responses import decode_image, require_int
 from img2img.engines.translation import (
     PROMPT_SEPARATOR,
@@ -30,6 +30,7 @@ from img2img.engines.translation import (
     weight_notes,
     with_style,
 )
+from img2img.vocabulary import FinishReason
 
 FILTER_PREFIX = "Filter reason"
 MAX_PROMPT_WEIGHT = 2.0  # "a value between 1.1 and 2 emphasized the word"

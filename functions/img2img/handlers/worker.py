@@ -3,7 +3,6 @@ Partial batch responses: only the records that failed come back to the queue."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -13,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from img2img.domain.errors import ServiceError
 from img2img.domain.records import ErrorInfo, Summary
 from img2img.handlers.observability import count_failure, logger, metrics, tracer
+from img2img.handlers.queue_messages import Skipped, UnreadableMessage, read_message
 from img2img.handlers.wiring import get_service
 
 # Answer every failed record instead of raising when all failed: the queue redelivers either
@@ -29,14 +29,18 @@ def process_record(record: SQSRecord) -> list[Summary]:
     service = get_service(sync=False)
     final_attempt = _receive_count(record) >= service.settings.max_receive_count
     try:
-        message = json.loads(record.body)
-    except ValueError:
-        logger.error("dropping a message that is not JSON", extra={"message_id": record.message_id})
-        return []
-    try:
+        message = read_message(record.body)
+        if isinstance(message, Skipped):
+            logger.info("skipped a message that starts no job", extra={"reason": message.reason})
+            return []
         summaries = service.worker.handle(
             message, final_attempt=final_attempt, first_attempt=_receive_count(record) == 1
         )
+    except UnreadableMessage as exc:  # nothing to answer, and no redelivery would read it better
+        logger.error(
+            "dropped an unreadable message", extra={"message_id": record.message_id, "reason": str(exc)}
+        )
+        return []
     except ServiceError as error:
         if final_attempt and error.job_id is None:  # a recorded job was counted where it was recorded
             count_failure(ErrorInfo.of(error))
