@@ -78,12 +78,14 @@ class ObjectStoreContract:
         assert (old.data, old.etag, old.version_id) == (b"one", first.etag, first.version_id)
         assert old.metadata == {"prompt": "a cat", "seed": "4"}  # S3 lower-cases metadata names
 
-    def test_a_version_that_is_not_there_is_a_storage_fault(self, rig: StoreRig) -> None:
-        """What the adapter does with S3's NoSuchVersion today: a retryable storage fault, not
-        SourceNotFound (see the note in tests/fakes.py's MemoryObjectStore.get)."""
+    def test_a_version_that_is_not_there_is_source_not_found(self, rig: StoreRig) -> None:
+        """S3's NoSuchVersion (404): the dropped version was deleted before the worker read it.
+        No redelivery brings it back, so it is not retried."""
         rig.add(INPUT, "inbox/v.png", b"one")
-        with pytest.raises(errors.StorageError):
+        with pytest.raises(errors.SourceNotFound) as caught:
             rig.store.get(INPUT, "inbox/v.png", max_bytes=10, version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH")
+        assert [d.field for d in caught.value.details] == ["init_image_s3_key"] and not caught.value.retryable
+        assert "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH" in caught.value.message
 
     def test_a_missing_source_is_source_not_found_naming_the_key_field(self, rig: StoreRig) -> None:
         with pytest.raises(errors.SourceNotFound) as caught:

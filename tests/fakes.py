@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from img2img.adapters.idempotency import InProgress
+from img2img.adapters.s3 import gone_version
 from img2img.domain.api_door import ApiDoor
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import (
@@ -212,8 +213,8 @@ class MemoryObjectStore(_Faulty):
         found = versions[-1]
         if version_id:
             match = [v for v in versions if v.version_id == version_id]
-            if not match:  # S3's NoSuchVersion: not one of the adapter's "missing" codes
-                raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: NoSuchVersion")
+            if not match:  # S3's NoSuchVersion
+                raise gone_version(bucket, key, version_id)
             found = match[0]
         if len(found.data) > max_bytes:
             raise ImageTooLarge(

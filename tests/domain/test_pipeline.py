@@ -168,6 +168,49 @@ def test_a_storage_fault_on_the_last_attempt_is_recorded_as_failed(house: House,
     assert house.jobs.get("job1").status == "FAILED" and len(house.model.calls) == 1
 
 
+@pytest.mark.parametrize("step", ["metadata.json", "job record"])
+def test_the_last_attempt_failing_to_write_its_outcome_still_ends_the_job(house: House, step: str) -> None:
+    """The outcome's own writes fail past the retries on the last attempt: the error names the
+    job, the record says FAILED (storage_error) if the table takes it, never RUNNING for ever,
+    and the failure is counted once. A keyed retry or redrive finishes from the stored answer."""
+    fail_after_the_model(house, step)
+    with pytest.raises(StorageError) as caught:
+        house.pipeline.run(make_job(), final_attempt=True)
+    assert caught.value.job_id == "job1" and len(house.model.calls) == 1
+    assert [(s.status, s.error.code if s.error else None) for s in house.finished] == [
+        ("FAILED", "storage_error")
+    ]
+    record = house.jobs.get("job1")
+    assert record.status == "FAILED" and record.error is not None and record.error.code == "storage_error"
+    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
+    assert house.jobs.get("job1").status == "SUCCEEDED"
+
+
+def test_when_the_job_table_refuses_the_failure_too_the_error_still_names_the_job(house: House) -> None:
+    house.jobs.fail("save", when=lambda record: record.status != "RUNNING")  # every time
+    with pytest.raises(StorageError) as caught:
+        house.pipeline.run(make_job(), final_attempt=True)
+    assert caught.value.job_id == "job1" and house.jobs.get("job1").status == "RUNNING"
+    assert [s.status for s in house.finished] == ["FAILED"]
+
+
+def test_in_place_retries_stop_at_the_sync_routes_deadline(house: House) -> None:
+    """Past the deadline a retry would outlast API Gateway's timeout: the job is recorded FAILED
+    (storage_error) at once and the sync route answers a 500 naming it (its answer stored, a
+    keyed retry finishes it), instead of a gateway timeout that answers nothing."""
+
+    # Seconds of the invocation left: plenty for the model call, which then took nearly all.
+    def time_left() -> float:
+        return 1.1 if house.model.calls else 20.0
+
+    house.store.fail("put", bucket=OUTPUT, where="result.png")
+    outcome = house.pipeline.run(make_job(), final_attempt=True, time_left=time_left)
+    assert outcome.error is not None and outcome.error.code == "storage_error"
+    assert outcome.error.job_id == "job1" and house.sleeps == [] and len(house.model.calls) == 1
+    assert house.jobs.get("job1").status == "FAILED"
+
+
 def test_a_fault_storing_the_answer_itself_is_the_one_case_that_calls_again(house: House) -> None:
     house.store.fail("put", where="answers/", times=3)
     with pytest.raises(StorageError):

@@ -278,3 +278,13 @@ def test_a_queued_job_the_api_door_would_refuse_costs_nothing(
     assert not caught.value.retryable  # the handler gives it back; after its receives, the dead-letter queue
     assert house.model.calls == [] and house.store.keys(OUTPUT) == []
 
+
+def test_a_dropped_version_deleted_before_the_worker_reads_it_fails_once(house: House) -> None:
+    """S3's NoSuchVersion: no redelivery brings the version back, so the job is recorded as
+    failed on its first delivery instead of going around the queue to the dead letters."""
+    house.store.add(INPUT, "inbox/gone.png", IMAGE, metadata={"prompt": "x"})
+    [summary] = handle(house, s3_notification(INPUT, "inbox/gone.png", version_id="deleted-version"))
+    found = meta(house, "results/gone.png.json")
+    assert summary.status == found.status == "FAILED"
+    assert found.error is not None and found.error.code == "source_not_found"
+    assert [d.field for d in found.error.details] == ["init_image_s3_key"] and house.model.calls == []

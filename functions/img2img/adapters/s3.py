@@ -15,6 +15,13 @@ from img2img.domain.ports import PresignedPost, StoredObject
 _MISSING = {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
 
 
+def gone_version(bucket: str, key: str, version_id: str) -> SourceNotFound:
+    return SourceNotFound(
+        f"s3://{bucket}/{key} version {version_id} no longer exists: it was deleted after it was dropped",
+        [FieldError("init_image_s3_key", "this version of the object was deleted")],
+    )
+
+
 class ObjectStore:
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -26,7 +33,10 @@ class ObjectStore:
         try:
             response = self._client.get_object(**args)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NoSuchVersion":  # the dropped version was deleted: no retry brings it back
+                raise gone_version(bucket, key, str(version_id)) from exc
+            if code in _MISSING:
                 raise SourceNotFound(
                     f"s3://{bucket}/{key} does not exist (or is not readable by the service)",
                     [FieldError("init_image_s3_key", "no such object in the input bucket")],

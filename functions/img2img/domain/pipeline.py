@@ -171,7 +171,13 @@ class Pipeline:
             outcome = Outcome(meta, error=error)
         meta.timings_ms = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
         meta.completed_at = self._clock()
-        self._finish(job, outcome)
+        try:
+            self._finish(job, outcome, time_left)
+        except StorageError as error:
+            error.job_id = job.job_id  # the model answered and its answer is stored: name the job
+            if final_attempt:
+                self._record_unfinished(job, error)
+            raise
         self._on_finish(outcome.summary())
         log.info(
             "job %s %s",
@@ -180,6 +186,18 @@ class Pipeline:
             extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta.timings_ms},
         )
         return outcome
+
+    def _record_unfinished(self, job: Job, error: StorageError) -> None:
+        """The last attempt could not write the outcome past its retries: the job ends FAILED
+        (storage_error) in its record rather than RUNNING for ever, if the job table takes
+        it. A keyed retry or a redrive still finishes it from the stored model answer."""
+        record = job.record("FAILED", self._clock())
+        record.error = ErrorInfo.of(error)
+        try:
+            self._jobs.save(record)
+        except StorageError:
+            log.error("job %s: could not record its failure either", job.job_id, extra={"job_id": job.job_id})
+        self._on_finish(Summary(job_id=job.job_id, status="FAILED", output=record.output, error=record.error))
 
     def reject(
         self,
@@ -250,10 +268,10 @@ class Pipeline:
             operations=list(prepared.operations),
         )
         with timer.step("model"):
-            stored = None if first_attempt else self._stored_answer(job)
+            stored = None if first_attempt else self._stored_answer(job, time_left)
             if stored is None:
                 engine, call, reply = self._call_model(job, engine, call, prepared, meta, time_left)
-                self._keep_answer(job, reply, meta)
+                self._keep_answer(job, reply, meta, time_left)
             else:
                 engine, call, reply = self._replay(job, stored, prepared, meta)
             artifact = engine.parse_response(reply.payload, call)
@@ -264,7 +282,7 @@ class Pipeline:
         image: bytes | None = None
         with timer.step("write"):
             if artifact.finish_reason != "ERROR" and artifact.image:
-                image = self._write_result(job, artifact, meta)
+                image = self._write_result(job, artifact, meta, time_left)
             elif artifact.finish_reason == "CONTENT_FILTERED":
                 # The live Stability models answer a filtered call with no image at all: the
                 # caller still learns the seed and why, as SDXL's CONTENT_FILTERED artifact said.
@@ -328,7 +346,9 @@ class Pipeline:
 
     # --- the model's answer, kept so that nothing after it can cause a second call -----------
 
-    def _keep_answer(self, job: Job, reply: ModelReply, meta: Metadata) -> None:
+    def _keep_answer(
+        self, job: Job, reply: ModelReply, meta: Metadata, time_left: Callable[[], float] | None
+    ) -> None:
         model = _model_of(meta)
         record = {
             "job_id": job.job_id,
@@ -340,11 +360,12 @@ class Pipeline:
         }
         body = json.dumps(record, separators=(",", ":")).encode()
         self._durably(
-            lambda: self._store.put(job.output.bucket, answer_key(job.job_id), body, "application/json")
+            lambda: self._store.put(job.output.bucket, answer_key(job.job_id), body, "application/json"),
+            time_left,
         )
 
-    def _stored_answer(self, job: Job) -> dict[str, Any] | None:
-        data = self._durably(lambda: self._store.find(job.output.bucket, answer_key(job.job_id)))
+    def _stored_answer(self, job: Job, time_left: Callable[[], float] | None) -> dict[str, Any] | None:
+        data = self._durably(lambda: self._store.find(job.output.bucket, answer_key(job.job_id)), time_left)
         if data is None:
             return None
         stored = json.loads(data)
@@ -364,16 +385,19 @@ class Pipeline:
         log.info("job %s finishes from its stored model answer", job.job_id, extra={"job_id": job.job_id})
         return engine, call, ModelReply(stored["payload"], bool(stored["emulated"]), int(stored["attempts"]))
 
-    def _durably(self, write: Callable[[], _T]) -> _T:
+    def _durably(self, write: Callable[[], _T], time_left: Callable[[], float] | None = None) -> _T:
         """A storage step retried in place (on top of botocore's own retries): after the model
-        has answered, giving up means another attempt later, so try a little harder now."""
+        has answered, giving up means another attempt later, so try a little harder now. Not
+        past the sync route's deadline: a 500 that names the job (its answer stored, a keyed
+        retry finishes it) beats a gateway timeout that answers nothing."""
         for attempt in range(1, self._write_attempts + 1):
             try:
                 return write()
             except StorageError:
-                if attempt == self._write_attempts:
+                delay = 0.2 * 2 ** (attempt - 1)
+                if attempt == self._write_attempts or (time_left is not None and time_left() < delay + 1):
                     raise
-                self._sleep(0.2 * 2 ** (attempt - 1))
+                self._sleep(delay)
         raise AssertionError("unreachable")
 
     def _read_source(self, job: Job, meta: Metadata) -> bytes:
@@ -391,11 +415,13 @@ class Pipeline:
         meta.source.sha256, meta.source.size = hashlib.sha256(data).hexdigest(), len(data)
         return data
 
-    def _write_result(self, job: Job, artifact: Artifact, meta: Metadata) -> bytes:
+    def _write_result(
+        self, job: Job, artifact: Artifact, meta: Metadata, time_left: Callable[[], float] | None
+    ) -> bytes:
         fmt = job.request.output_format
         image = encode_result(artifact.image, fmt)
         key = job.output.image_key(FILE_EXTENSIONS[fmt])
-        self._durably(lambda: self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt]))
+        self._durably(lambda: self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt]), time_left)
         meta.result = ResultInfo(
             bucket=job.output.bucket,
             key=key,
@@ -407,18 +433,19 @@ class Pipeline:
         )
         return image
 
-    def _finish(self, job: Job, outcome: Outcome) -> None:
+    def _finish(self, job: Job, outcome: Outcome, time_left: Callable[[], float] | None) -> None:
         """Metadata goes last: whoever sees it can rely on the image being there."""
         meta = outcome.metadata
         body = meta.to_json_bytes()
         self._durably(
-            lambda: self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json")
+            lambda: self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json"),
+            time_left,
         )
         record = job.record(outcome.status, self._clock())
         model = _model_of(meta)
         record.model_id, record.fallback_from = model.id, model.fallback_from
         record.output, record.result, record.error = meta.output, meta.result, meta.error
-        self._durably(lambda: self._jobs.save(record))
+        self._durably(lambda: self._jobs.save(record), time_left)
 
     def _base_metadata(self, job: Job) -> Metadata:
         return Metadata(
