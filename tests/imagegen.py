@@ -30,7 +30,9 @@ YELLOW = (255, 255, 0)
 QUADRANT_COLOURS = {"top_left": RED, "top_right": GREEN, "bottom_left": BLUE, "bottom_right": YELLOW}
 
 # How a viewer turns the stored pixels into the displayed ones, per EXIF orientation (the table
-# ImageOps.exif_transpose uses), and the inverse, used here to store a picture "sideways".
+# ImageOps.exif_transpose uses), and the inverse, used here to store a picture "sideways". Written
+# out again on purpose, not imported from imaging/geometry.py: it is the tests' oracle, so a wrong
+# entry there fails the orientation tests instead of agreeing with itself.
 ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
