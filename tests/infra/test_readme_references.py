@@ -33,3 +33,18 @@ def test_readme_cites_files() -> None:
 @pytest.mark.parametrize("path", sorted(cited_paths()))
 def test_every_path_readme_cites_exists(path: str) -> None:
     assert (REPO / path).exists(), f"README.md cites {path}, which is not in the repository"
+
+
+def test_how_it_is_built_names_every_module() -> None:
+    """README's layout names each module of the code folders (by file name or stem), so a new
+    module is described where a newcomer looks for it."""
+    layout = README.split("## How it is built", 1)[1].split("\n## ", 1)[0]
+    unnamed = [
+        str(path.relative_to(REPO))
+        for folder in ("functions", "infra", "local", "client", "tools")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path.name not in ("__init__.py", "__main__.py")
+        and ".build" not in path.parts
+        and path.stem not in layout
+    ]
+    assert unnamed == [], f"README's 'How it is built' does not name {unnamed}"
