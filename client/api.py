@@ -20,6 +20,7 @@ from botocore.awsrequest import AWSRequest
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from img2img.vocabulary import HEALTH, JOB, MODELS, SUBMIT, UPLOAD, job_path
 from img2img_client import __version__
 from img2img_client.errors import (
     ClientError,
@@ -111,19 +112,19 @@ class Img2ImgApi:
     # --- routes --------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/health")
+        return self._call(*HEALTH)
 
     def models(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/models")
+        return self._call(*MODELS)
 
     def create_upload(self, content_type: str) -> dict[str, Any]:
-        return self._call("POST", "/v1/uploads", {"content_type": content_type})
+        return self._call(*UPLOAD, {"content_type": content_type})
 
     def submit(self, body: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self._call("POST", "/v1/jobs", dict(body), headers={"Idempotency-Key": idempotency_key})
+        return self._call(*SUBMIT, dict(body), headers={"Idempotency-Key": idempotency_key})
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/jobs/{job_id}")
+        return self._call(JOB.method, job_path(job_id))
 
     # --- S3 through presigned URLs ---------------------------------------------------------
 

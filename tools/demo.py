@@ -19,13 +19,13 @@ from typing import Any
 import requests
 
 from img2img.domain.s3_door import output_keys
+from img2img.vocabulary import FINAL_STATUSES, SYNC
 from img2img_local import resources as r
 from img2img_local.runner import LocalStack, port_is_free, ports_from_environment, start_local
 from tools.sample import sample_png
 
 OUTPUT_DIR = Path("local-output")
 PROMPT = "a watercolor painting of a red house on green hills under a summer sun"
-FINAL = {"SUCCEEDED", "CONTENT_FILTERED", "FAILED"}
 WAIT_SECONDS = 90
 SECOND_MODEL_ID = r.FALLBACK_MODEL_IDS[-1]  # Control Structure: another family, another translation
 
@@ -94,7 +94,7 @@ def via_sync_api(
     stack: LocalStack, png: bytes, model_id: str | None = None, door: str = "sync-api"
 ) -> DoorResult:
     request = request_body(png) | ({"model_id": model_id} if model_id else {})
-    reply = requests.post(f"{stack.api_url}/v1/image-to-image", json=request, timeout=60)
+    reply = requests.post(stack.api_url + SYNC.path, json=request, timeout=60)
     body = reply.json()
     if reply.status_code != 200:
         return DoorResult(door, f"HTTP {reply.status_code}", detail=json.dumps(body)[:500])
@@ -116,7 +116,7 @@ def via_async_api(stack: LocalStack, png: bytes) -> DoorResult:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         view = requests.get(f"{stack.api_url}/v1/jobs/{job_id}", timeout=30).json()
-        if view.get("status") in FINAL:
+        if view.get("status") in FINAL_STATUSES:
             break
         if time.monotonic() > deadline:
             return DoorResult("async-api", "TIMEOUT", job_id, detail=f"last status {view.get('status')}")
