@@ -207,6 +207,12 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(f"key 'tags': the 'aws:' prefix is reserved by AWS ({', '.join(reserved)})")
         if self.api_key_quota_per_day is not None and self.api_auth != "api_key":
             raise ValueError("key 'api_key_quota_per_day': only applies when api_auth is 'api_key'")
+        if self.result_expiry_days < self.job_ttl_days:
+            raise ValueError(
+                f"key 'result_expiry_days': {self.result_expiry_days} is shorter than job_ttl_days "
+                f"({self.job_ttl_days}): an Idempotency-Key replays its result for as long as the job "
+                "record lives, so the result must live at least as long"
+            )
         if self.api_throttle_burst_limit < self.api_throttle_rate_limit:
             raise ValueError(
                 "key 'api_throttle_burst_limit': must be at least api_throttle_rate_limit "

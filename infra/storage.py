@@ -120,7 +120,7 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="expire-model-answers",
                     prefix=ANSWERS,
-                    expiration=Duration.days(min(config.job_ttl_days, config.result_expiry_days)),
+                    expiration=Duration.days(config.job_ttl_days),
                 ),
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expired-delete-markers", expired_object_delete_marker=True),

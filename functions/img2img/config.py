@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     # to store the answer, the result and the records and to answer (a model_timeout with the
     # job id, never a gateway 504 that leaves the job RUNNING).
     sync_reserve_seconds: float = Field(default=3.0, gt=0)
-    # Bounded application-level retries of ModelTimeoutException (botocore retries the rest).
+    # Bounded retries of ModelTimeoutException in the worker (adapters/bedrock.py; botocore
+    # never retries a model call, since a read timeout may already be billed).
     model_timeout_retries: int = Field(default=1, ge=0, le=5)
     # Must equal the queue's redrive maxReceiveCount: the last receive records the failure.
     max_receive_count: int = Field(default=5, ge=1)

@@ -219,3 +219,41 @@ def test_model_access_denied_keeps_bedrocks_arns_out_of_the_answer(world: World)
     assert (
         "fake AccessDeniedException" not in response["body"] and "model access" in payload["error"]["message"]
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "headers", "message", "field"),
+    [
+        ("GET", "/v1/jobs/" + "a" * 65, None, {}, "the request's path is not valid", "path.job_id"),
+        (
+            "POST",
+            "/v1/image-to-image",
+            {"text_prompts": [{"text": "x"}], "init_image": "eA=="},
+            {"Idempotency-Key": "k" * 300},
+            "the request's header is not valid",
+            "header.idempotency-key",
+        ),
+        ("POST", "/v1/uploads", {"content_type": 5}, {}, "the request body is not valid", "content_type"),
+        (
+            "POST",
+            "/v1/jobs",
+            {"cfg_scale": 99},
+            {},
+            "the request is not a valid SDXL image-to-image body",
+            None,
+        ),
+    ],
+    ids=["path", "header", "upload_body", "sdxl_body"],
+)
+def test_a_400_says_which_part_of_the_request_is_wrong(
+    world: World,
+    method: str,
+    path: str,
+    payload: Any,
+    headers: dict[str, str],
+    message: str,
+    field: str | None,
+) -> None:
+    status, answer, _ = call(method, path, payload, headers=headers)
+    assert status == 400 and answer["error"]["message"] == message
+    assert field is None or field in {d["field"] for d in answer["error"]["details"]}

@@ -267,3 +267,9 @@ def test_the_bedrock_quota_derivation(rpm: int, timeout: int, rate: float, burst
 def test_a_quota_below_the_minimum_worker_concurrency_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"key 'worker_max_concurrency': 2 is more than"):
         load_with("dev", bedrock_requests_per_minute=1)
+
+
+def test_results_that_expire_before_their_job_records_are_refused() -> None:
+    """A keyed replay reads the result back for as long as the job record lives."""
+    with pytest.raises(ConfigError, match=r"key 'result_expiry_days': 7 is shorter than job_ttl_days \(30\)"):
+        load_with("dev", result_expiry_days=7, job_ttl_days=30)

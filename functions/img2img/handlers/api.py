@@ -285,7 +285,10 @@ def _service_error(error: ServiceError) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[str]:
-    return http_errors.error_response(http_errors.validation_error(exc))
+    image_route = (app.current_event.http_method, app.current_event.resource) in {
+        (route.method, route.path) for route in vocabulary.IMAGE_REQUEST_ROUTES
+    }
+    return http_errors.error_response(http_errors.validation_error(exc, sdxl_body=image_route))
 
 
 @app.exception_handler([ValueError, RecursionError])

@@ -48,9 +48,12 @@ def _respond(
     )
 
 
-def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    """Powertools' body validation -> our InvalidRequest with one detail per field."""
+def validation_error(exc: RequestValidationError, *, sdxl_body: bool = True) -> InvalidRequest:
+    """Powertools' request validation -> our InvalidRequest with one detail per field. The
+    message names what was wrong: the SDXL body (`sdxl_body`: the image routes), another body,
+    or the path, a header or the query."""
     details: list[FieldError] = []
+    places = {str((err.get("loc") or ("body",))[0]) for err in exc.errors()}
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         field = ".".join(loc) or "body"
@@ -65,7 +68,15 @@ def validation_error(exc: RequestValidationError) -> InvalidRequest:
         if err.get("type") == "json_invalid" or (err.get("type") == "model_attributes_type" and not loc):
             field, message = "body", "the request body must be a JSON object"
         details.append(FieldError(field, message))
-    return InvalidRequest("the request is not a valid SDXL image-to-image body", details)
+    if places == {"body"}:
+        what = (
+            "the request is not a valid SDXL image-to-image body"
+            if sdxl_body
+            else "the request body is not valid"
+        )
+    else:
+        what = f"the request's {' and '.join(sorted(places))} {'is' if len(places) == 1 else 'are'} not valid"
+    return InvalidRequest(what, details)
 
 
 def proxy_response(response: Response[str]) -> dict[str, Any]:
