@@ -196,7 +196,9 @@ class Functions(Construct):
         self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, API_READ_PREFIXES)
         self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCES, UPLOADS))
         self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS,))
-        self._grant_objects(self.api.role, ["s3:PutObject"], out, (ANSWERS,))
+        # A keyed sync retry finishes from the answer its failed attempt stored: without the
+        # read, S3's 403 (no ListBucket either) would read as "no answer" and bill a second call.
+        self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
         # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).

@@ -200,6 +200,14 @@ class JobStoreContract:
         rig.jobs.save(a_record("j", other))  # a final state replaces a final one (a redrive)
         assert rig.jobs.get("j").status == other
 
+    @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
+    def test_a_callers_retry_replaces_failed_and_nothing_else(self, rig: JobsRig, final: Status) -> None:
+        """`over_failed`: a keyed resubmission queues the same job again over the FAILED its
+        failed send left; a job that succeeded (or was filtered) is never queued again."""
+        rig.jobs.save(a_record("j", final))
+        rig.jobs.save(a_record("j", "QUEUED"), over_failed=True)
+        assert rig.jobs.get("j").status == ("QUEUED" if final == "FAILED" else final)
+
     def test_faults_are_retryable_storage_errors(self, rig: JobsRig) -> None:
         with pytest.raises(errors.StorageError) as on_get:
             rig.broken.get("x")

@@ -390,13 +390,14 @@ class MemoryJobStore(_Faulty):
         self.faults.append(fault)
         return fault
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, *, over_failed: bool = False) -> None:
         self._strike("save", record)
         current = self._docs.get(record.job_id)
+        kept = FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES
         if (
             record.status not in FINAL_STATUSES
             and current is not None
-            and json.loads(current)["status"] in FINAL_STATUSES
+            and json.loads(current)["status"] in kept
         ):
             return
         self._docs[record.job_id] = json.dumps(record.to_json_dict(), separators=(",", ":"))
@@ -567,7 +568,7 @@ class House:
         )
 
     def deliver(
-        self, message: dict[str, Any], *, final_attempt: bool, first_attempt: bool = True
+        self, message: dict[str, Any], *, final_attempt: bool, time_left: Callable[[], float] | None = None
     ) -> list[Summary]:
         """A queue message as the worker handler reads it (handlers/queue_messages.py), then
         handled by the worker: what one SQS record's body does, without the SQS record."""
@@ -576,7 +577,7 @@ class House:
         read = read_message(json.dumps(message))
         if isinstance(read, Skipped):
             return []
-        return self.worker.handle(read, final_attempt=final_attempt, first_attempt=first_attempt)
+        return self.worker.handle(read, final_attempt=final_attempt, time_left=time_left)
 
     def meta(self, key: str) -> Any:
         """A metadata JSON (or any JSON object) from the output bucket."""

@@ -281,6 +281,29 @@ def test_a_keyed_submit_replays_its_job(house: House) -> None:
         house.api.submit(request(seed=3), ALICE, "order-1")
 
 
+def test_a_keyed_submit_after_a_failed_send_is_queued_again(house: House) -> None:
+    """The send failed (the record says FAILED); the caller retries with the same key: the same
+    job is queued again and its record says QUEUED, so a poller does not stop at the old FAILED."""
+    house.queue.fail(times=1)
+    with pytest.raises(errors.StorageError):
+        house.api.submit(request(), ALICE, "order-2")
+    accepted = house.api.submit(request(), ALICE, "order-2")
+    assert accepted.status == "QUEUED" and house.api.job(accepted.job_id, ALICE).status == "QUEUED"
+    assert [QueuedJob.model_validate(m).job_id for m in house.queue.messages] == [accepted.job_id]
+
+
+def test_one_key_on_both_routes_names_two_jobs(house: House) -> None:
+    """A sync request that ran out of time (504, its job FAILED) retried on POST /v1/jobs with the
+    same key, as the 504 advises: a new job, QUEUED, not the FAILED one's id; and a sync success
+    followed by a keyed submit never overwrites the first job's result."""
+    with pytest.raises(errors.ModelTimeout) as caught:
+        run_now(house, key="both", time_left=lambda: 3.5)
+    accepted = house.api.submit(request(), ALICE, "both")
+    assert accepted.job_id != caught.value.job_id
+    assert house.api.job(accepted.job_id, ALICE).status == "QUEUED"
+    assert house.api.job(str(caught.value.job_id), ALICE).status == "FAILED"
+
+
 def test_an_unknown_job_is_not_found(house: House) -> None:
     with pytest.raises(errors.JobNotFound) as caught:
         house.api.job("nope", ALICE)

@@ -211,6 +211,14 @@ def test_in_place_retries_stop_at_the_sync_routes_deadline(house: House) -> None
     assert house.jobs.get("job1").status == "FAILED"
 
 
+def test_a_job_table_fault_at_the_start_of_the_last_attempt_still_ends_the_job(house: House) -> None:
+    house.jobs.fail("save", when=lambda record: record.status == "RUNNING")
+    outcome = house.pipeline.run(make_job(), final_attempt=True)
+    assert outcome.status == "FAILED" and outcome.error is not None and outcome.error.code == "storage_error"
+    assert metadata(house).status == "FAILED" and house.jobs.get("job1").status == "FAILED"
+    assert house.model.calls == []
+
+
 def test_a_fault_storing_the_answer_itself_is_the_one_case_that_calls_again(house: House) -> None:
     house.store.fail("put", where="answers/", times=3)
     with pytest.raises(StorageError):

@@ -31,10 +31,8 @@ def drop(house: House, key: str, data: bytes | None = None, /, **metadata: str) 
     return s3_notification(INPUT, key, version_id=put.version_id, etag=put.etag)
 
 
-def handle(
-    house: House, message: dict[str, Any], *, final: bool = False, first: bool = True
-) -> list[Summary]:
-    return house.deliver(message, final_attempt=final, first_attempt=first)
+def handle(house: House, message: dict[str, Any], *, final: bool = False) -> list[Summary]:
+    return house.deliver(message, final_attempt=final)
 
 
 def meta(house: House, key: str) -> Metadata:
@@ -73,7 +71,7 @@ def test_a_dropped_images_metadata_names_the_version_it_ran_on(house: House) -> 
 def test_the_same_event_twice_costs_one_model_call(house: House) -> None:
     event = drop(house, "inbox/dup.png", prompt="twice")
     [first] = handle(house, event)
-    [again] = handle(house, event, first=False)
+    [again] = handle(house, event)
     assert first == again and len(house.model.calls) == 1 and len(house.finished) == 1
 
 
@@ -126,7 +124,7 @@ def test_a_retryable_failure_comes_back_then_is_recorded_on_the_last_delivery(ho
         handle(house, event)
     assert house.store.keys(OUTPUT) == []  # nothing written: the message comes back
     with pytest.raises(errors.ModelThrottled):  # recorded, then on to the dead-letter queue
-        handle(house, event, final=True, first=False)
+        handle(house, event, final=True)
     found = meta(house, "results/busy.png.json")
     assert found.status == "FAILED" and found.error is not None and found.error.code == "model_throttled"
     [summary] = handle(house, event)  # a redrive can still succeed: the record left no trace
@@ -183,7 +181,7 @@ def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(house: House
         assert (
             meta(house, f"manifest-results/abc.json/{DROPPER_UPLOADS}{name}.png.json").status == "SUCCEEDED"
         )
-    summaries = handle(house, event, first=False)
+    summaries = handle(house, event)
     assert [s.status for s in summaries] == ["SUCCEEDED"] * 3 and len(house.model.calls) == 4
 
 
@@ -233,7 +231,7 @@ def test_a_queued_api_job_runs_once_and_shows_where_its_results_are(house: House
     view = house.api.job(summary.job_id, ALICE)
     assert view.status == "SUCCEEDED" and view.image is not None
     assert view.image.s3_uri == f"s3://{OUTPUT}/jobs/{summary.job_id}/result.png"
-    handle(house, message, first=False)  # redelivered
+    handle(house, message)  # redelivered
     assert len(house.model.calls) == 1
 
 
@@ -260,16 +258,14 @@ def _two_models(message: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("forge", "error"),
     [
-        (_forge(model_id="stability.stable-image-core-v1:1"), errors.InvalidRequest),  # live, not enabled
-        (_forge(model_id="stability.stable-diffusion-xl-v1"), errors.ModelUnavailable),  # retired
         (_forge(job_id="../results/x"), errors.InvalidRequest),
         (_forge(caller=None), errors.InvalidRequest),
         (_forge(created_at=None), errors.InvalidRequest),  # not a queued job at all
         (_two_models, errors.InvalidRequest),
     ],
-    ids=["model_not_enabled", "model_retired", "job_id_not_an_id", "no_caller", "not_a_job", "two_models"],
+    ids=["job_id_not_an_id", "no_caller", "not_a_job", "two_models"],
 )
-def test_a_queued_job_the_api_door_would_refuse_costs_nothing(
+def test_a_message_no_api_door_wrote_costs_nothing_and_records_nothing(
     house: House, forge: Callable[[dict[str, Any]], dict[str, Any]], error: type[errors.ServiceError]
 ) -> None:
     forged = forge(queued(house))
@@ -277,6 +273,41 @@ def test_a_queued_job_the_api_door_would_refuse_costs_nothing(
         handle(house, forged, final=True)
     assert not caught.value.retryable  # the handler gives it back; after its receives, the dead-letter queue
     assert house.model.calls == [] and house.store.keys(OUTPUT) == []
+
+
+@pytest.mark.parametrize(
+    ("model_id", "code"),
+    [
+        ("stability.stable-image-core-v1:1", "invalid_request"),
+        ("stability.stable-diffusion-xl-v1", "model_unavailable"),
+    ],
+    ids=["model_disabled_since", "model_retired_since"],
+)
+def test_a_queued_job_whose_model_went_away_ends_failed_saying_why(
+    house: House, model_id: str, code: str
+) -> None:
+    """Queued on a model this environment no longer runs (disabled in cdk.json or retired since):
+    the job ends FAILED at once, where its caller polls, instead of going around the queue to
+    the dead letters and staying QUEUED."""
+    message = {**queued(house), "model_id": model_id}
+    [summary] = handle(house, message)
+    assert summary.status == "FAILED" and summary.error is not None and summary.error.code == code
+    view = house.api.job(message["job_id"], ALICE)
+    assert view.status == "FAILED" and view.error is not None and view.error.code == code
+    found = meta(house, f"jobs/{message['job_id']}/metadata.json")
+    assert found.door == "api" and found.created_at == message["created_at"] and house.model.calls == []
+
+
+def test_a_redriven_message_finishes_from_the_stored_answer(house: House) -> None:
+    """A dead-letter redrive and a late duplicate S3 event arrive as new messages (receive count
+    1): the worker still looks for the answer an earlier delivery stored."""
+    event = drop(house, "inbox/redrive.png", prompt="x")
+    house.store.fail("put", bucket=OUTPUT, where="redrive.png.png", times=3)
+    with pytest.raises(errors.StorageError):  # the last receive: recorded FAILED, dead-lettered
+        handle(house, event, final=True)
+    assert meta(house, "results/redrive.png.json").status == "FAILED" and len(house.model.calls) == 1
+    [redriven] = handle(house, event)
+    assert redriven.status == "SUCCEEDED" and len(house.model.calls) == 1
 
 
 def test_a_dropped_version_deleted_before_the_worker_reads_it_fails_once(house: House) -> None:

@@ -98,10 +98,19 @@ def queued_message(world: World) -> dict[str, Any]:
     return dict(json.loads(message["Body"]))
 
 
-def test_a_queued_job_the_api_door_would_refuse_fails_on_its_last_receive(world: World) -> None:
-    forged = {**queued_message(world), "model_id": "stability.stable-diffusion-xl-v1"}  # retired
+def test_a_forged_queued_job_goes_to_the_dead_letters_recording_nothing(world: World) -> None:
+    forged = {**queued_message(world), "job_id": "f" * 32}  # a job no API door created
     out = run(json.dumps(forged), receive_count=world.settings.max_receive_count)
     assert len(out["batchItemFailures"]) == 1  # on to the dead-letter queue, where someone looks
+    assert world.bedrock.calls == []
+    assert json.loads(api.handler(api_event("GET", f"/v1/jobs/{'f' * 32}"), FakeContext())["body"])["error"]
+
+
+def test_a_queued_job_whose_model_retired_since_ends_failed_at_once(world: World) -> None:
+    message = {**queued_message(world), "model_id": "stability.stable-diffusion-xl-v1"}  # retired
+    assert run(json.dumps(message)) == {"batchItemFailures": []}
+    view = json.loads(api.handler(api_event("GET", f"/v1/jobs/{message['job_id']}"), FakeContext())["body"])
+    assert view["status"] == "FAILED" and view["error"]["code"] == "model_unavailable"
     assert world.bedrock.calls == []
 
 

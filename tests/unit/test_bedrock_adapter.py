@@ -184,6 +184,43 @@ def test_a_call_with_a_deadline_uses_a_client_for_that_many_whole_seconds() -> N
     assert asked == [7, 1] and len(timed.calls) == 2 and len(default.calls) == 1
 
 
+def test_no_retry_starts_that_could_not_end_before_the_deadline(client) -> None:  # type: ignore[no-untyped-def]
+    """With under a second of the deadline left, neither a ModelTimeoutException nor a throttle
+    is retried (and nothing waits): the error goes up while the invocation can still record it."""
+    for code, status, error in (
+        ("ModelTimeoutException", 408, errors.ModelTimeout),
+        ("ThrottlingException", 429, errors.ModelThrottled),
+    ):
+        waits: list[float] = []
+        with Stubber(client) as stub:
+            stub.add_client_error("invoke_model", service_error_code=code, http_status_code=status)
+            invoker = BedrockInvoker(
+                client, timeout_retries=1, attempts=3, sleep=waits.append, client_for_timeout=lambda s: client
+            )
+            with pytest.raises(error):
+                invoker.invoke(MODEL, {}, timeout=0.5)
+            stub.assert_no_pending_responses()
+        assert waits == []
+
+
+def test_retries_within_the_deadline_use_the_seconds_left(client) -> None:  # type: ignore[no-untyped-def]
+    asked: list[int] = []
+
+    def client_for(seconds: int) -> Any:
+        asked.append(seconds)
+        return client
+
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "invoke_model", service_error_code="ModelTimeoutException", http_status_code=408
+        )
+        stub.add_response("invoke_model", {"body": io.BytesIO(b"{}"), "contentType": "application/json"})
+        reply = BedrockInvoker(client, timeout_retries=1, client_for_timeout=client_for).invoke(
+            MODEL, {}, timeout=30
+        )
+    assert reply.attempts == 2 and len(asked) == 2 and all(28 <= s <= 30 for s in asked)
+
+
 @dataclass
 class BedrockRig:
     client: FakeBedrock = field(default_factory=FakeBedrock)

@@ -59,9 +59,7 @@ class BedrockInvoker:
         client_for_timeout: Callable[[int], Any] | None = None,
     ) -> None:
         self._client = client
-        # botocore fixes a read timeout per client: calls with a deadline of their own use a
-        # client made for that many whole seconds (made once per value, then reused).
-        self._client_for_timeout = client_for_timeout
+        self._client_for_timeout = client_for_timeout  # whole seconds -> a client with that read timeout
         self._timeout_retries = timeout_retries
         self._attempts = attempts  # calls in all, for answers that say the model did not run
         self._sleep = sleep
@@ -72,25 +70,31 @@ class BedrockInvoker:
         return str(self._client.meta.region_name)
 
     def invoke(self, model_id: str, body: dict[str, Any], *, timeout: float | None = None) -> ModelReply:
+        """One model call, retried only for answers that say the model did not run (and a
+        bounded number of ModelTimeoutExceptions in the worker). With `timeout` (seconds, the
+        invocation's deadline less its reserve) every attempt, retries and waits included, ends
+        within it: a retry that could not finish in time is not started."""
         payload = json.dumps(body).encode()
-        client = self._client
-        if timeout is not None and self._client_for_timeout is not None:
-            client = self._client_for_timeout(max(1, int(timeout)))
+        ends_at = None if timeout is None else time.monotonic() + timeout
         attempts = timeouts = 0
         while True:
             attempts += 1
             try:
-                response = client.invoke_model(
+                response = self._client_until(ends_at).invoke_model(
                     modelId=model_id, body=payload, contentType="application/json", accept="application/json"
                 )
                 return ModelReply(_read_json(response), _is_emulated(response), attempts)
             except ClientError as exc:
                 error = self._translate(exc, model_id)
-                if isinstance(error, ModelTimeout) and timeouts < self._timeout_retries:
+                if (
+                    isinstance(error, ModelTimeout)
+                    and timeouts < self._timeout_retries
+                    and _left(ends_at) >= 1
+                ):
                     timeouts += 1
                     continue
-                if exc.response.get("Error", {}).get("Code") in NOT_RUN and attempts < self._attempts:
-                    self._back_off(attempts)
+                code = exc.response.get("Error", {}).get("Code")
+                if code in NOT_RUN and attempts < self._attempts and self._back_off(attempts, ends_at):
                     continue
                 raise error from exc
             except ReadTimeoutError as exc:
@@ -98,16 +102,27 @@ class BedrockInvoker:
                     f"model {model_id} did not answer within the client's read timeout"
                 ) from exc
             except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached Bedrock
-                if attempts < self._attempts:
-                    self._back_off(attempts)
+                if attempts < self._attempts and self._back_off(attempts, ends_at):
                     continue
                 raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
             except BotoCoreError as exc:  # a connection fault mid-call: the model may have run
                 raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
 
-    def _back_off(self, attempts: int) -> None:
-        """Full jitter: a random wait up to an exponentially growing cap."""
-        self._sleep(self._jitter() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1)))
+    def _client_until(self, ends_at: float | None) -> Any:
+        """botocore fixes a read timeout per client: a call with a deadline uses a client made
+        for the whole seconds left (made once per value, then reused)."""
+        if ends_at is None or self._client_for_timeout is None:
+            return self._client
+        return self._client_for_timeout(max(1, int(_left(ends_at))))
+
+    def _back_off(self, attempts: int, ends_at: float | None) -> bool:
+        """Full jitter: a random wait up to an exponentially growing cap. False, without
+        waiting, when the wait would leave less than a second for the next attempt."""
+        wait = self._jitter() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+        if _left(ends_at) - wait < 1:
+            return False
+        self._sleep(wait)
+        return True
 
     def _translate(self, exc: ClientError, model_id: str) -> ServiceError:
         code = exc.response.get("Error", {}).get("Code", "")
@@ -137,6 +152,10 @@ class BedrockInvoker:
         if code == "ValidationException":
             return InvalidRequest(f"model {model_id} rejected the request: {message}")
         return ModelError(f"model {model_id} failed ({code or 'unknown error'})", internal=message)
+
+
+def _left(ends_at: float | None) -> float:
+    return float("inf") if ends_at is None else ends_at - time.monotonic()
 
 
 def _read_json(response: dict[str, Any]) -> dict[str, Any]:

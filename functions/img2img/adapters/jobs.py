@@ -23,9 +23,10 @@ class JobStore:
         self._table = table
         self._ttl_seconds = ttl_days * 86400
 
-    def save(self, record: JobRecord) -> None:
+    def save(self, record: JobRecord, *, over_failed: bool = False) -> None:
         """Write the job's current state. A final state is never overwritten by a non-final one
-        (a late redelivery must not turn SUCCEEDED back into RUNNING)."""
+        (a late redelivery must not turn SUCCEEDED back into RUNNING), except FAILED when
+        `over_failed` says a caller's retry starts the same job again."""
         item = {
             "pk": _pk(record.job_id),
             "status": {"S": record.status},
@@ -35,10 +36,12 @@ class JobStore:
         }
         kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
         if record.status not in FINAL_STATUSES:
-            kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR NOT #s IN (:a, :b, :c)"
+            kept = sorted(FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES)
+            names = [f":s{index}" for index in range(len(kept))]
+            kwargs["ConditionExpression"] = f"attribute_not_exists(pk) OR NOT #s IN ({', '.join(names)})"
             kwargs["ExpressionAttributeNames"] = {"#s": "status"}
             kwargs["ExpressionAttributeValues"] = {
-                f":{name}": {"S": status} for name, status in zip("abc", sorted(FINAL_STATUSES), strict=True)
+                name: {"S": status} for name, status in zip(names, kept, strict=True)
             }
         try:
             self._client.put_item(**kwargs)

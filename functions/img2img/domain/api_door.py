@@ -26,7 +26,7 @@ from img2img.domain.answers import (
 from img2img.domain.caller import Caller, not_yours
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, PayloadTooLarge, ServiceError
-from img2img.domain.imaging import detect_format
+from img2img.domain.imaging import ACCEPTED_FORMATS, FILE_EXTENSIONS, MIME_TYPES, detect_format
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Pipeline, utc_now
@@ -37,7 +37,8 @@ from img2img.vocabulary import API_RESULTS, API_SOURCES, job_path
 
 # The idempotency port: once(scope, key, fingerprint, compute) -> compute()'s JSON, stored.
 Once = Callable[[str, str, str, Callable[[], dict[str, Any]]], dict[str, Any]]
-UPLOAD_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# What an upload ticket accepts: each accepted format's MIME type -> the key's extension.
+UPLOAD_TYPES = {MIME_TYPES[f]: FILE_EXTENSIONS[f].lstrip(".") for f in ACCEPTED_FORMATS}
 
 
 class ApiDoor:
@@ -79,7 +80,7 @@ class ApiDoor:
 
         def compute() -> dict[str, Any]:
             nonlocal image
-            job = self._new_job(request, model_id, caller, idempotency_key)
+            job = self._new_job(request, model_id, caller, idempotency_key, "api-sync")
             # A keyed retry after a failure is the same job (same id): it finishes from the
             # model answer the failed attempt stored instead of calling the model again.
             outcome = self._pipeline.run(
@@ -120,9 +121,11 @@ class ApiDoor:
         self._check_source(request, caller)
 
         def compute() -> dict[str, Any]:
-            job = self._new_job(request, model_id, caller, idempotency_key)
+            job = self._new_job(request, model_id, caller, idempotency_key, "api-async")
             record = job.record("QUEUED", utc_now())
-            self._jobs.save(record)
+            # A keyed retry after a failed send is the same job, queued again: its record
+            # says QUEUED again instead of the FAILED the failed send left.
+            self._jobs.save(record, over_failed=idempotency_key is not None)
             try:
                 self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
@@ -197,12 +200,19 @@ class ApiDoor:
             raise not_yours("init_image_s3_key")
 
     def _new_job(
-        self, request: ImageToImageRequest, model_id: str, caller: Caller, idempotency_key: str | None
+        self,
+        request: ImageToImageRequest,
+        model_id: str,
+        caller: Caller,
+        idempotency_key: str | None,
+        route: str,
     ) -> Job:
+        # A keyed job's id derives from its route, caller, key and body: the same key sent to
+        # the sync route and then to POST /v1/jobs (as a 504 advises) names two jobs, not one.
         job_id = (
             self._new_id()
             if idempotency_key is None
-            else stable_id("api", caller.tag, idempotency_key, fingerprint(request))
+            else stable_id(route, caller.tag, idempotency_key, fingerprint(request))
         )
         data: bytes | None = None
         if request.init_image is not None:

@@ -44,7 +44,7 @@ from img2img.domain.records import (
 )
 from img2img.engines import engine_for
 from img2img.engines.base import Artifact, Engine, ModelCall
-from img2img.vocabulary import ANSWERS
+from img2img.vocabulary import ANSWERS, Door
 
 log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
 
@@ -159,8 +159,10 @@ class Pipeline:
         meta = self._base_metadata(job)
         timer = _Timer()
         started = time.perf_counter()
-        self._jobs.save(job.record("RUNNING", self._clock()))
         try:
+            # Inside the try: on the last attempt a job table fault here still ends the job
+            # FAILED with its metadata, instead of leaving it QUEUED with nothing written.
+            self._jobs.save(job.record("RUNNING", self._clock()))
             outcome = self._execute(job, meta, timer, first_attempt, time_left)
         except ServiceError as error:
             if error.retryable and not final_attempt:
@@ -206,15 +208,18 @@ class Pipeline:
         output: OutputKeys,
         error: ServiceError,
         caller: Caller | None = None,
+        *,
+        door: Door = "s3",
+        created_at: str | None = None,
     ) -> Summary:
-        """Record a job that could not start (no parameters, a bad manifest): its metadata says
-        why, where the result would have been."""
+        """Record a job that could not start (no parameters, a bad manifest, a queued job whose
+        model is gone): its metadata says why, where the result would have been."""
         now = self._clock()
         meta = Metadata(
             job_id=job_id,
             status="FAILED",
-            door="s3",
-            created_at=now,
+            door=door,
+            created_at=created_at or now,
             completed_at=now,
             source=SourceInfo(bucket=source.bucket, key=source.key, version_id=source.version_id),
             output=OutputInfo(bucket=output.bucket, metadata_key=output.metadata_key),
@@ -226,8 +231,8 @@ class Pipeline:
             JobRecord(
                 job_id=job_id,
                 status="FAILED",
-                door="s3",
-                created_at=now,
+                door=door,
+                created_at=created_at or now,
                 updated_at=now,
                 model_id="",
                 source=meta.source,
@@ -341,7 +346,9 @@ class Pipeline:
         seconds = time_left() - self._reserve
         if seconds < 1:
             # Not worth starting (and billing) a call that could not be answered in time.
-            raise ModelTimeout("no time is left for the model within this request's budget")
+            raise ModelTimeout(
+                "no time is left for the model in this invocation (the request's or the worker's)"
+            )
         return seconds
 
     # --- the model's answer, kept so that nothing after it can cause a second call -----------

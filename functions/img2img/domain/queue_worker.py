@@ -35,10 +35,12 @@ from img2img.vocabulary import INBOX, SOURCES
 
 @dataclass(frozen=True)
 class Attempt:
-    """Which delivery of the message this is."""
+    """Which delivery of the message this is, and how long it may run."""
 
-    first: bool  # no earlier attempt can have stored a model answer
     final: bool  # a retryable failure is recorded now: the message goes to the dead-letter queue
+    # Seconds left in the invocation: bounds each model call so that its answer is stored
+    # before Lambda stops the function (None: unbounded, as in tests).
+    time_left: Callable[[], float] | None = None
 
 
 class QueueWorker:
@@ -58,11 +60,15 @@ class QueueWorker:
         self._on_skip = on_skip
 
     def handle(
-        self, message: QueuedJob | Dropped, *, final_attempt: bool, first_attempt: bool = True
+        self,
+        message: QueuedJob | Dropped,
+        *,
+        final_attempt: bool,
+        time_left: Callable[[], float] | None = None,
     ) -> list[Summary]:
-        """Run every job a message carries; answers their summaries. On a redelivery
-        (`first_attempt` False) a job finishes from the model answer a failed attempt stored."""
-        attempt = Attempt(first=first_attempt, final=final_attempt)
+        """Run every job a message carries; answers their summaries. A job an earlier delivery
+        already took to the model finishes from the answer it stored."""
+        attempt = Attempt(final=final_attempt, time_left=time_left)
         if isinstance(message, QueuedJob):
             return [self._run_api_job(message, attempt)]
         summaries: list[Summary] = []
@@ -77,26 +83,38 @@ class QueueWorker:
         """A queued API job. The message is not trusted beyond its request (its fields were
         checked as it was read): the keys are derived from the job id again, the source must be
         the caller's own, and the model is checked against this environment's list, as the API
-        door did (whoever may send to the queue could have written it)."""
+        door did (whoever may send to the queue could have written it). A message no API door
+        wrote (another caller's source, two models) is refused with nothing recorded; a job
+        this environment no longer runs (its model disabled or retired since it was queued, a
+        request a newer version refuses) ends FAILED, saying why, where its caller looks."""
         job_id, caller = queued.job_id, queued.caller
-        request = parse_request(queued.request)
-        if not owns_source(caller, str(request.init_image_s3_key), job_id):
+        key = str(queued.request.get("init_image_s3_key"))
+        if not owns_source(caller, key, job_id):
             raise not_yours("init_image_s3_key")
-        model_id = queued.model_id
-        if request.model_id is not None and request.model_id != model_id:
+        if queued.request.get("model_id") not in (None, queued.model_id):
             raise InvalidRequest("a queued job names two models", [FieldError("model_id", "does not match")])
-        model_id = resolve_model_id(
-            request.model_copy(update={"model_id": model_id or None}),
-            self._s.allowed_model_ids,
-            self._s.default_model_id,
-        )
+        output = api_output_keys(self._s.output_bucket, job_id)
+        try:
+            request = parse_request(queued.request)
+            model_id = resolve_model_id(
+                request.model_copy(update={"model_id": queued.model_id or None}),
+                self._s.allowed_model_ids,
+                self._s.default_model_id,
+            )
+        except ServiceError as error:
+            if error.retryable:
+                raise
+            source = SourceRef(self._s.input_bucket, key)
+            return self._pipeline.reject(
+                job_id, source, output, error, caller, door="api", created_at=queued.created_at
+            )
         job = Job(
             job_id=job_id,
             door="api",
             request=request,
             model_id=model_id,
             source=SourceRef(self._s.input_bucket, str(request.init_image_s3_key)),
-            output=api_output_keys(self._s.output_bucket, job_id),
+            output=output,
             created_at=queued.created_at,
             caller=caller,
         )
@@ -197,7 +215,12 @@ class QueueWorker:
 
     def _run_once(self, scope: str, job: Job, attempt: Attempt) -> Summary:
         def compute() -> dict[str, Any]:
-            outcome = self._pipeline.run(job, final_attempt=attempt.final, first_attempt=attempt.first)
+            # Never taken as a first attempt: a redriven message and a late duplicate of an S3
+            # event arrive as new messages (receive count 1), yet an earlier delivery may have
+            # stored the model's answer. One read of answers/ is the price of one model call.
+            outcome = self._pipeline.run(
+                job, final_attempt=attempt.final, first_attempt=False, time_left=attempt.time_left
+            )
             if outcome.error is not None and outcome.error.retryable:
                 # Recorded as FAILED, but raised so the message goes on to the dead-letter
                 # queue and the idempotency record is dropped, leaving a redrive free to retry.

@@ -101,8 +101,9 @@ def build_service(
             timeout_retries=0 if sync else settings.model_timeout_retries,
             attempts=model_attempts(sync=sync),
             sleep=sleep,
-            # The sync route's calls end at the invocation's deadline (less the reserve).
-            client_for_timeout=functools.lru_cache(maxsize=32)(model_client) if sync else None,
+            # Calls end at the invocation's deadline (less the reserve), so an answer is stored
+            # before Lambda stops the function: the sync route's and the worker's alike.
+            client_for_timeout=functools.lru_cache(maxsize=32)(model_client),
         ),
         jobs=jobs,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),

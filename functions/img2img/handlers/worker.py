@@ -25,7 +25,8 @@ def _receive_count(record: SQSRecord) -> int:
 
 
 @tracer.capture_method
-def process_record(record: SQSRecord) -> list[Summary]:
+def process_record(record: SQSRecord, lambda_context: LambdaContext) -> list[Summary]:
+    """One SQS record (Powertools' batch processor passes the invocation's context in)."""
     service = get_service(sync=False)
     final_attempt = _receive_count(record) >= service.settings.max_receive_count
     try:
@@ -34,7 +35,9 @@ def process_record(record: SQSRecord) -> list[Summary]:
             logger.info("skipped a message that starts no job", extra={"reason": message.reason})
             return []
         summaries = service.worker.handle(
-            message, final_attempt=final_attempt, first_attempt=_receive_count(record) == 1
+            message,
+            final_attempt=final_attempt,
+            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
         )
     except UnreadableMessage as exc:  # nothing to answer, and no redelivery would read it better
         logger.error(
