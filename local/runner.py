@@ -225,9 +225,12 @@ def start_local(
     batch_size: int = r.WORKER_BATCH_SIZE,
     poll_wait_seconds: int = 1,
     integration_timeout_seconds: float = r.API_INTEGRATION_TIMEOUT_SECONDS,
+    model_reserve_seconds: float | None = None,
 ) -> LocalStack:
     """Start local mode; port 0 picks a free port. Handlers default to the real ones, imported
-    after the environment is set (their settings and clients are read at cold start)."""
+    after the environment is set (their settings and clients are read at cold start).
+    `model_reserve_seconds` is for tests whose short visibility timeout makes the worker's
+    function timeout (never above it, as Lambda requires) shorter than the 3 s reserve."""
     check_ports_free(
         host,
         [
@@ -265,6 +268,8 @@ def start_local(
             host,
             max_receive_count=(queue_settings or r.QueueSettings()).max_receive_count,
         )
+        if model_reserve_seconds is not None:
+            env["IMG2IMG_MODEL_RESERVE_SECONDS"] = str(model_reserve_seconds)
         if env["IMG2IMG_QUEUE_URL"] != resources.queue_url:
             raise RuntimeError(f"queue URL {resources.queue_url} differs from {env['IMG2IMG_QUEUE_URL']}")
         saved_env = _apply_env(env)

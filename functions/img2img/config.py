@@ -38,10 +38,11 @@ class Settings(BaseSettings):
     # api's leaves time to answer before API Gateway's integration timeout, the worker's is its
     # function timeout less the same margin. Sync calls with a deadline of their own end sooner.
     model_read_timeout_seconds: float = Field(default=25.0, gt=0)
-    # The sync route's model call ends this long before the invocation's deadline, leaving time
-    # to store the answer, the result and the records and to answer (a model_timeout with the
-    # job id, never a gateway 504 that leaves the job RUNNING).
-    sync_reserve_seconds: float = Field(default=3.0, gt=0)
+    # Every model call (the sync route's and the worker's) ends this long before its invocation's
+    # deadline, leaving time to store the answer, the result and the records and to answer (a
+    # model_timeout with the job id, never a gateway 504 or a killed worker that leaves the job
+    # RUNNING and its answer unstored).
+    model_reserve_seconds: float = Field(default=3.0, gt=0)
     # Bounded retries of ModelTimeoutException in the worker (adapters/bedrock.py; botocore
     # never retries a model call, since a read timeout may already be billed).
     model_timeout_retries: int = Field(default=1, ge=0, le=5)

@@ -155,10 +155,10 @@ def test_the_sync_door_answers_a_typed_sdxl_answer(generated: Generated, client:
     assert isinstance(answer, models.SyncAnswer)
     assert answer.result == "success"
     assert answer.job_id
-    assert answer.status == models.SyncAnswerStatus.SUCCEEDED
+    assert answer.status == models.Status.SUCCEEDED
     (artifact,) = answer.artifacts
     assert isinstance(artifact, models.SdxlArtifact)
-    assert artifact.finish_reason == models.SdxlArtifactFinishreason.SUCCESS
+    assert artifact.finish_reason == models.FinishReason.SUCCESS
     assert artifact.seed == 7
     assert isinstance(artifact.base64, str)
     assert_image(artifact.base64)
@@ -172,16 +172,16 @@ def test_a_job_is_accepted_then_polled_to_its_end(generated: Generated, client: 
     assert response.status_code == 202, response.content
     accepted = response.parsed
     assert isinstance(accepted, models.JobAccepted)
-    assert accepted.status == models.JobAcceptedStatus.QUEUED
+    assert accepted.status == models.Status.QUEUED
     assert isinstance(accepted.links, models.JobLinks)
     assert accepted.links.self_.endswith(f"/v1/jobs/{accepted.job_id}")
 
     job = wait_for_end(generated, client, accepted.job_id)
     assert isinstance(job, models.JobAnswer)
     assert job.job_id == accepted.job_id
-    assert job.status == models.JobAnswerStatus.SUCCEEDED
+    assert job.status == models.Status.SUCCEEDED
     assert isinstance(job.result, models.ResultInfo)
-    assert job.result.finish_reason == models.ResultInfoFinishReason.SUCCESS
+    assert job.result.finish_reason == models.FinishReason.SUCCESS
     assert isinstance(job.image, models.Location)
     assert isinstance(job.metadata, models.Location)
 
@@ -213,7 +213,7 @@ def test_an_upload_then_its_key_runs_the_sync_door(generated: Generated, client:
     assert run.status_code == 200, run.content
     answer = run.parsed
     assert isinstance(answer, models.SyncAnswer)
-    assert answer.status == models.SyncAnswerStatus.SUCCEEDED
+    assert answer.status == models.Status.SUCCEEDED
     assert isinstance(answer.artifacts[0].base64, str)
     assert_image(answer.artifacts[0].base64)
 

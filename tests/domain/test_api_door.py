@@ -151,6 +151,20 @@ def test_a_request_refused_before_the_job_names_the_field_and_costs_nothing(
     assert nothing_happened(house)
 
 
+@pytest.mark.parametrize("route", ["sync", "async"])
+def test_a_models_own_prompt_rule_is_a_400_before_anything_is_stored(house: House, route: str) -> None:
+    """A blank prompt passes the SDXL schema but no Stability model takes it: refused on both
+    routes before the source is stored, a job recorded or a message queued."""
+    blank = request(text_prompts=[{"text": "   "}])
+    with pytest.raises(errors.InvalidRequest) as caught:
+        if route == "sync":
+            run_now(house, blank)
+        else:
+            house.api.submit(blank, ALICE, None)
+    assert [d.field for d in caught.value.details] == ["text_prompts"] and caught.value.job_id is None
+    assert house.store.keys(INPUT) == [] and house.jobs.saved == [] and house.queue.messages == []
+
+
 def test_not_an_image_is_unsupported_recorded_and_costs_no_call(house: House) -> None:
     with pytest.raises(errors.UnsupportedImage) as caught:
         run_now(house, request(init_image=base64.b64encode(b"hello").decode()))

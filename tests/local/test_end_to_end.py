@@ -30,8 +30,13 @@ SEED_BODY = {"text_prompts": [{"text": "A space ship."}], "style_preset": "isome
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     settings = r.QueueSettings(visibility_timeout_seconds=2, max_receive_count=3)
-    with start_local(
-        api_port=0, aws_port=0, bedrock_port=0, queue_settings=settings, batch_size=10
+    with start_local(  # a 2 s worker (the visibility bounds it) keeps 0.5 s back, not 3
+        api_port=0,
+        aws_port=0,
+        bedrock_port=0,
+        queue_settings=settings,
+        batch_size=10,
+        model_reserve_seconds=0.5,
     ) as running:
         running.wait_healthy(timeout=30)
         yield running

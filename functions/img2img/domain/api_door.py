@@ -33,6 +33,7 @@ from img2img.domain.pipeline import Pipeline, utc_now
 from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort
 from img2img.domain.records import ErrorInfo, OutputInfo, QueuedJob, QueuedOutput, ResultInfo, Summary
 from img2img.domain.request import ImageToImageRequest
+from img2img.engines import engine_for
 from img2img.vocabulary import API_RESULTS, API_SOURCES, job_path
 
 # The idempotency port: once(scope, key, fingerprint, compute) -> compute()'s JSON, stored.
@@ -72,8 +73,7 @@ class ApiDoor:
     ) -> SyncAnswer:
         """Bedrock's SDXL answer: the image inline as base64, or (`want_url`) only where it is.
         A replayed answer's image is read back from the output bucket."""
-        model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
-        self._check_source(request, caller)
+        model_id = self._check(request, caller)
         # The image this request produced; None when idempotency replayed an earlier answer
         # (whose image is then read back from the output bucket).
         image: bytes | None = None
@@ -117,8 +117,7 @@ class ApiDoor:
     def submit(
         self, request: ImageToImageRequest, caller: Caller, idempotency_key: str | None
     ) -> JobAccepted:
-        model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
-        self._check_source(request, caller)
+        model_id = self._check(request, caller)
 
         def compute() -> dict[str, Any]:
             job = self._new_job(request, model_id, caller, idempotency_key, "api-async")
@@ -191,13 +190,17 @@ class ApiDoor:
             url = self._store.presign_get(bucket, key, self._s.presign_expiry_seconds)
         return Location(s3_uri=f"s3://{bucket}/{key}", url=url)
 
-    @staticmethod
-    def _check_source(request: ImageToImageRequest, caller: Caller) -> None:
-        """Before anything reads the input bucket: a caller runs only their own uploads, so a
-        key of someone else's (or a probe for one) is a 400 whether or not it exists."""
+    def _check(self, request: ImageToImageRequest, caller: Caller) -> str:
+        """Everything refusable without the image, before anything is stored or queued: the
+        model (enabled here, live), its rules on the request (its prompt limits), and the
+        source's owner: a caller runs only their own uploads, so a key of someone else's (or a
+        probe for one) is a 400 whether or not it exists. Answers the model id to run."""
+        model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
+        engine_for(model_id).check_request(request)
         key = request.init_image_s3_key
         if key is not None and not key.startswith(caller.upload_prefix):
             raise not_yours("init_image_s3_key")
+        return model_id
 
     def _new_job(
         self,

@@ -30,6 +30,10 @@ class Engine(Protocol):
     family: str  # "sdxl", "sd3", "nova"
     model_ids: tuple[str, ...]  # base model ids this engine serves (no inference-profile prefix)
 
+    def check_request(self, request: ImageToImageRequest) -> None:
+        """The model's rules on the request alone, before any image is read or stored."""
+        ...
+
     def build_body(self, request: ImageToImageRequest, image: PreparedImage) -> ModelCall: ...
 
     def parse_response(self, payload: dict[str, Any], call: ModelCall) -> Artifact: ...

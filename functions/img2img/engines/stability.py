@@ -108,32 +108,16 @@ class StabilityEngine:
 
     # --- the body -------------------------------------------------------------------------
 
+    def check_request(self, request: ImageToImageRequest) -> None:
+        """The rules this model puts on the request alone (a prompt, its length with the style
+        phrase): the doors check them before anything is stored or queued."""
+        self._text(request, [])
+
     def build_body(self, request: ImageToImageRequest, image: PreparedImage) -> ModelCall:
         m = self.model
         m.image_rules.check(image, m.family)
         notes: list[str] = []
-        prompt, negative = self._prompts(request, notes)
-        if not prompt:
-            raise InvalidRequest(
-                f"{m.family} needs a prompt",
-                [
-                    FieldError(
-                        "text_prompts",
-                        f"{m.family} needs at least one non-empty prompt with a positive weight",
-                    )
-                ],
-            )
-        require_length(prompt, m.max_prompt_chars, m.family, "prompt")
-        body: dict[str, Any] = {"prompt": prompt}
-        if m.native_style_presets:
-            if request.style_preset is not None:
-                body["style_preset"] = request.style_preset
-        else:
-            body["prompt"], style_note = with_style(prompt, request, m.family, m.max_prompt_chars)
-            notes.extend([style_note] if style_note else [])
-        if negative:
-            require_length(negative, m.max_prompt_chars, m.family, "negative prompt")
-            body["negative_prompt"] = negative
+        body = self._text(request, notes)
         if m.mode:
             body["mode"] = m.mode
         body["image"] = image_base64(image.png)
@@ -160,6 +144,33 @@ class StabilityEngine:
         body["output_format"] = "png"
         notes.extend(dropped_field_notes(request, self._dropped()))
         return ModelCall(body=body, notes=tuple(notes))
+
+    def _text(self, request: ImageToImageRequest, notes: list[str]) -> dict[str, Any]:
+        """The body's prompt, negative prompt and style, checked against the model's limits."""
+        m = self.model
+        prompt, negative = self._prompts(request, notes)
+        if not prompt:
+            raise InvalidRequest(
+                f"{m.family} needs a prompt",
+                [
+                    FieldError(
+                        "text_prompts",
+                        f"{m.family} needs at least one non-empty prompt with a positive weight",
+                    )
+                ],
+            )
+        require_length(prompt, m.max_prompt_chars, m.family, "prompt")
+        body: dict[str, Any] = {"prompt": prompt}
+        if m.native_style_presets:
+            if request.style_preset is not None:
+                body["style_preset"] = request.style_preset
+        else:
+            body["prompt"], style_note = with_style(prompt, request, m.family, m.max_prompt_chars)
+            notes.extend([style_note] if style_note else [])
+        if negative:
+            require_length(negative, m.max_prompt_chars, m.family, "negative prompt")
+            body["negative_prompt"] = negative
+        return body
 
     def _prompts(self, request: ImageToImageRequest, notes: list[str]) -> tuple[str, str]:
         """(prompt, negative_prompt). Weights other than 1 become `(text:weight)` where the

@@ -112,7 +112,7 @@ def build_service(
         on_start=lambda job: logger.set_correlation_id(job.job_id),
         on_finish=count_outcome,
         sleep=sleep,
-        reserve_seconds=settings.sync_reserve_seconds,
+        reserve_seconds=settings.model_reserve_seconds,
     )
     doors = door_settings(settings)
     api = ApiDoor(
