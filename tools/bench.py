@@ -300,11 +300,12 @@ def function_process() -> None:
             r.WORKER_FUNCTION_NAME, timeout_seconds=r.WORKER_TIMEOUT_SECONDS, memory_mb=r.WORKER_MEMORY_MB
         )
         before = _high_water_mb()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         response = worker.handler(event, context)
         elapsed = (time.perf_counter() - start) * 1000
         reply = {
             "ms": elapsed,
+            "cpu_ms": (time.process_time() - cpu) * 1000,  # the function process's own CPU
             "response": response,
             "calls": calls.take(),
             "rss_before_mb": before,
@@ -447,7 +448,8 @@ def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
             dropper = Dropper(data, case.extension)
             services = [(name, Service(function, dropper)) for name, function in functions.items()]
             paths = {name: Timings([], Counter()) for name in ("bare", *functions, "pipeline")}
-            pairs: list[float] = []
+            pairs: dict[str, list[float]] = {"ms": [], "cpu_ms": []}
+            cpu: dict[str, float] = {}
             for warm in (True,) * 2 + (False,) * rounds:  # warm-up: imports, connections, caches
                 per_round: dict[str, list[float]] = {name: [] for name in paths}
                 bare_calls.take()
@@ -460,8 +462,10 @@ def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
                         reply = service(n)
                         per_round[name].append(reply["ms"])
                         paths[name].calls.update({} if warm else reply["calls"])
+                        cpu[name] = reply["cpu_ms"]
                     if compare and not warm:
-                        pairs.append(per_round["service"][-1] - per_round["compare"][-1])
+                        pairs["ms"].append(per_round["service"][-1] - per_round["compare"][-1])
+                        pairs["cpu_ms"].append(cpu["service"] - cpu["compare"])
                     n += 1
                     per_round["pipeline"].append(_timed(partial(pipeline, key, n)))
                 if not warm:
@@ -472,18 +476,18 @@ def timing(runs: int, rounds: int, compare: str | None) -> list[dict[str, Any]]:
             figures = {name: path.row() for name, path in paths.items()}
             b, s = figures["bare"]["ms"], figures["service"]["ms"]
             row = {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
-            if pairs:
-                quartiles = statistics.quantiles(pairs, n=4)
-                row["paired_ms"] = {
-                    "median": statistics.median(pairs),
-                    "q1": quartiles[0],
-                    "q3": quartiles[2],
-                }
+            if compare:
+                row["paired"] = {what: _spread(values) for what, values in pairs.items()}
             rows.append(row | {"paths": figures})
     finally:
         for function in functions.values():
             function.close()
     return rows
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return {"median": median, "q1": q1, "q3": q3}
 
 
 def memory() -> list[dict[str, Any]]:
@@ -561,11 +565,12 @@ def main() -> None:
                 f"{'  --compare ' + args.compare:28} {'':12} {c:12.1f} {c - row['bare_ms']:12.1f} "
                 f"{c / row['bare_ms']:12.2f} {'':12}"
             )
-            paired = row["paired_ms"]
-            print(
-                f"{'':28} service - compare, median of paired jobs: {paired['median']:+.1f} ms "
-                f"(quartiles {paired['q1']:+.1f} .. {paired['q3']:+.1f})"
-            )
+            for what, label in (("ms", "time"), ("cpu_ms", "CPU time")):
+                p = row["paired"][what]
+                print(
+                    f"{'':28} service - compare, median of paired jobs' {label}: {p['median']:+.1f} ms "
+                    f"(quartiles {p['q1']:+.1f} .. {p['q3']:+.1f})"
+                )
     print("pipeline.run: the domain alone (an API-door job; the model an in-process double)")
     print("AWS calls per job:")
     for row in rows:
