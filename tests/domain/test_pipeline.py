@@ -5,7 +5,9 @@ and the sync route's deadline."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from PIL import Image
 
 from img2img.domain.errors import ModelThrottled, StorageError
 from img2img.domain.job import Job, OutputKeys, SourceRef
+from img2img.domain.ports import ModelReply
 from img2img.domain.records import Metadata
 from img2img.domain.request import parse_request
 from tests import imagegen
@@ -231,6 +234,31 @@ def test_a_fault_reading_the_stored_answer_is_retried_in_place(house: House) -> 
     house.store.fail("find", where="answers/", times=2)
     outcome = house.pipeline.run(make_job(), first_attempt=False)
     assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
+
+
+def test_the_stored_answer_is_the_same_json_whether_its_text_is_reused_or_serialised(house: House) -> None:
+    """A reply that carries the answer's JSON text (the Bedrock adapter's, for plain ASCII) is
+    stored with that text spliced in; one without it is serialised. Either way the same record,
+    and a redelivery finishes from it with no second call."""
+    invoke = house.model.invoke
+
+    def with_text(model_id: str, body: dict[str, Any], *, timeout: float | None = None) -> ModelReply:
+        reply = invoke(model_id, body, timeout=timeout)
+        text = b" " + json.dumps(reply.payload, indent=1).encode() + b"\n"  # as a model may space it
+        return dataclasses.replace(reply, text=text)
+
+    house.pipeline.run(make_job("serialised"))
+    house.model.invoke = with_text  # type: ignore[method-assign]
+    house.pipeline.run(make_job("reused"))
+    reused, serialised = (house.meta(f"answers/{job}.json") for job in ("reused", "serialised"))
+    assert reused.pop("job_id") == "reused" and serialised.pop("job_id") == "serialised"
+    assert reused == serialised and set(reused["payload"]) == {"seeds", "finish_reasons", "images"}
+    house.store.fail("put", where="result.png", times=3)
+    with pytest.raises(StorageError):
+        house.pipeline.run(make_job("again"), final_attempt=False)
+    outcome = house.pipeline.run(make_job("again"), first_attempt=False)
+    assert outcome.status == "SUCCEEDED" and outcome.metadata.model is not None
+    assert outcome.metadata.model.replayed is True and len(house.model.calls) == 3
 
 
 def test_a_first_attempt_never_reads_a_stored_answer(house: House) -> None:

@@ -83,7 +83,8 @@ class BedrockInvoker:
                 response = self._client_until(ends_at).invoke_model(
                     modelId=model_id, body=payload, contentType="application/json", accept="application/json"
                 )
-                return ModelReply(_read_json(response), _is_emulated(response), attempts)
+                answer, text = _read_json(response)
+                return ModelReply(answer, _is_emulated(response), attempts, text)
             except ClientError as exc:
                 error = self._translate(exc, model_id)
                 if (
@@ -158,7 +159,9 @@ def _left(ends_at: float | None) -> float:
     return float("inf") if ends_at is None else ends_at - time.monotonic()
 
 
-def _read_json(response: dict[str, Any]) -> dict[str, Any]:
+def _read_json(response: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """The answer parsed, and the JSON text it was parsed from when that is plain ASCII (else
+    None; ASCII also rules out a byte-order mark and UTF-16/32, which json.loads reads too)."""
     raw = response["body"].read()
     try:
         payload = json.loads(raw)
@@ -166,7 +169,7 @@ def _read_json(response: dict[str, Any]) -> dict[str, Any]:
         raise ModelError("the model answered with a body that is not JSON") from exc
     if not isinstance(payload, dict):
         raise ModelError("the model answered with JSON that is not an object")
-    return payload
+    return payload, (raw if raw.isascii() else None)
 
 
 def _is_emulated(response: dict[str, Any]) -> bool:

@@ -363,9 +363,14 @@ class Pipeline:
             "fallback_from": [f.to_json_dict() for f in model.fallback_from or []] or None,
             "emulated": reply.emulated,
             "attempts": reply.attempts,
-            "payload": reply.payload,
         }
-        body = json.dumps(record, separators=(",", ":")).encode()
+        if reply.text is None:
+            body = json.dumps({**record, "payload": reply.payload}, separators=(",", ":")).encode()
+        else:
+            # The answer's own JSON text, as the model sent it (ModelReply.text): one JSON value
+            # spliced in where its serialisation would go, the same record when read back.
+            head = json.dumps(record, separators=(",", ":")).encode()[:-1]  # without its "}"
+            body = b"".join((head, b',"payload":', reply.text, b"}"))
         self._durably(
             lambda: self._store.put(job.output.bucket, answer_key(job.job_id), body, "application/json"),
             time_left,

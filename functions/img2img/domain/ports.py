@@ -31,6 +31,10 @@ class ModelReply:
     payload: dict[str, Any]
     emulated: bool  # answered by the local Bedrock emulator, not a real model
     attempts: int
+    # The JSON text `payload` was parsed from, when the adapter kept it (plain ASCII): the
+    # pipeline stores the answer before anything else, and writing this text out again costs
+    # nothing, where serialising a megabytes-long base64 image a second time costs milliseconds.
+    text: bytes | None = None
 
 
 class ObjectStorePort(Protocol):
