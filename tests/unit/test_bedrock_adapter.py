@@ -5,6 +5,7 @@ FakeModel the domain tests use does."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.bedrock import BedrockInvoker, request_json
 from img2img.domain import errors
 from tests.contracts import ModelInvokerContract
 from tests.fakes import FakeBedrock
@@ -259,3 +260,20 @@ class TestBedrockInvokerContract(ModelInvokerContract):
     @pytest.fixture
     def rig(self) -> BedrockRig:
         return BedrockRig()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"prompt": "a cat", "image": base64.b64encode(bytes(range(256)) * 400).decode(), "seed": 7},
+        {"image": "A" * 70_000 + "=", "other": "B" * 70_000 + '"'},  # the second needs escaping
+        {"text": "é" * 70_000, "nested": {"image": "QUJD" * 20_000}, "list": [1, None, 2.5]},
+        {"control": "ab\ncd" * 20_000, "quote": 'x"y\\z', "slashes": "a/b" * 30_000},
+        {1: "int key", "float": 0.1, "bool": True},
+        {2: "QUJD" * 20_000},  # json.dumps quotes a key that is not a string
+    ],
+    ids=["empty", "image", "escaped", "unicode-nested", "controls", "odd-keys", "int-key-image"],
+)
+def test_request_bodies_are_exactly_what_json_dumps_writes(body: dict[object, object]) -> None:
+    assert request_json(body) == json.dumps(body).encode()  # type: ignore[arg-type]
