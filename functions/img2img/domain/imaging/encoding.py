@@ -46,9 +46,10 @@ def encode(picture: Image.Image, output_format: str) -> bytes:
 
 def transient_png(picture: Image.Image, *, level: int) -> bytes:
     """An 8-bit RGB picture as a PNG for the model alone (never stored for users): IHDR, one
-    IDAT, IEND and nothing else, every row unfiltered, deflated at zlib `level`. Pillow's
-    encoder tries all five PNG filters on every row, which at low levels costs more than the
-    compression itself; photos' sensor noise leaves filters little to gain there anyway."""
+    IDAT, IEND and nothing else, every row unfiltered, deflated at zlib `level` (0 stores it
+    as it is). Pillow's encoder tries all five PNG filters on every row, which at low levels
+    costs more than the compression itself; photos' sensor noise leaves filters little to gain
+    there anyway."""
     if picture.mode != "RGB":
         raise ValueError(f"transient_png takes RGB pictures, not {picture.mode}")
     width, height = picture.size
@@ -101,7 +102,8 @@ def check_png_result(data: bytes) -> None:
     damaged answer breaks), a header with a size and a pixel format PNG defines, pixel data, an
     end, and no more pixels than Pillow would decode. Its pixels are not decoded (that cost a
     full decode per job, ~15 ms for 1024x1024): the CRCs cover every byte of the pixel stream
-    as the model's encoder wrote it. Raises ModelError."""
+    as the model's encoder wrote it, so what this cannot catch is a stream that encoder wrote
+    wrong in the first place. Raises ModelError."""
     try:
         layout = PngLayout.read(data)
     except DECODE_ERRORS as exc:
