@@ -47,6 +47,13 @@ MIN_MAX_RECEIVE_COUNT = 5
 # one instance left for the quick routes: health, job status, models, uploads, the page).
 MIN_API_RESERVED_CONCURRENCY = 2
 
+# Commercial regions where Lambda SnapStart is not offered, as AWS lists them
+# (https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html, "Supported Regions").
+SNAPSTART_UNAVAILABLE_REGIONS = {
+    "ap-southeast-6": "Asia Pacific (New Zealand)",
+    "ap-east-2": "Asia Pacific (Taipei)",
+}
+
 # The retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557)
 
@@ -131,6 +138,13 @@ class EnvironmentConfig(BaseModel):
     log_retention_days: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
+    # Lambda SnapStart for both functions: each publishes a version (its init and wiring.prime
+    # run once, then snapshotted) behind a `live` alias that API Gateway and the queue invoke.
+    # A cold start then resumes the snapshot instead of importing. It has a price (a cache charge
+    # while the version is live, and a charge per restore) and is not offered in every region
+    # (SNAPSTART_UNAVAILABLE_REGIONS); README: Cold start.
+    snapstart: bool
+
     # Lifecycle expiry (days) of sources in the input bucket, results in the output bucket and
     # S3 server access logs; job records expire (DynamoDB TTL) after job_ttl_days.
     input_expiry_days: Annotated[int, Field(ge=1, le=3650)]
@@ -183,6 +197,11 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(
                 "key 'sync_margin_seconds': must be less than api_timeout_seconds "
                 f"({self.api_timeout_seconds})"
+            )
+        if self.snapstart and self.region in SNAPSTART_UNAVAILABLE_REGIONS:
+            raise ValueError(
+                f"key 'snapstart': Lambda SnapStart is not available in {self.region} "
+                f"({SNAPSTART_UNAVAILABLE_REGIONS[self.region]}); set it false for this environment"
             )
         if self.max_receive_count < MIN_MAX_RECEIVE_COUNT:
             raise ValueError(

@@ -1,12 +1,18 @@
 """The two Lambda functions (api and worker): one code asset built without Docker, arm64, the
 newest Python runtime, X-Ray active, explicit log groups, and one role each granting exactly
-what that function does and nothing else."""
+what that function does and nothing else.
+
+With `snapstart: true` (cdk.json, per environment) each function also publishes a version with
+SnapStart (imports, settings and clients paid before the snapshot: wiring.prime) behind a `live`
+alias, and API Gateway's integration and the queue's event source mapping invoke the alias
+(SnapStart covers published versions only, never $LATEST). With it off, neither exists and
+both invoke the function itself, as before."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -39,6 +45,8 @@ from infra.removal import removal_policy
 from infra.storage import API_READ_PREFIXES, Storage
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+# With SnapStart: the alias every invoker names; it moves to each newly published version.
+LIVE_ALIAS = "live"
 ARCHITECTURE = lambda_.Architecture.ARM_64
 API_HANDLER = "img2img.handlers.api.handler"
 WORKER_HANDLER = "img2img.handlers.worker.handler"
@@ -189,6 +197,10 @@ class Functions(Construct):
             description=f"{config.stack_name}: runs queued jobs (S3 door and async API jobs)",
         )
 
+        # What API Gateway and the queue invoke: the `live` alias with SnapStart, else the function.
+        self.api_target: lambda_.IFunction = self._live(self.api)
+        self.worker_target: lambda_.IFunction = self._live(self.worker)
+
         inp, out = storage.input_bucket, storage.output_bucket
         # api: reads its callers' sources (api/, uploads/; never inbox/), stores inline sources
         # under api/, signs presigned POSTs to uploads/ (so its role must be able to put
@@ -220,7 +232,7 @@ class Functions(Construct):
         # A redelivered job finishes from the answer its earlier attempt stored.
         self._grant_objects(self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.worker, *TABLE_ITEM_ACTIONS)
-        self.worker.add_event_source(
+        self.worker_target.add_event_source(
             event_sources.SqsEventSource(
                 jobs.queue,
                 batch_size=config.worker_batch_size,
@@ -335,6 +347,13 @@ class Functions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
             reserved_concurrent_executions=reserved_concurrency,
+            # SnapStart takes Python 3.12+ managed runtimes and no EFS, no provisioned concurrency
+            # and no ephemeral storage above 512 MB: none of them is used here (tests/infra).
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snapstart else None,
+            # A replaced version is deleted, so only the live snapshot accrues the cache charge.
+            current_version_options=(
+                lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if config.snapstart else None
+            ),
         )
         # CDK makes the function depend on the role and its policy; the role is already a GetAtt
         # (cfn-lint W3005). Keep only the policy: the function (and the queue's event source
@@ -344,6 +363,14 @@ class Functions(Construct):
         assert isinstance(policy, iam.CfnPolicy) and isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.add_override("DependsOn", [Stack.of(self).get_logical_id(policy)])
         return function
+
+    def _live(self, function: lambda_.Function) -> lambda_.IFunction:
+        """With SnapStart, the `live` alias on the function's current (snapshotted) version."""
+        if not self._config.snapstart:
+            return function
+        return lambda_.Alias(
+            self, f"{function.node.id}Live", alias_name=LIVE_ALIAS, version=function.current_version
+        )
 
     @staticmethod
     def _grant_objects(

@@ -47,7 +47,7 @@ class Img2ImgStack(Stack):
         self.functions = Functions(
             self, "Functions", config=config, storage=self.storage, jobs=self.jobs, code_asset=code_asset
         )
-        self.api = Api(self, "Api", config=config, handler=self.functions.api)
+        self.api = Api(self, "Api", config=config, handler=self.functions.api_target)
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, functions=self.functions, jobs=self.jobs, api=self.api
         )

@@ -55,6 +55,8 @@ def test_environments_differ_where_cdk_json_says() -> None:
         "retain",
     )
     assert (dev.point_in_time_recovery, prod.point_in_time_recovery) == (False, True)
+    # SnapStart costs a cache and a restore charge: on where it is tried before prod (README).
+    assert (dev.snapstart, staging.snapstart, prod.snapstart) == (False, True, False)
     assert (dev.api_auth, staging.api_auth, prod.api_auth) == ("iam", "api_key", "iam")
     assert prod.log_retention_days > dev.log_retention_days
     # Defaults merge under each environment's own keys (tags merge key by key).
@@ -125,6 +127,15 @@ def test_missing_block_is_reported() -> None:
         ),
         ({"removal_policy": "snapshot"}, r"key 'removal_policy': Input should be 'destroy' or 'retain'"),
         ({"point_in_time_recovery": "yes"}, r"key 'point_in_time_recovery': Input should be a valid boolean"),
+        ({"snapstart": "on"}, r"key 'snapstart': Input should be a valid boolean"),
+        (
+            {"snapstart": True, "region": "ap-southeast-6"},
+            r"key 'snapstart': Lambda SnapStart is not available in ap-southeast-6 \(Asia Pacific",
+        ),
+        (
+            {"snapstart": True, "region": "ap-east-2"},
+            r"key 'snapstart': Lambda SnapStart is not available in ap-east-2 \(Asia Pacific \(Taipei\)\)",
+        ),
         ({"alarm_email": "ops"}, r"key 'alarm_email': String should match pattern"),
         ({"tags": {"aws:owner": "me"}}, r"key 'tags': the 'aws:' prefix is reserved"),
         (

@@ -257,7 +257,11 @@ def test_worker_consumes_the_queue_with_partial_batch_responses(env_synth: Synth
     ((_, mapping),) = by_type(s.template, "AWS::Lambda::EventSourceMapping").items()
     props = mapping["Properties"]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [i["queue"], "Arn"]}
-    assert props["FunctionName"] == {"Ref": i["worker"]}
+    if s.config.snapstart:  # the alias, so the queue invokes the snapshotted version, never $LATEST
+        alias = s.logical_id(s.stack.functions.worker_target)
+        assert alias in json.dumps(props["FunctionName"]) and ":live" in json.dumps(props["FunctionName"])
+    else:
+        assert props["FunctionName"] == {"Ref": i["worker"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == s.config.worker_batch_size
     assert props["ScalingConfig"] == {"MaximumConcurrency": s.config.worker_max_concurrency}
@@ -308,3 +312,35 @@ def test_configured_account_and_model_region_are_used(synth: Callable[..., Synth
         render(b["Properties"]["BucketName"]) for b in by_type(s.template, "AWS::S3::Bucket").values()
     }
     assert "img2img-prod-input-123456789012-us-west-2" in bucket_names
+
+
+@pytest.mark.parametrize("snapstart", [False, True])
+def test_snapstart_follows_the_environment_setting(synth: Callable[..., Synth], snapstart: bool) -> None:
+    """On: each function publishes a SnapStart version behind a `live` alias, which API Gateway and
+    the queue invoke (tests above). Off: no version, no alias, the function invoked as it is."""
+    s = synth("dev", snapstart=snapstart)
+    i = ids(s)
+    functions = by_type(s.template, "AWS::Lambda::Function")
+    versions = by_type(s.template, "AWS::Lambda::Version")
+    aliases = by_type(s.template, "AWS::Lambda::Alias")
+    if not snapstart:
+        assert versions == aliases == {}
+        assert all("SnapStart" not in functions[i[kind]]["Properties"] for kind in ("api", "worker"))
+        return
+    assert len(versions) == len(aliases) == 2
+    for kind in ("api", "worker"):
+        props = functions[i[kind]]["Properties"]
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        # What SnapStart does not support: none of it is used.
+        assert int(props.get("EphemeralStorage", {}).get("Size", 512)) <= 512
+        assert "FileSystemConfigs" not in props
+        assert tuple(int(n) for n in props["Runtime"].removeprefix("python").split(".")) >= (3, 12)
+        alias_id = s.logical_id(getattr(s.stack.functions, f"{kind}_target"))
+        alias = aliases[alias_id]["Properties"]
+        assert alias["Name"] == "live" and alias["FunctionName"] == {"Ref": i[kind]}
+        assert "ProvisionedConcurrencyConfig" not in alias
+        version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert versions[version_id]["Properties"]["FunctionName"] == {"Ref": i[kind]}
+        assert "ProvisionedConcurrencyConfig" not in versions[version_id]["Properties"]
+        # A replaced version is deleted: only the live one's snapshot is cached (and charged).
+        assert s.template["Resources"][version_id].get("DeletionPolicy", "Delete") == "Delete"

@@ -164,3 +164,37 @@ def reset() -> None:
     """Forget the built services and settings (tests and local mode change the environment)."""
     _built.clear()
     get_settings.cache_clear()
+
+
+def prime() -> None:
+    """What the first request would otherwise pay, done before Lambda SnapStart takes its
+    snapshot (`snapstart: true` in cdk.json): the loaded handler's service (settings, boto3
+    clients: they resolve credentials through botocore's refreshable chain, so a restored copy
+    keeps working; no connection is opened here) and Pillow's format plugins. Nothing that must
+    differ between copies is made here: ids come from uuid4 at request time, and `random` (the
+    retries' jitter) is re-seeded after each restore (reseed)."""
+    import sys
+
+    from PIL import Image
+
+    if "img2img.handlers.api" in sys.modules:
+        get_service(sync=True)
+    if "img2img.handlers.worker" in sys.modules:
+        get_service(sync=False)
+    Image.init()
+
+
+def reseed() -> None:
+    """Every copy restored from one snapshot would otherwise draw the same backoff jitter."""
+    import random
+
+    random.seed()
+
+
+try:  # Lambda's managed Python runtimes ship SnapStart's runtime hooks; elsewhere there is no snapshot
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ImportError:
+    pass
+else:  # pragma: no cover - only inside Lambda's runtime
+    register_before_snapshot(prime)
+    register_after_restore(reseed)
