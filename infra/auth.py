@@ -141,10 +141,10 @@ class SignIn(Construct):
         if self.config.cognito_feature_plan != "plus":
             acknowledge(
                 self.user_pool,
-                "AwsSolutions-COG3",
+                "AwsSolutions-COG8",
                 "Threat protection (AdvancedSecurityMode ENFORCED) exists only in Cognito's Plus feature "
                 "plan; this environment chose cognito_feature_plan 'essentials' in cdk.json to pay "
-                "the lower per-user price.",
+                "the lower per-user price, without threat protection.",
             )
         if self.config.cognito_mfa != "required":
             acknowledge(

@@ -131,7 +131,7 @@ class EnvironmentConfig(BaseModel):
     # api_auth "cognito" only. The user pool's feature plan: "plus" turns on threat protection
     # (formerly advanced security) in full-function mode, which AWS recommends and which only
     # the Plus plan offers; "essentials" has managed login but no threat protection (cheaper
-    # per monthly active user; cdk-nag's COG3 is then acknowledged with this key as the reason).
+    # per monthly active user; cdk-nag's COG8 is then acknowledged with this key as the reason).
     cognito_feature_plan: Literal["essentials", "plus"] = "plus"
     # "required": every user sets up an authenticator app (TOTP) at first sign-in (AWS's advice,
     # cdk-nag's COG2). "optional": users may. "off": password only.
