@@ -56,8 +56,7 @@ class Img2ImgStack(Stack):
             handler=self.functions.api,
             user_pool=self.sign_in.user_pool if self.sign_in else None,
         )
-        # GET /v1/auth-config tells the page how this stack signs users in.
-        self.functions.api.add_environment("IMG2IMG_API_AUTH", config.api_auth)
+        # GET /v1/auth-config tells the page where this stack signs users in.
         if self.sign_in is not None:
             api_id = self.api.rest_api.rest_api_id
             self.sign_in.add_page_client(api_id)
