@@ -1,5 +1,6 @@
 """The API door: a regional REST API, every route a Lambda proxy to the api function, every
-method behind the configured auth (SigV4 or API key), with request validation, stage
+method behind the configured auth (SigV4, an API key, or a user pool user's ID token; with the
+latter, what a browser loads before signing in is open), with request validation, stage
 throttling, JSON access logs, execution logs (errors), detailed metrics and X-Ray tracing."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -62,14 +64,30 @@ ERROR_TEMPLATE = (
     '{"error": {"code": "$context.error.responseType", '
     '"message": $context.error.messageString, "details": []}}'
 )
+# api_auth "cognito": a missing, expired or foreign token. API Gateway's own body for it is
+# {"message":"Unauthorized"}; here its message goes into the service's one error shape, with the
+# service's lower-case code (local/api_front.py answers the same).
+UNAUTHORIZED_CODE = "unauthorized"
+UNAUTHORIZED_TEMPLATE = (
+    '{"error": {"code": "' + UNAUTHORIZED_CODE + '", "message": $context.error.messageString, "details": []}}'
+)
+OPEN_ROUTES = set(vocabulary.OPEN_ROUTES)
 
 
 class Api(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, handler: lambda_.IFunction
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        handler: lambda_.IFunction,
+        user_pool: cognito.IUserPool | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        if (config.api_auth == "cognito") != (user_pool is not None):
+            raise ValueError("api_auth 'cognito' takes a user pool, and only it")
         self.stage_name = config.name
         self.access_log_group = logs.LogGroup(
             self,
@@ -159,6 +177,22 @@ class Api(Construct):
                 type=response_type,
                 templates={"application/json": ERROR_TEMPLATE},
             )
+        self.authorizer: apigw.CognitoUserPoolsAuthorizer | None = None
+        if user_pool is not None:
+            # The ID token, as sent in Authorization; no scopes on the methods, so API Gateway
+            # takes ID tokens (with scopes it would want access tokens).
+            self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+                self,
+                "UserPoolAuthorizer",
+                cognito_user_pools=[user_pool],
+                authorizer_name=f"{config.stack_name}-users",
+                identity_source=apigw.IdentitySource.header(vocabulary.AUTHORIZATION_HEADER),
+            )
+            self.rest_api.add_gateway_response(
+                "UnauthorizedResponse",
+                type=apigw.ResponseType.UNAUTHORIZED,
+                templates={"application/json": UNAUTHORIZED_TEMPLATE},
+            )
 
         # One integration for every route; its timeout is the api function's: the function
         # answers (within its sync budget) before API Gateway would give up on it.
@@ -183,7 +217,7 @@ class Api(Construct):
                 request_validator=validator,
                 request_models=models,
                 request_parameters=parameters,
-                **self._auth_options(),  # type: ignore[arg-type]
+                **self._auth_options((http_method, path)),  # type: ignore[arg-type]
             )
 
         self.api_key: apigw.IApiKey | None = None
@@ -220,10 +254,24 @@ class Api(Construct):
             metrics_enabled=True,
         )
 
-    def _auth_options(self) -> dict[str, object]:
+    def _auth_options(self, route: tuple[str, str]) -> dict[str, object]:
         if self.config.api_auth == "iam":
             return {"authorization_type": apigw.AuthorizationType.IAM}
-        return {"authorization_type": apigw.AuthorizationType.NONE, "api_key_required": True}
+        if self.config.api_auth == "api_key":
+            return {"authorization_type": apigw.AuthorizationType.NONE, "api_key_required": True}
+        if route in OPEN_ROUTES:  # what a browser loads before signing in
+            return {"authorization_type": apigw.AuthorizationType.NONE}
+        return {"authorization_type": apigw.AuthorizationType.COGNITO, "authorizer": self.authorizer}
+
+    @staticmethod
+    def _acknowledge_open(method: apigw.Method, route: str) -> None:
+        why = (
+            f"{route} is what a browser loads before anyone signs in (api_auth 'cognito'): the page, "
+            "the docs page and spec, or the page's sign-in settings; it holds no caller's data, "
+            "starts no work, and every route that does needs the user's ID token."
+        )
+        acknowledge(method, "AwsSolutions-APIG4", why)
+        acknowledge(method, "AwsSolutions-COG4", why)
 
     def _acknowledge(self) -> None:
         skip_check(self.access_log_group, "CKV_AWS_158", LOG_GROUP_DEFAULT_ENCRYPTION)
@@ -236,11 +284,16 @@ class Api(Construct):
         acknowledge(
             self.rest_api.deployment_stage,
             "AwsSolutions-APIG3",
-            "No WAF web ACL: every method already requires SigV4 or an API key and is throttled per "
+            "No WAF web ACL: every method that does work requires SigV4, an API key or a user's token and "
+            "is throttled per "
             "stage (and per key); a web ACL costs per month and per request, so it is left to "
             "accounts that front their APIs with a shared WAF policy.",
         )
         for (http_method, path), method in self.methods.items():
+            if self.config.api_auth == "cognito":
+                if (http_method, path) in OPEN_ROUTES:
+                    self._acknowledge_open(method, f"{http_method} {path}")
+                continue
             acknowledge(
                 method,
                 "AwsSolutions-COG4",

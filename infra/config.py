@@ -72,6 +72,11 @@ TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=
 TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
 
 
+COGNITO_KEYS = frozenset(
+    {"cognito_feature_plan", "cognito_mfa", "cognito_self_sign_up", "cognito_domain_prefix"}
+)
+
+
 class ConfigError(ValueError):
     """cdk.json does not describe a usable environment. The message names the environment and key."""
 
@@ -125,8 +130,27 @@ class EnvironmentConfig(BaseModel):
     bedrock_requests_per_minute: Annotated[int, Field(ge=1, le=100000)]
 
     # "iam": every method needs SigV4 (AWS_IAM). "api_key": every method needs x-api-key, and a
-    # usage plan applies the throttle (and the optional daily quota) per key.
-    api_auth: Literal["iam", "api_key"]
+    # usage plan applies the throttle (and the optional daily quota) per key. "cognito": a user
+    # pool with managed login (authorization code grant with PKCE, a public app client); the
+    # page, the docs page and the page's sign-in settings load without a token, every other
+    # route needs the user's ID token (a Cognito user pools authorizer).
+    api_auth: Literal["iam", "api_key", "cognito"]
+    # api_auth "cognito" only. The user pool's feature plan: "plus" turns on threat protection
+    # (formerly advanced security) in full-function mode, which AWS recommends and which only
+    # the Plus plan offers; "essentials" has managed login but no threat protection (cheaper
+    # per monthly active user; cdk-nag's COG8 is then acknowledged with this key as the reason).
+    cognito_feature_plan: Literal["essentials", "plus"] = "plus"
+    # "required": every user sets up an authenticator app (TOTP) at first sign-in (AWS's advice,
+    # cdk-nag's COG2). "optional": users may. "off": password only.
+    cognito_mfa: Literal["required", "optional", "off"] = "required"
+    # Anyone who can reach the sign-in page may create an account. Off: an operator adds users
+    # (README: aws cognito-idp admin-create-user).
+    cognito_self_sign_up: bool = False
+    # The managed login domain, https://<prefix>.auth.<region>.amazoncognito.com; unique in the
+    # region across all accounts. Default: img2img-<env>-<account id>.
+    cognito_domain_prefix: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")] | None
+    ) = None
     api_throttle_rate_limit: Annotated[float, Field(gt=0, le=10000)]
     api_throttle_burst_limit: Annotated[int, Field(ge=1, le=5000)]
     api_key_quota_per_day: Annotated[int, Field(ge=1)] | None = None
@@ -231,6 +255,16 @@ class EnvironmentConfig(BaseModel):
                 f"key 'result_expiry_days': {self.result_expiry_days} is shorter than job_ttl_days "
                 f"({self.job_ttl_days}): an Idempotency-Key replays its result for as long as the job "
                 "record lives, so the result must live at least as long"
+            )
+        if self.api_auth != "cognito":
+            for key in sorted(COGNITO_KEYS & self.model_fields_set):
+                raise ValueError(f"key '{key}': only applies when api_auth is 'cognito'")
+        if self.cognito_domain_prefix is not None and re.search(
+            "aws|amazon|cognito", self.cognito_domain_prefix
+        ):
+            raise ValueError(
+                "key 'cognito_domain_prefix': Cognito refuses prefixes that contain 'aws', 'amazon' "
+                "or 'cognito'"
             )
         if self.api_throttle_burst_limit < self.api_throttle_rate_limit:
             raise ValueError(

@@ -160,6 +160,10 @@ class Functions(Construct):
             "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(config.presign_expiry_seconds),
             # The worker records a job as FAILED on the queue's last delivery, so it must know it.
             "IMG2IMG_MAX_RECEIVE_COUNT": str(config.max_receive_count),
+            # How callers authenticate: GET /v1/auth-config tells the page (api_auth "cognito"
+            # adds where to sign in, infra/stack.py). Both functions get it, as in local mode,
+            # where they share one process.
+            "IMG2IMG_API_AUTH": config.api_auth,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": config.log_level,

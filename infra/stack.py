@@ -8,6 +8,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.asset import Asset
+from infra.auth import SignIn, page_origin
 from infra.config import EnvironmentConfig
 from infra.functions import Functions
 from infra.jobs import Jobs
@@ -47,7 +48,25 @@ class Img2ImgStack(Stack):
         self.functions = Functions(
             self, "Functions", config=config, storage=self.storage, jobs=self.jobs, code_asset=code_asset
         )
-        self.api = Api(self, "Api", config=config, handler=self.functions.api_target)
+        self.sign_in = SignIn(self, "SignIn", config=config) if config.api_auth == "cognito" else None
+        self.api = Api(
+            self,
+            "Api",
+            config=config,
+            handler=self.functions.api_target,
+            user_pool=self.sign_in.user_pool if self.sign_in else None,
+        )
+        # GET /v1/auth-config tells the page where this stack signs users in.
+        if self.sign_in is not None:
+            api_id = self.api.rest_api.rest_api_id
+            self.sign_in.add_page_client(api_id)
+            for name, value in self.sign_in.page_environment(api_id).items():
+                self.functions.api.add_environment(name, value)
+            # The page uploads large sources with a presigned POST and reads each job's metadata
+            # JSON from a presigned GET: cross-origin requests to S3, allowed from the page's
+            # own origin only. The API itself needs no CORS: the page is served by it.
+            self.storage.allow_page(page_origin(api_id))
+            self.sign_in.acknowledge_findings()
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, functions=self.functions, jobs=self.jobs, api=self.api
         )
@@ -74,7 +93,10 @@ class Img2ImgStack(Stack):
                 f"#dashboards:name={config.stack_name}",
                 "CloudWatch dashboard",
             ),
-            "ApiAuthMode": (config.api_auth, "How to call the API: iam (SigV4) or api_key (x-api-key)"),
+            "ApiAuthMode": (
+                config.api_auth,
+                "How to call the API: iam (SigV4), api_key (x-api-key) or cognito (a user's ID token)",
+            ),
         }
         assert tuple(outputs) == OUTPUT_NAMES
         for name, (value, description) in outputs.items():
@@ -86,3 +108,20 @@ class Img2ImgStack(Stack):
                 value=self.api.api_key.key_id,
                 description="aws apigateway get-api-key --include-value --api-key <this> gives the key",
             )
+        if self.sign_in is not None:
+            assert self.sign_in.client is not None
+            for name, value, description in (
+                (
+                    "UserPoolId",
+                    self.sign_in.user_pool.user_pool_id,
+                    "aws cognito-idp admin-create-user --user-pool-id <this>",
+                ),
+                (
+                    "UserPoolClientId",
+                    self.sign_in.client.user_pool_client_id,
+                    "The page's app client (public, code grant with PKCE)",
+                ),
+                ("SignInUrl", self.sign_in.base_url, "The user pool's managed login domain"),
+                ("PageUrl", self.api.rest_api.url, "The page: sign in, upload, generate"),
+            ):
+                CfnOutput(self, name, value=value, description=description)

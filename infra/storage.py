@@ -24,6 +24,8 @@ from infra.removal import removal_policy
 # The key prefixes are the service's vocabulary (img2img/vocabulary.py); the worker reads every
 # input prefix. What the api function reads: its callers' own sources only, never inbox/.
 API_READ_PREFIXES = (API_SOURCES, UPLOADS)
+# How long a browser may reuse a CORS preflight answer (the page's origin never changes).
+PREFLIGHT_CACHE_SECONDS = 3000
 
 
 def bucket_name(config: EnvironmentConfig, kind: str, account: str) -> str:
@@ -183,3 +185,19 @@ class Storage(Construct):
                 "CloudFormation invokes this custom resource handler and waits for its answer; a "
                 "failure fails the stack operation, so a dead-letter queue would never be read.",
             )
+
+    def allow_page(self, origin: str) -> None:
+        """api_auth "cognito": the page, served from `origin`, uploads sources with the presigned
+        POSTs POST /v1/uploads issues, and reads results' metadata JSON from presigned GETs.
+        Browsers let it read S3's answers only if the bucket allows its origin, and no other."""
+        self.input_bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.POST],
+            allowed_origins=[origin],
+            allowed_headers=["*"],  # a form POST sends only simple headers; the policy limits the rest
+            max_age=PREFLIGHT_CACHE_SECONDS,
+        )
+        self.output_bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+            allowed_origins=[origin],
+            max_age=PREFLIGHT_CACHE_SECONDS,
+        )

@@ -10,7 +10,13 @@ import warnings
 from types import FrameType
 
 from img2img_local import resources as r
-from img2img_local.runner import LocalStack, PortInUseError, ports_from_environment, start_local
+from img2img_local.runner import (
+    LocalStack,
+    PortInUseError,
+    api_auth_from_environment,
+    ports_from_environment,
+    start_local,
+)
 
 
 def banner(stack: LocalStack) -> str:
@@ -37,7 +43,31 @@ Try (from the repository's folder; docs/sample.png ships with it):
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={r.REGION} \\
     aws --endpoint-url {aws} s3 ls --recursive s3://{stack.resources.output_bucket}/
 
-Ctrl-C stops everything, and everything local mode stored (buckets, queue, table) goes with it.
+{sign_in_lines(stack)}Ctrl-C stops everything, and everything local mode stored (buckets, queue, table) goes \
+with it.
+"""
+
+
+def sign_in_lines(stack: LocalStack) -> str:
+    """With api_auth "cognito": how to add a user and sign in on the page."""
+    sign_in = stack.sign_in
+    if sign_in is None:
+        return ""
+    aws = (
+        f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={r.REGION} \\\n"
+        f"    aws --endpoint-url {stack.aws_url}"
+    )
+    pool = sign_in.user_pool_id
+    return f"""api_auth cognito: every API route but the page, the docs and /v1/auth-config needs a
+user's ID token. User pool {pool} (moto), page client {sign_in.client_id}.
+The sign-in page is EMULATED (no MFA): {sign_in.base_url}/oauth2/authorize.
+Add a user, then sign in at {stack.api_url}/ :
+  {aws} cognito-idp admin-create-user \\
+    --user-pool-id {pool} --username you@example.com --message-action SUPPRESS \\
+    --user-attributes Name=email,Value=you@example.com Name=email_verified,Value=true
+  {aws} cognito-idp admin-set-user-password \\
+    --user-pool-id {pool} --username you@example.com --password 'Choose-a-l0ng-one!' --permanent
+
 """
 
 
@@ -49,8 +79,8 @@ def main() -> int:
     # metric. Expected here, so not a warning anyone should read.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     try:
-        stack = start_local(**ports_from_environment())
-    except PortInUseError as exc:
+        stack = start_local(**ports_from_environment(), api_auth=api_auth_from_environment())
+    except (PortInUseError, ValueError) as exc:
         print(f"img2img local mode cannot start: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:  # the functions package (or the Bedrock emulator) is incomplete

@@ -29,6 +29,13 @@ from werkzeug.wrappers import Request, Response
 
 from img2img import vocabulary
 from img2img_local import resources as r
+from img2img_local.cognito import (
+    EmulatedOAuth,
+    TokenCheck,
+    Unauthorized,
+    as_authorizer_claims,
+    unauthorized_body,
+)
 from img2img_local.lambda_context import new_context
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,15 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 _ROUTES = [(t, _template_regex(t)) for t in ROUTE_TEMPLATES]
+_METHODS = {(route.method, route.path) for route in vocabulary.ROUTES}
+_OPEN = {(route.method, route.path) for route in vocabulary.OPEN_ROUTES}
+
+
+def needs_token(method: str, path: str) -> bool:
+    """api_auth "cognito": a route of the API that is not open (vocabulary.OPEN_ROUTES). Other
+    paths reach the handler as before, which answers them 404."""
+    route = (method, match_resource(path)[0])
+    return route in _METHODS and route not in _OPEN
 
 
 def match_resource(path: str) -> tuple[str, dict[str, str] | None]:
@@ -84,9 +100,14 @@ class HttpRequest:
 
 
 def build_proxy_event(
-    req: HttpRequest, style: GatewayStyle | None = None, *, request_id: str | None = None
+    req: HttpRequest,
+    style: GatewayStyle | None = None,
+    *,
+    request_id: str | None = None,
+    claims: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The REST API Lambda proxy event (payload format 1.0) API Gateway would send for req."""
+    """The REST API Lambda proxy event (payload format 1.0) API Gateway would send for req;
+    with `claims` (a verified ID token's), as its Cognito user pools authorizer sends it."""
     style = style or GatewayStyle()
     request_id = request_id or str(uuid.uuid4())
     now_ms = int(time.time() * 1000)
@@ -162,8 +183,9 @@ def build_proxy_event(
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
                 "userAgent": user_agent,
-                **emulated_identity(headers),
+                **(_USER_POOL_IDENTITY if claims is not None else emulated_identity(headers)),
             },
+            **({"authorizer": {"claims": as_authorizer_claims(claims)}} if claims is not None else {}),
             "domainName": host,
             "apiId": style.api_id,
         },
@@ -172,6 +194,8 @@ def build_proxy_event(
     }
 
 
+# A request a Cognito user pools authorizer let in names no AWS principal and no key.
+_USER_POOL_IDENTITY: dict[str, Any] = dict.fromkeys(("accountId", "caller", "accessKey", "userArn", "user"))
 _SIGV4_CREDENTIAL = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([A-Z0-9]{16,128})/")
 
 
@@ -269,6 +293,11 @@ def payload_too_large_body(message: str) -> dict[str, Any]:
     return {"error": {"code": "payload_too_large", "message": message, "details": []}}
 
 
+# API Gateway's AUTHORIZER_CONFIGURATION_ERROR (500) in the stack's DEFAULT_5XX error shape.
+AUTHORIZER_ERROR_BODY = {
+    "error": {"code": "AUTHORIZER_CONFIGURATION_ERROR", "message": "Internal server error", "details": []}
+}
+
 TOO_LARGE_MESSAGE = (
     "the request is larger than API Gateway's 10 MB limit: use POST /v1/uploads to put the image "
     "in the input bucket, then send init_image_s3_key instead of init_image"
@@ -305,8 +334,13 @@ class ApiFront:
         function_timeout_seconds: float = r.API_TIMEOUT_SECONDS,
         memory_mb: int = r.API_MEMORY_MB,
         function_name: str = r.API_FUNCTION_NAME,
+        token_check: TokenCheck | None = None,
+        oauth: EmulatedOAuth | None = None,
     ) -> None:
         self._handler = handler
+        # api_auth "cognito": the authorizer's checks, and the EMULATED managed login.
+        self.token_check = token_check
+        self.oauth = oauth
         self._host, self._port = host, port
         self._style = style or GatewayStyle()
         self._integration_timeout = integration_timeout_seconds
@@ -362,6 +396,13 @@ class ApiFront:
             return self._json(413, payload_too_large_body(TOO_LARGE_MESSAGE), request_id, close=True)
         raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path)
         split = urlsplit(raw)
+        if self.oauth is not None and self.oauth.handles(split.path):
+            reply = self.oauth.serve(request.method, split.path, split.query, body)
+            answer = Response(reply.body, status=reply.status)
+            answer.headers.clear()
+            for name, value in reply.headers:
+                answer.headers.add(name, value)
+            return answer
         http_request = HttpRequest(
             method=request.method,
             raw_path=split.path or "/",
@@ -371,7 +412,17 @@ class ApiFront:
             source_ip=request.remote_addr or "127.0.0.1",
             server_port=self.port,
         )
-        event = build_proxy_event(http_request, self._style, request_id=request_id)
+        claims = None
+        if self.token_check is not None and needs_token(request.method, http_request.raw_path):
+            try:
+                claims = self.token_check.claims(http_request.headers)
+            except Unauthorized as exc:
+                log.info("401 for %s %s: %s", request.method, http_request.raw_path, exc)
+                return self._json(401, unauthorized_body(), request_id)
+            except Exception:  # the pool's keys unreadable: API Gateway's authorizer error
+                log.exception("the authorizer failed (request %s)", request_id)
+                return self._json(500, AUTHORIZER_ERROR_BODY, request_id)
+        event = build_proxy_event(http_request, self._style, request_id=request_id, claims=claims)
         if len(json.dumps(event).encode()) > r.LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES:
             return self._json(413, payload_too_large_body(LAMBDA_TOO_LARGE_MESSAGE), request_id)
         return self._invoke(event, request_id)

@@ -69,6 +69,15 @@ API_BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream", "multipart/form
 API_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024  # API Gateway REST request payload, hard limit
 LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # the whole event JSON, and the response
 
+# api_auth "cognito" (start_local(api_auth="cognito"), IMG2IMG_LOCAL_API_AUTH=cognito make local):
+# the user pool and the page's client in moto, and where the EMULATED managed login answers on
+# the local API's own address (local/cognito.py).
+API_AUTH_ENV = "IMG2IMG_LOCAL_API_AUTH"
+API_AUTH_MODES = ("iam", "cognito")
+USER_POOL = "img2img-local-users"
+USER_POOL_CLIENT = "img2img-local-page"
+EMULATED_AUTH_PREFIX = "/_emulated/cognito"
+
 API_FUNCTION_NAME = "img2img-local-api"
 WORKER_FUNCTION_NAME = "img2img-local-worker"
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from img2img_local import resources as r
 from img2img_local.api_front import ApiFront
 from img2img_local.aws import LocalResources, MotoServer, aws_client, create_resources, reset_moto, start_moto
+from img2img_local.cognito import EmulatedOAuth, LocalSignIn, TokenCheck, create_sign_in
 from img2img_local.poller import SqsPoller
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ API_HANDLER = "img2img.handlers.api.handler"
 WORKER_HANDLER = "img2img.handlers.worker.handler"
 Function = Literal["api", "worker"]
 FUNCTIONS: tuple[Function, ...] = ("api", "worker")
+ApiAuth = Literal["iam", "cognito"]
 
 
 def function_environment(
@@ -60,6 +62,8 @@ def function_environment(
         "IMG2IMG_JOB_TTL_DAYS": str(r.JOB_TTL_DAYS),
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(r.PRESIGN_EXPIRY_SECONDS),
         "IMG2IMG_MODEL_READ_TIMEOUT_SECONDS": str(r.MODEL_READ_TIMEOUT_SECONDS[function]),
+        # Local mode's default front names callers as SigV4 would (api_front.emulated_identity).
+        "IMG2IMG_API_AUTH": "iam",
         "AWS_ENDPOINT_URL": aws_url,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://{host}:{bedrock_port}",
         # GetFoundationModel (the lifecycle watch, img2img doctor) is answered by the emulator too.
@@ -119,6 +123,24 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def sign_in_environment(sign_in: LocalSignIn) -> dict[str, str]:
+    """api_auth "cognito": what the stack gives the api function (infra/auth.py), locally."""
+    return {
+        "IMG2IMG_API_AUTH": "cognito",
+        "IMG2IMG_AUTH_BASE_URL": sign_in.base_url,
+        "IMG2IMG_AUTH_CLIENT_ID": sign_in.client_id,
+        "IMG2IMG_AUTH_REDIRECT_URI": sign_in.redirect_uri,
+    }
+
+
+def api_auth_from_environment() -> ApiAuth:
+    """`IMG2IMG_LOCAL_API_AUTH=cognito make local`: the page signs in (local/cognito.py)."""
+    value = os.environ.get(r.API_AUTH_ENV, "iam").strip().lower() or "iam"
+    if value not in r.API_AUTH_MODES:
+        raise ValueError(f"{r.API_AUTH_ENV} must be one of {', '.join(r.API_AUTH_MODES)}, not {value!r}")
+    return "cognito" if value == "cognito" else "iam"
+
+
 def ports_from_environment() -> dict[str, int]:
     """The ports `python -m img2img_local` and the demo use, each overridable."""
     return {
@@ -147,6 +169,7 @@ class LocalStack:
     poller: SqsPoller
     moto: MotoServer
     emulator: Any = None
+    sign_in: LocalSignIn | None = None
     _saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -226,11 +249,14 @@ def start_local(
     poll_wait_seconds: int = 1,
     integration_timeout_seconds: float = r.API_INTEGRATION_TIMEOUT_SECONDS,
     model_reserve_seconds: float | None = None,
+    api_auth: ApiAuth = "iam",
 ) -> LocalStack:
     """Start local mode; port 0 picks a free port. Handlers default to the real ones, imported
-    after the environment is set (their settings and clients are read at cold start).
-    `model_reserve_seconds` is for tests whose short visibility timeout makes the worker's
-    function timeout (never above it, as Lambda requires) shorter than the 3 s reserve."""
+    after the environment is set (their settings and clients are read at cold start). With
+    api_auth "cognito", a user pool in moto, tokens checked by the front, and the EMULATED
+    managed login (local/cognito.py). `model_reserve_seconds` is for tests whose short
+    visibility timeout makes the worker's function timeout (never above it, as Lambda
+    requires) shorter than the 3 s reserve."""
     check_ports_free(
         host,
         [
@@ -272,9 +298,27 @@ def start_local(
             env["IMG2IMG_MODEL_RESERVE_SECONDS"] = str(model_reserve_seconds)
         if env["IMG2IMG_QUEUE_URL"] != resources.queue_url:
             raise RuntimeError(f"queue URL {resources.queue_url} differs from {env['IMG2IMG_QUEUE_URL']}")
+        # The front binds first: with api_auth "cognito" its address is the page's redirect URI,
+        # which the app client and the api function's settings name. It answers nothing
+        # before the handler is in place (start_local returns after).
+        served: dict[str, Handler] = {}
+        front = ApiFront(
+            lambda event, context: served["api"](event, context),
+            host,
+            api_port,
+            integration_timeout_seconds=integration_timeout_seconds,
+        )
+        _bind("local API", api_port, r.API_PORT_ENV, host, lambda h, p: front.start())
+        started.append(front.stop)
+        sign_in = None
+        if api_auth == "cognito":
+            sign_in = create_sign_in(aws_url, f"{front.url}/")
+            env.update(sign_in_environment(sign_in))
+            front.token_check = TokenCheck(sign_in)
+            front.oauth = EmulatedOAuth(sign_in, aws_url)
         saved_env = _apply_env(env)
         _forget_function_state()
-        api_handler = api_handler or import_handler(API_HANDLER)
+        served["api"] = api_handler or import_handler(API_HANDLER)
         worker_handler = worker_handler or import_handler(WORKER_HANDLER)
 
         poller = SqsPoller(
@@ -287,9 +331,6 @@ def start_local(
             timeout_seconds=min(r.WORKER_TIMEOUT_SECONDS, _visibility(queue_settings)),
         ).start()
         started.append(poller.stop)
-        front = ApiFront(api_handler, host, api_port, integration_timeout_seconds=integration_timeout_seconds)
-        _bind("local API", api_port, r.API_PORT_ENV, host, lambda h, p: front.start())
-        started.append(front.stop)
     except BaseException:
         _stop_quietly(*reversed(started))
         _restore_env(saved_env)
@@ -306,6 +347,7 @@ def start_local(
         poller=poller,
         moto=moto,
         emulator=emulator,
+        sign_in=sign_in,
         _saved_env=saved_env,
     )
 

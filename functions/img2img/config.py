@@ -6,7 +6,7 @@ the only thing local mode changes."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     # Must equal the queue's redrive maxReceiveCount: the last receive records the failure.
     max_receive_count: int = Field(default=5, ge=1)
 
+    # How callers authenticate (cdk.json's api_auth; API Gateway enforces it, not the function).
+    # With "cognito", GET /v1/auth-config tells the page where to sign users in: the user
+    # pool's managed login domain (local mode: its emulated endpoints), the page's public app
+    # client and the redirect URI registered for it.
+    api_auth: Literal["iam", "api_key", "cognito"] = "iam"
+    auth_base_url: str | None = None
+    auth_client_id: str | None = None
+    auth_redirect_uri: str | None = None
+
     @field_validator("allowed_model_ids", "fallback_model_ids", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -60,6 +69,17 @@ class Settings(BaseSettings):
     def upload_cap(self) -> int:
         """An upload larger than what a job may read would only fail later."""
         return min(self.upload_max_bytes or self.max_image_bytes, self.max_image_bytes)
+
+    @model_validator(mode="after")
+    def _signs_in_somewhere(self) -> Settings:
+        if self.api_auth == "cognito" and not (
+            self.auth_base_url and self.auth_client_id and self.auth_redirect_uri
+        ):
+            raise ValueError(
+                "IMG2IMG_API_AUTH 'cognito' needs IMG2IMG_AUTH_BASE_URL, IMG2IMG_AUTH_CLIENT_ID "
+                "and IMG2IMG_AUTH_REDIRECT_URI"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_is_allowed(self) -> Settings:

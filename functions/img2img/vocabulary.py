@@ -45,8 +45,20 @@ HEALTH = Route("GET", "/v1/health")
 OPENAPI = Route("GET", "/v1/openapi.json")
 DOCS = Route("GET", "/v1/docs")
 PAGE = Route("GET", "/")
-ROUTES = (SYNC, SUBMIT, JOB, UPLOAD, MODELS, HEALTH, OPENAPI, DOCS, PAGE)
+# How the page signs in (api_auth "cognito": the OAuth2 endpoints and the app client's id).
+AUTH_CONFIG = Route("GET", "/v1/auth-config")
+ROUTES = (SYNC, SUBMIT, JOB, UPLOAD, MODELS, HEALTH, OPENAPI, DOCS, PAGE, AUTH_CONFIG)
 IMAGE_REQUEST_ROUTES = (SYNC, SUBMIT)  # take an SDXL image-to-image body
+# With api_auth "cognito", what a browser loads before anyone has signed in: the page, the docs
+# page and the spec it reads, and the page's sign-in settings. Every other route needs a token.
+OPEN_ROUTES = (PAGE, DOCS, OPENAPI, AUTH_CONFIG)
+
+
+# --- signing in (api_auth "cognito") -----------------------------------------------------------
+AUTHORIZATION_HEADER = "Authorization"  # the user's ID token, as the Cognito authorizer reads it
+# The claim that names a user pool user: the job owner (domain/caller.py).
+USER_CLAIM = "sub"
+SIGN_IN_SCOPES = ("openid", "email")
 
 
 def job_path(job_id: str) -> str:

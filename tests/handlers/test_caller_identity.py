@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.handlers.sqs_events import DROPPER_ID, s3_notification, sqs_event
 from tests.handlers.world import INPUT, World
 
 pytestmark = pytest.mark.handlers
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 # $context.identity.apiKeyId of a key-authorized request; the key itself is never used.
 API_KEY_CALLER = {"apiKey": "s3cr3t-key-value-0123456789", "apiKeyId": "k1a2b3c4d5"}
@@ -64,6 +66,18 @@ def test_each_authorizer_names_the_caller(
         event["requestContext"]["authorizer"] = authorizer
     payload = json.loads(api.handler(event, FakeContext())["body"])
     assert payload["init_image_s3_key"].startswith(expected.upload_prefix)
+
+
+def test_the_cognito_authorizers_documented_event_names_the_user(world: World) -> None:
+    """tests/events/apigw_get_job_cognito.json (sources in its .md): the claims API Gateway's
+    Cognito user pools authorizer passes, as strings, with no AWS principal in identity."""
+    documented = json.loads((EVENTS / "apigw_get_job_cognito.json").read_text())
+    context = documented["requestContext"]
+    event = api_event("POST", "/v1/uploads", {"content_type": "image/png"}, identity=context["identity"])
+    event["requestContext"]["authorizer"] = context["authorizer"]
+    payload = json.loads(api.handler(event, FakeContext())["body"])
+    owner = Caller("user", context["authorizer"]["claims"]["sub"])
+    assert payload["init_image_s3_key"].startswith(owner.upload_prefix)
 
 
 @pytest.mark.parametrize("route", ["/v1/image-to-image", "/v1/jobs", "/v1/uploads", "/v1/jobs/abc"])

@@ -62,6 +62,7 @@ def test_exactly_the_contract_routes(env_synth: Synth) -> None:
         ("GET", "/v1/health"),
         ("GET", "/v1/openapi.json"),
         ("GET", "/v1/docs"),
+        ("GET", "/v1/auth-config"),
     }
 
 

@@ -190,6 +190,7 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "IMG2IMG_JOB_TTL_DAYS": str(s.config.job_ttl_days),
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
         "IMG2IMG_MAX_RECEIVE_COUNT": str(s.config.max_receive_count),
+        "IMG2IMG_API_AUTH": s.config.api_auth,
         "POWERTOOLS_SERVICE_NAME": "img2img",
         "POWERTOOLS_METRICS_NAMESPACE": "Img2Img",
         "POWERTOOLS_LOG_LEVEL": s.config.log_level,

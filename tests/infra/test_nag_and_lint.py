@@ -25,7 +25,10 @@ VARIANTS: list[dict[str, Any]] = [
         "default_model_id": "us.stability.sd3-5-large-v1:0",
     },
     {"api_cloudwatch_role": False, "alarm_email": "ops@example.com"},
+    {"api_auth": "cognito"},
+    {"api_auth": "cognito", "cognito_feature_plan": "essentials", "cognito_mfa": "optional"},
 ]
+VARIANT_IDS = ["inference-profile", "no-cloudwatch-role", "cognito", "cognito-essentials-optional-mfa"]
 
 
 def acknowledgements(stack: Img2ImgStack) -> list[tuple[str, str, str]]:
@@ -50,7 +53,7 @@ def test_no_unacknowledged_nag_findings(env: str, synth: Callable[..., Synth]) -
     assert found == [], json.dumps(found, indent=2)
 
 
-@pytest.mark.parametrize("overrides", VARIANTS, ids=["inference-profile", "no-cloudwatch-role"])
+@pytest.mark.parametrize("overrides", VARIANTS, ids=VARIANT_IDS)
 def test_no_unacknowledged_nag_findings_in_variants(
     overrides: dict[str, Any], synth: Callable[..., Synth]
 ) -> None:
@@ -110,7 +113,7 @@ def test_cfn_lint_is_clean(env: str, synth: Callable[..., Synth]) -> None:
     assert lint_findings(synth(env)) == []
 
 
-@pytest.mark.parametrize("overrides", VARIANTS, ids=["inference-profile", "no-cloudwatch-role"])
+@pytest.mark.parametrize("overrides", VARIANTS, ids=VARIANT_IDS)
 def test_cfn_lint_is_clean_in_variants(overrides: dict[str, Any], synth: Callable[..., Synth]) -> None:
     assert lint_findings(synth("dev", **overrides)) == []
 

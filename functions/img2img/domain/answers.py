@@ -100,6 +100,26 @@ class HealthAnswer(_Answer):
     version: str
 
 
+class SignInSettings(_Answer):
+    """Where the page signs users in: OAuth 2.0 authorization code grant with PKCE (S256) at
+    a public app client, then the ID token in the Authorization header of every API call."""
+
+    authorize_url: str
+    token_url: str
+    logout_url: str
+    client_id: str
+    redirect_uri: str
+    scopes: str
+
+
+class AuthConfigAnswer(_Answer):
+    """How this deployment authenticates callers (cdk.json's api_auth); `sign_in` with
+    "cognito" only."""
+
+    api_auth: Literal["iam", "api_key", "cognito"]
+    sign_in: SignInSettings | None = None
+
+
 class ErrorAnswer(_Answer):
     """Every error the API answers: one shape."""
 

@@ -21,12 +21,14 @@ from pydantic import BaseModel, ConfigDict
 
 from img2img import __version__, vocabulary
 from img2img.domain.answers import (
+    AuthConfigAnswer,
     ErrorAnswer,
     HealthAnswer,
     JobAccepted,
     JobAnswer,
     ModelAnswer,
     ModelsAnswer,
+    SignInSettings,
     SyncAnswer,
     UploadTicket,
 )
@@ -249,6 +251,31 @@ def list_models() -> ModelsAnswer:
 )
 def health() -> HealthAnswer:
     return HealthAnswer(environment=_service().settings.env, version=__version__)
+
+
+@app.get(
+    vocabulary.AUTH_CONFIG.resolver_path,
+    summary="How callers authenticate here, and where the page signs users in (no token needed)",
+    responses=_answers(200, AuthConfigAnswer, "the settings", 500),
+    operation_id="auth_config",
+)
+def auth_config() -> AuthConfigAnswer:
+    settings = _service().settings
+    if settings.api_auth != "cognito":
+        return AuthConfigAnswer(api_auth=settings.api_auth)
+    base = str(settings.auth_base_url).rstrip("/")
+    return AuthConfigAnswer(
+        api_auth="cognito",
+        sign_in=SignInSettings(
+            # The user pool's OAuth 2.0 endpoints under its managed login domain.
+            authorize_url=f"{base}/oauth2/authorize",
+            token_url=f"{base}/oauth2/token",
+            logout_url=f"{base}/logout",
+            client_id=str(settings.auth_client_id),
+            redirect_uri=str(settings.auth_redirect_uri),
+            scopes=" ".join(vocabulary.SIGN_IN_SCOPES),
+        ),
+    )
 
 
 @app.get(vocabulary.OPENAPI.resolver_path, include_in_schema=False)

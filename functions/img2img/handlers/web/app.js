@@ -1,21 +1,30 @@
 // The img2img page: choose an image, describe the result, submit a job (POST v1/jobs), follow it
 // (GET v1/jobs/{id}) and show the source and the result side by side with the job's metadata.
+// Sources too large to send inline go to S3 first (POST v1/uploads, then its presigned POST).
 // Plain JavaScript, no build step, no third-party code. Paths are relative to the page, so it
 // works at / locally and under a stage path (/prod/) in a deployment.
+//
+// Where the deployment signs users in (api_auth "cognito", GET v1/auth-config says), the page
+// runs the OAuth 2.0 authorization code grant with PKCE (RFC 7636, S256) against the user
+// pool's managed login, as a public client (no secret), and sends the ID token it gets in the
+// Authorization header of every API call. The token lives in this tab's sessionStorage only.
 "use strict";
 
 (function () {
   const RECENT_KEY = "img2img.recent.v1";
   const API_KEY = "img2img.apiKey";
   const MAX_RECENT = 12;
-  const INLINE_MAX_BYTES = 3 * 1024 * 1024; // base64 and the 6 MB Lambda payload: larger ones are scaled
-  const MAX_SIDE = 2048; // scaled sources: the service fits them to a model size anyway
+  // Base64 and the 6 MB Lambda payload: larger sources are uploaded to S3 first.
+  const INLINE_MAX_BYTES = 3 * 1024 * 1024;
+  const SIGN_IN_KEY = "img2img.signIn"; // sessionStorage: the PKCE verifier and state in flight
+  const TOKEN_KEY = "img2img.idToken"; // sessionStorage: the ID token and when it expires
   const THUMB_SIDE = 480;
   const FINAL = new Set(["SUCCEEDED", "CONTENT_FILTERED", "FAILED"]);
 
   const $ = (id) => document.getElementById(id);
   let following = 0; // the job poll in force; a newer one stops older ones
   let sourceUrl = null; // object URL of the chosen file
+  let signIn = null; // GET v1/auth-config's sign_in, where the deployment signs users in
 
   class ApiError extends Error {
     constructor(status, payload) {
@@ -38,6 +47,8 @@
     if (body !== undefined) all["Content-Type"] = "application/json";
     const key = sessionStorage.getItem(API_KEY);
     if (key) all["x-api-key"] = key;
+    const token = signIn && currentToken();
+    if (token) all.Authorization = token;
     let response;
     try {
       response = await fetch(url(path), {
@@ -54,8 +65,129 @@
     } catch (err) {
       payload = null;
     }
+    if (response.status === 401 && signIn) {
+      sessionStorage.removeItem(TOKEN_KEY); // expired or refused: sign in again
+      showAccount();
+    }
     if (!response.ok) throw new ApiError(response.status, payload);
     return payload || {};
+  }
+
+  // --- signing in (api_auth "cognito") -------------------------------------------------------
+
+  function base64url(bytes) {
+    return btoa(String.fromCharCode.apply(null, new Uint8Array(bytes)))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
+  }
+
+  function randomText() {
+    return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  function claimsOf(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(decodeURIComponent(escape(atob(part))));
+    } catch (err) {
+      return {};
+    }
+  }
+
+  function currentToken() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || "null");
+      if (saved && saved.token && saved.expires > Date.now() + 30000) return saved.token;
+    } catch (err) {
+      // unreadable: sign in again
+    }
+    sessionStorage.removeItem(TOKEN_KEY);
+    return null;
+  }
+
+  async function startSignIn() {
+    const verifier = randomText();
+    const state = randomText();
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    sessionStorage.setItem(SIGN_IN_KEY, JSON.stringify({ verifier, state }));
+    const query = new URLSearchParams({
+      response_type: "code",
+      client_id: signIn.client_id,
+      redirect_uri: signIn.redirect_uri,
+      scope: signIn.scopes,
+      state,
+      code_challenge: base64url(digest),
+      code_challenge_method: "S256",
+    });
+    window.location.assign(`${signIn.authorize_url}?${query}`);
+  }
+
+  // Back from the sign-in page with ?code=...&state=...: trade the code for tokens.
+  async function finishSignIn() {
+    const params = new URLSearchParams(window.location.search);
+    const code = params.get("code");
+    const error = params.get("error");
+    if (!code && !error) return;
+    let pending = null;
+    try {
+      pending = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY) || "null");
+    } catch (err) {
+      pending = null;
+    }
+    sessionStorage.removeItem(SIGN_IN_KEY);
+    window.history.replaceState(null, "", signIn.redirect_uri);
+    if (error) throw new Error(`sign-in failed: ${error}`);
+    if (!pending || pending.state !== params.get("state")) throw new Error("sign-in failed: the state does not match");
+    const response = await fetch(signIn.token_url, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        client_id: signIn.client_id,
+        code,
+        redirect_uri: signIn.redirect_uri,
+        code_verifier: pending.verifier,
+      }),
+    });
+    const tokens = await response.json().catch(() => ({}));
+    if (!response.ok || !tokens.id_token) throw new Error(`sign-in failed: ${tokens.error || response.status}`);
+    const expires = (claimsOf(tokens.id_token).exp || 0) * 1000 || Date.now() + (tokens.expires_in || 3600) * 1000;
+    sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token: tokens.id_token, expires }));
+  }
+
+  function signOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    const query = new URLSearchParams({ client_id: signIn.client_id, logout_uri: signIn.redirect_uri });
+    window.location.assign(`${signIn.logout_url}?${query}`);
+  }
+
+  function showAccount() {
+    if (!signIn) return;
+    const token = currentToken();
+    $("account").hidden = false;
+    $("sign-in").hidden = Boolean(token);
+    $("sign-out").hidden = !token;
+    $("submit").disabled = !token;
+    $("user-name").textContent = token ? claimsOf(token).email || "signed in" : "";
+    if (!token) $("service-info").textContent = "sign in to use the service";
+  }
+
+  async function loadAuth() {
+    let config;
+    try {
+      config = await call("GET", "v1/auth-config");
+    } catch (err) {
+      return; // an older deployment without the route: no sign-in
+    }
+    if (config.api_auth !== "cognito" || !config.sign_in) return;
+    signIn = config.sign_in;
+    try {
+      await finishSignIn();
+    } catch (err) {
+      setStatus(err.message, "error");
+    }
+    showAccount();
   }
 
   function setStatus(text, kind) {
@@ -95,14 +227,8 @@
     return canvas;
   }
 
-  function blobOf(canvas, type, quality) {
-    return new Promise((resolve, reject) =>
-      canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("cannot encode the image"))), type, quality),
-    );
-  }
-
-  // The request's init_image (base64) and a thumbnail for the recent list. Sources too large
-  // to send inline are scaled down here; the service would fit them to a model size anyway.
+  // The request's source (init_image, base64; or init_image_s3_key for a source too large to
+  // send inline, uploaded with POST v1/uploads' presigned POST) and a thumbnail for the list.
   async function encodeSource(file) {
     let bitmap;
     try {
@@ -112,14 +238,25 @@
     }
     const thumb = scaled(bitmap, THUMB_SIDE).toDataURL("image/jpeg", 0.8);
     if (file.size <= INLINE_MAX_BYTES) {
-      return { base64: base64Of(await file.arrayBuffer()), thumb, note: "" };
+      return { source: { init_image: base64Of(await file.arrayBuffer()) }, thumb, note: "" };
     }
-    const canvas = scaled(bitmap, MAX_SIDE);
-    let blob = await blobOf(canvas, "image/png");
-    if (blob.size > INLINE_MAX_BYTES) blob = await blobOf(canvas, "image/jpeg", 0.92);
-    if (blob.size > INLINE_MAX_BYTES) throw new Error("the image is too large even scaled down: use the img2img command");
-    const note = `scaled in the browser from ${bitmap.width}×${bitmap.height} to ${canvas.width}×${canvas.height}`;
-    return { base64: base64Of(await blob.arrayBuffer()), thumb, note };
+    const mb = (file.size / 1e6).toFixed(1);
+    setStatus(`Uploading the source (${mb} MB)…`);
+    const ticket = await call("POST", "v1/uploads", { content_type: file.type || "application/octet-stream" });
+    if (file.size > ticket.max_bytes) {
+      throw new Error(`${file.name} is ${mb} MB: uploads take at most ${(ticket.max_bytes / 1e6).toFixed(0)} MB`);
+    }
+    const form = new FormData();
+    for (const [name, value] of Object.entries(ticket.upload.fields)) form.append(name, value);
+    form.append("file", file); // last: S3 ignores fields after the file
+    let response;
+    try {
+      response = await fetch(ticket.upload.url, { method: "POST", body: form });
+    } catch (err) {
+      throw new Error(`cannot reach S3 for the upload (${err.message})`);
+    }
+    if (!response.ok) throw new Error(`the upload to S3 failed: HTTP ${response.status}`);
+    return { source: { init_image_s3_key: ticket.init_image_s3_key }, thumb, note: `uploaded ${mb} MB` };
   }
 
   function showImage(id, src) {
@@ -350,7 +487,7 @@
     try {
       setStatus("Preparing the image…");
       const source = await encodeSource(file);
-      body.init_image = source.base64;
+      Object.assign(body, source.source);
       setStatus(source.note ? `Submitting (${source.note})…` : "Submitting…");
       const job = await call("POST", "v1/jobs", body, { "Idempotency-Key": newKey() });
       remember({ job_id: job.job_id, prompt, thumb: source.thumb, created: Date.now(), status: job.status });
@@ -397,8 +534,10 @@
     }
   }
 
-  function start() {
+  async function start() {
     $("job-form").addEventListener("submit", submit);
+    $("sign-in").addEventListener("click", () => startSignIn().catch((err) => setStatus(err.message, "error")));
+    $("sign-out").addEventListener("click", signOut);
     $("image-input").addEventListener("change", chooseFile);
     const strength = $("strength");
     const showStrength = () => ($("strength-value").textContent = Number(strength.value).toFixed(2));
@@ -416,7 +555,8 @@
       renderRecent(null);
     });
     renderRecent(null);
-    loadService();
+    await loadAuth();
+    if (!signIn || currentToken()) loadService();
   }
 
   start();
