@@ -208,6 +208,14 @@ class JobStoreContract:
         rig.jobs.save(a_record("j", "QUEUED"), over_failed=True)
         assert rig.jobs.get("j").status == ("QUEUED" if final == "FAILED" else final)
 
+    def test_a_save_answers_the_status_the_record_had_before(self, rig: JobsRig) -> None:
+        """How the pipeline knows an earlier attempt may have called the model: written or
+        dropped, a save answers what was there (None for a job never recorded)."""
+        assert rig.jobs.save(a_record("p", "RUNNING")) is None
+        assert rig.jobs.save(a_record("p", "FAILED")) == "RUNNING"
+        assert rig.jobs.save(a_record("p", "RUNNING")) == "FAILED"  # dropped: FAILED stays
+        assert rig.jobs.get("p").status == "FAILED"
+
     def test_faults_are_retryable_storage_errors(self, rig: JobsRig) -> None:
         with pytest.raises(errors.StorageError) as on_get:
             rig.broken.get("x")

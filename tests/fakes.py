@@ -390,18 +390,16 @@ class MemoryJobStore(_Faulty):
         self.faults.append(fault)
         return fault
 
-    def save(self, record: JobRecord, *, over_failed: bool = False) -> None:
+    def save(self, record: JobRecord, *, over_failed: bool = False) -> str | None:
         self._strike("save", record)
         current = self._docs.get(record.job_id)
+        previous = None if current is None else str(json.loads(current)["status"])
         kept = FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES
-        if (
-            record.status not in FINAL_STATUSES
-            and current is not None
-            and json.loads(current)["status"] in kept
-        ):
-            return
+        if record.status not in FINAL_STATUSES and previous in kept:
+            return previous
         self._docs[record.job_id] = json.dumps(record.to_json_dict(), separators=(",", ":"))
         self.saved.append((record.job_id, record.status))
+        return previous
 
     def get(self, job_id: str) -> JobRecord:
         self._strike("get", job_id)

@@ -153,7 +153,7 @@ def test_a_storage_fault_after_the_model_answered_never_costs_a_second_call(hous
     with pytest.raises(StorageError):
         house.pipeline.run(make_job(), final_attempt=False)
     assert len(house.model.calls) == 1 and house.finished == []
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED"
     assert len(house.model.calls) == 1  # the redelivery finished from the stored answer
     meta = metadata(house)
@@ -185,7 +185,7 @@ def test_the_last_attempt_failing_to_write_its_outcome_still_ends_the_job(house:
     ]
     record = house.jobs.get("job1")
     assert record.status == "FAILED" and record.error is not None and record.error.code == "storage_error"
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
     assert house.jobs.get("job1").status == "SUCCEEDED"
 
@@ -226,13 +226,14 @@ def test_a_fault_storing_the_answer_itself_is_the_one_case_that_calls_again(hous
     house.store.fail("put", where="answers/", times=3)
     with pytest.raises(StorageError):
         house.pipeline.run(make_job(), final_attempt=False)
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 2
 
 
 def test_a_fault_reading_the_stored_answer_is_retried_in_place(house: House) -> None:
+    house.jobs.save(make_job().record("RUNNING", "2026-12-02T00:00:00Z"))  # an earlier attempt
     house.store.fail("find", where="answers/", times=2)
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
 
 
@@ -256,20 +257,32 @@ def test_the_stored_answer_is_the_same_json_whether_its_text_is_reused_or_serial
     house.store.fail("put", where="result.png", times=3)
     with pytest.raises(StorageError):
         house.pipeline.run(make_job("again"), final_attempt=False)
-    outcome = house.pipeline.run(make_job("again"), first_attempt=False)
+    outcome = house.pipeline.run(make_job("again"))
     assert outcome.status == "SUCCEEDED" and outcome.metadata.model is not None
     assert outcome.metadata.model.replayed is True and len(house.model.calls) == 3
 
 
-def test_a_first_attempt_never_reads_a_stored_answer(house: House) -> None:
-    house.pipeline.run(make_job())
-    house.pipeline.run(make_job())  # a new sync request, same id
-    assert len(house.model.calls) == 2
+def test_a_job_new_to_the_table_reads_no_stored_answer(house: House) -> None:
+    """Every attempt records RUNNING before it calls the model, so a job with no record has no
+    answer to find: no read of answers/ (a round trip saved on nearly every job)."""
+    house.store.fail("find", where="answers/")  # any read would fail the job
+    outcome = house.pipeline.run(make_job(), final_attempt=False)
+    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
+
+
+def test_a_job_found_recorded_reads_its_stored_answer_whatever_the_delivery_count(house: House) -> None:
+    """A dead-letter redrive arrives as a new message: the record, not the receive count, says
+    an earlier attempt may have called the model."""
+    house.store.fail("put", where="result.png", times=3)
+    house.pipeline.run(make_job(), final_attempt=True)  # recorded FAILED, its answer stored
+    outcome = house.pipeline.run(make_job(), final_attempt=False)
+    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
 
 
 def test_a_stored_answer_of_another_job_is_not_replayed(house: House) -> None:
+    house.jobs.save(make_job().record("RUNNING", "2026-12-02T00:00:00Z"))  # an earlier attempt
     house.store.put(OUTPUT, "answers/job1.json", b'{"job_id": "job2", "payload": {}}', "application/json")
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
     assert outcome.metadata.model is not None and outcome.metadata.model.replayed is None
 
@@ -280,7 +293,7 @@ def test_a_stored_answer_keeps_the_fallback_it_came_from(house: House) -> None:
     house.store.fail("put", where="metadata.json", times=3)
     with pytest.raises(StorageError):
         house.pipeline.run(make_job(), final_attempt=False)
-    outcome = house.pipeline.run(make_job(), first_attempt=False)
+    outcome = house.pipeline.run(make_job())
     assert outcome.status == "SUCCEEDED" and house.model.model_ids == [SD3, ULTRA]
     model = outcome.metadata.model
     assert model is not None and model.id == ULTRA and model.replayed is True

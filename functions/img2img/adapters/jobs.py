@@ -23,10 +23,12 @@ class JobStore:
         self._table = table
         self._ttl_seconds = ttl_days * 86400
 
-    def save(self, record: JobRecord, *, over_failed: bool = False) -> None:
+    def save(self, record: JobRecord, *, over_failed: bool = False) -> str | None:
         """Write the job's current state. A final state is never overwritten by a non-final one
         (a late redelivery must not turn SUCCEEDED back into RUNNING), except FAILED when
-        `over_failed` says a caller's retry starts the same job again."""
+        `over_failed` says a caller's retry starts the same job again. Answers the status the
+        record had before, written or not (None: there was no record): the same PutItem tells,
+        at no extra cost (ReturnValues and ReturnValuesOnConditionCheckFailure ALL_OLD)."""
         item = {
             "pk": _pk(record.job_id),
             "status": {"S": record.status},
@@ -34,7 +36,7 @@ class JobStore:
             "doc": {"S": json.dumps(record.to_json_dict(), separators=(",", ":"))},
             "ttl": {"N": str(int(time.time()) + self._ttl_seconds)},
         }
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item}
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ReturnValues": "ALL_OLD"}
         if record.status not in FINAL_STATUSES:
             kept = sorted(FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES)
             names = [f":s{index}" for index in range(len(kept))]
@@ -43,14 +45,17 @@ class JobStore:
             kwargs["ExpressionAttributeValues"] = {
                 name: {"S": status} for name, status in zip(names, kept, strict=True)
             }
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self._client.put_item(**kwargs)
+            old = self._client.put_item(**kwargs).get("Attributes")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return
-            raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
+                old = exc.response.get("Item")  # the final record that stays
+            else:
+                raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
         except BotoCoreError as exc:
             raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
+        return str(old["status"]["S"]) if old and "status" in old else None
 
     def get(self, job_id: str) -> JobRecord:
         try:

@@ -83,9 +83,7 @@ class ApiDoor:
             job = self._new_job(request, model_id, caller, idempotency_key, "api-sync")
             # A keyed retry after a failure is the same job (same id): it finishes from the
             # model answer the failed attempt stored instead of calling the model again.
-            outcome = self._pipeline.run(
-                job, final_attempt=True, first_attempt=idempotency_key is None, time_left=time_left
-            )
+            outcome = self._pipeline.run(job, final_attempt=True, time_left=time_left)
             if outcome.error is not None:
                 # Recorded as FAILED in the metadata and job record; the caller gets the
                 # error's status code and the job id to look it up.

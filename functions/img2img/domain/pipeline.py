@@ -141,7 +141,6 @@ class Pipeline:
         job: Job,
         *,
         final_attempt: bool = True,
-        first_attempt: bool = True,
         time_left: Callable[[], float] | None = None,
     ) -> Outcome:
         """Run one job to a final status. A retryable failure (throttling, model timeout,
@@ -149,8 +148,9 @@ class Pipeline:
         failure ends as a FAILED job with its metadata written.
 
         The model's answer is stored before anything else can fail (answers/<job id>.json in
-        the output bucket), and a later attempt (`first_attempt` False) finishes from it: a job
-        is billed once, whatever fails after the model answered.
+        the output bucket), and a later attempt finishes from it: a job is billed once, whatever
+        fails after the model answered. A later attempt is one that finds the job already
+        recorded: a redelivery, a dead-letter redrive (a new message to SQS), a keyed retry.
 
         `time_left` (seconds, the sync route's invocation) bounds the model call so that the
         job can still be finished and answered: a model that outlasts it is a model_timeout
@@ -162,8 +162,11 @@ class Pipeline:
         try:
             # Inside the try: on the last attempt a job table fault here still ends the job
             # FAILED with its metadata, instead of leaving it QUEUED with nothing written.
-            self._jobs.save(job.record("RUNNING", self._clock()))
-            outcome = self._execute(job, meta, timer, first_attempt, time_left)
+            previous = self._jobs.save(job.record("RUNNING", self._clock()))
+            # Only an attempt that finds the job recorded can follow one that called the model
+            # (every attempt records RUNNING before it calls): a job new to the table reads no
+            # answers/, which saves a round trip on nearly every job.
+            outcome = self._execute(job, meta, timer, previous is not None, time_left)
         except ServiceError as error:
             if error.retryable and not final_attempt:
                 raise
@@ -254,7 +257,7 @@ class Pipeline:
         job: Job,
         meta: Metadata,
         timer: _Timer,
-        first_attempt: bool,
+        recorded_before: bool,
         time_left: Callable[[], float] | None,
     ) -> Outcome:
         with timer.step("read"):
@@ -273,7 +276,7 @@ class Pipeline:
             operations=list(prepared.operations),
         )
         with timer.step("model"):
-            stored = None if first_attempt else self._stored_answer(job, time_left)
+            stored = self._stored_answer(job, time_left) if recorded_before else None
             if stored is None:
                 engine, call, reply = self._call_model(job, engine, call, prepared, meta, time_left)
                 self._keep_answer(job, reply, meta, time_left)

@@ -59,7 +59,10 @@ class ModelInvokerPort(Protocol):
 
 
 class JobStorePort(Protocol):
-    def save(self, record: JobRecord, *, over_failed: bool = False) -> None: ...
+    def save(self, record: JobRecord, *, over_failed: bool = False) -> str | None:
+        """Answers the status the record had before (None: this job had no record)."""
+        ...
+
     def get(self, job_id: str) -> JobRecord: ...
 
 

@@ -215,12 +215,10 @@ class QueueWorker:
 
     def _run_once(self, scope: str, job: Job, attempt: Attempt) -> Summary:
         def compute() -> dict[str, Any]:
-            # Never taken as a first attempt: a redriven message and a late duplicate of an S3
-            # event arrive as new messages (receive count 1), yet an earlier delivery may have
-            # stored the model's answer. One read of answers/ is the price of one model call.
-            outcome = self._pipeline.run(
-                job, final_attempt=attempt.final, first_attempt=False, time_left=attempt.time_left
-            )
+            # Whether an earlier delivery may have called the model is the job record's to say,
+            # not the receive count's: a dead-letter redrive and a late duplicate of an S3
+            # event arrive as new messages (receive count 1).
+            outcome = self._pipeline.run(job, final_attempt=attempt.final, time_left=attempt.time_left)
             if outcome.error is not None and outcome.error.retryable:
                 # Recorded as FAILED, but raised so the message goes on to the dead-letter
                 # queue and the idempotency record is dropped, leaving a redrive free to retry.
