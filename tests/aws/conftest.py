@@ -20,6 +20,7 @@ from infra.app import cdk_json_context
 from infra.config import CONTEXT_KEY, EnvironmentConfig, load_environment
 
 E2E_ENV_VARIABLE = "IMG2IMG_E2E_ENV"
+ID_TOKEN_VARIABLE = "IMG2IMG_E2E_ID_TOKEN"  # api_auth cognito: a signed-in user's ID token
 
 
 @dataclass
@@ -59,6 +60,14 @@ class Deployed:
             headers = dict(request.headers)
         elif sign and self.api_key:
             headers["x-api-key"] = self.api_key
+        elif sign and self.outputs["ApiAuthMode"] == "cognito":
+            token = os.environ.get(ID_TOKEN_VARIABLE, "").strip()
+            if not token:
+                pytest.skip(
+                    f"api_auth cognito: set {ID_TOKEN_VARIABLE} to a signed-in user's ID token (sign in on "
+                    "the page, then copy sessionStorage's token) to run the routes that need one"
+                )
+            headers["Authorization"] = token
         return requests.request(method, url, data=data, headers=headers, timeout=timeout)
 
 
