@@ -51,6 +51,12 @@ def _need_browser() -> None:
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from chromium(tmp_path, monkeypatch)
+
+
+def chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Debian's Chromium under Selenium, offline, with its own profile: the page's tests here
+    and the sign-in test in tests/local/test_cognito_local.py."""
     _need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -389,24 +389,9 @@ def test_the_sign_in_form_refuses_bad_requests_and_bad_passwords(sign_in: LocalS
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from tests.client.test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, _need_browser
+    from tests.client.test_browser import chromium
 
-    _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never fetch anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    yield from chromium(tmp_path, monkeypatch)
 
 
 def test_the_page_signs_in_uploads_a_large_source_and_shows_the_result(
