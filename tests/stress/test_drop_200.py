@@ -71,7 +71,10 @@ def test_200_images_at_once_none_lost(stack: LocalStack) -> None:
             Bucket=doors.input, Key=f"inbox/stress/{name}.png", Body=body, Metadata={"prompt": f"image {n}"}
         )
 
-    with worker_processes(stack.env, 2, timeout_seconds=5):
+    # 20 s workers: each model call ends within the invocation's time less the 3 s reserve, so a
+    # 5 s worker on this loaded machine gave the model a 1 s read timeout, and a slow answer was
+    # a model_timeout called again on redelivery (as a too-short Lambda timeout would bill twice).
+    with worker_processes(stack.env, 2, timeout_seconds=20):
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put, range(IMAGES)))
         metas = {
