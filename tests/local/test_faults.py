@@ -243,13 +243,20 @@ class TestWithinOneReceive:
     def test_s3_write_failing_past_the_clients_budget_is_retried_in_place(
         self, slow: tuple[Doors, KillableWorker]
     ) -> None:
-        """The slow stack: its worker's 10 s leave time for botocore's SlowDown backoff and an
-        in-place retry (in-place retries stop at the invocation's deadline less the reserve)."""
+        """A worker with time for botocore's SlowDown backoff (up to about 30 s for one write's
+        budget) and an in-place retry: in-place retries stop at the invocation's deadline less
+        the reserve, so the slow stack's 10 s worker is given 50 s here (its queue's visibility
+        timeout is 60 s, as Lambda requires it to be at least the function's timeout). The
+        refused write is the first after the model: the stored answer itself."""
         doors, spy = slow
         budget = s3_attempts()
-        with failing_writes(first(budget)) as failed:  # the whole budget of one write
-            key = _drop(doors, "s3-write-down")
-            meta = _metadata(doors, "s3-write-down")
+        spy.function_timeout, usual = 50, spy.function_timeout
+        try:
+            with failing_writes(first(budget)) as failed:  # the whole budget of one write
+                key = _drop(doors, "s3-write-down")
+                meta = _metadata(doors, "s3-write-down")
+        finally:
+            spy.function_timeout = usual
         assert len(failed) == budget
         assert meta["status"] == "SUCCEEDED"
         assert doors.s3.head_object(Bucket=doors.output, Key=meta["result"]["key"])["ContentLength"] > 0
