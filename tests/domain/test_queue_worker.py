@@ -300,9 +300,9 @@ def test_a_queued_job_whose_model_went_away_ends_failed_saying_why(
 
 def test_a_redriven_message_finishes_from_the_stored_answer(house: House) -> None:
     """A dead-letter redrive and a late duplicate S3 event arrive as new messages (receive count
-    1): the worker still looks for the answer an earlier delivery stored."""
+    1): the job record says an attempt ran, so the worker looks for the result it stored."""
     event = drop(house, "inbox/redrive.png", prompt="x")
-    house.store.fail("put", bucket=OUTPUT, where="redrive.png.png", times=3)
+    house.store.fail("put", bucket=OUTPUT, where="redrive.png.json", times=1)
     with pytest.raises(errors.StorageError):  # the last receive: recorded FAILED, dead-lettered
         handle(house, event, final=True)
     assert meta(house, "results/redrive.png.json").status == "FAILED" and len(house.model.calls) == 1

@@ -95,6 +95,10 @@ class ModelTimeout(ServiceError):
     retryable = True
 
 
+class NoTimeLeft(ModelTimeout):
+    """Too little of the invocation is left to call the model: nothing was called (or billed)."""
+
+
 class ModelUnavailable(ServiceError):
     """End of life, no access, wrong region or id: a person must change configuration."""
 
@@ -123,11 +127,24 @@ class StorageError(ServiceError):
     retryable = True
 
 
+class AnswerLost(StorageError):
+    """The model answered this job twice and both answers were lost before they were stored:
+    it is not called a third time."""
+
+    retryable = False
+
+
 class IdempotencyConflict(ServiceError):
     """The same Idempotency-Key came with a different request, or its first use is still running."""
 
     code = "idempotency_conflict"
     status = 409
+
+
+class InProgress(IdempotencyConflict):
+    """Another attempt holds the job (its lease has not run out): retry later."""
+
+    retryable = True
 
 
 class MissingParameters(ServiceError):
@@ -143,3 +160,12 @@ class NoCallerIdentity(ServiceError):
 
     code = "no_caller_identity"
     status = 403
+
+
+def error_of(code: str, message: str, details: list[FieldError]) -> ServiceError:
+    """A recorded error as the ServiceError that raised it (its class by its code)."""
+    classes: list[type[ServiceError]] = [ServiceError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    found = next((cls for cls in classes if cls.code == code), ServiceError)
+    return found(message, details)

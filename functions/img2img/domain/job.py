@@ -51,6 +51,7 @@ class Job:
     created_at: str
     source_data: bytes | None = None  # the source, when the door already holds its bytes
     caller: Caller | None = None  # who asked (API door); S3-door jobs name the dropper if S3 did
+    request_hash: str | None = None  # the request's hash, when an Idempotency-Key named the job
 
     def effective_request(self) -> dict[str, Any]:
         """What was asked, without image bytes: for metadata, job records and logs."""

@@ -52,6 +52,7 @@ class SourceObject:
     version_id: str | None
     etag: str
     principal: str | None = None  # who wrote it, as S3 names them (userIdentity.principalId)
+    event_time: str | None = None  # when S3 says it was written: the job's created_at
 
 
 @dataclass(frozen=True)
