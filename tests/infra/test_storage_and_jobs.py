@@ -120,7 +120,7 @@ def test_lifecycle_expiry_follows_the_config(env_synth: Synth) -> None:
     # A result is its job's stored answer: it outlives every message that can bring the job back.
     dead_letters = next(
         q
-        for q in env_synth.template.find_resources("AWS::SQS::Queue").values()
+        for q in (r for r in env_synth.template["Resources"].values() if r["Type"] == "AWS::SQS::Queue")
         if q["Properties"]["QueueName"].endswith("-dlq")
     )
     assert results["ExpirationInDays"] * 86400 >= dead_letters["Properties"]["MessageRetentionPeriod"]

@@ -37,7 +37,7 @@ from img2img.domain.errors import (
 from img2img.domain.imaging import ACCEPTED_FORMATS, FILE_EXTENSIONS, MIME_TYPES, detect_format
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
-from img2img.domain.pipeline import Attempt, Pipeline, iso, utc_now
+from img2img.domain.pipeline import Attempt, Pipeline, iso
 from img2img.domain.ports import EngineLookup, JobQueuePort, JobStorePort, ObjectStorePort
 from img2img.domain.records import (
     ErrorInfo,
@@ -242,7 +242,7 @@ class ApiDoor:
             model_id=model_id,
             source=source,
             output=api_output_keys(self._s.output_bucket, job_id),
-            created_at=utc_now(),
+            created_at=iso(self._clock()),
             source_data=data,
             caller=caller,
             request_hash=fingerprint(request) if keyed else None,
