@@ -172,7 +172,7 @@ class MemoryObjectStore(_Faulty):
         times: int | None = None,
         error: Callable[[], BaseException] | None = None,
     ) -> Fault:
-        """`op` ("get", "get_bytes", "find", "put") on keys containing `where` (in `bucket`, if
+        """`op` ("get", "find", "put") on keys containing `where` (in `bucket`, if
         given) fails `times` times (None: always) with the adapter's StorageError, or `error()`."""
         verb = "write" if op == "put" else "read"
 
@@ -222,13 +222,6 @@ class MemoryObjectStore(_Faulty):
                 [FieldError("init_image", f"larger than {max_bytes} bytes")],
             )
         return self._stored(bucket, key, found)
-
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        self._strike("get_bytes", bucket, key)
-        versions = self._bucket(bucket, "read", key).get(key)
-        if not versions:
-            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: NoSuchKey")
-        return versions[-1].data
 
     def find(self, bucket: str, key: str) -> StoredObject | None:
         self._strike("find", bucket, key)

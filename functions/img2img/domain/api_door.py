@@ -32,6 +32,7 @@ from img2img.domain.errors import (
     JobNotFound,
     PayloadTooLarge,
     ServiceError,
+    StorageError,
     error_of,
 )
 from img2img.domain.imaging import ACCEPTED_FORMATS, FILE_EXTENSIONS, MIME_TYPES, detect_format
@@ -103,8 +104,11 @@ class ApiDoor:
         result = summary.result or ResultInfo(seed=0, finish_reason="ERROR")
         artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
         if not want_url:
-            if image is None and result.key and result.bucket:
-                image = self._store.get_bytes(result.bucket, result.key)
+            if image is None and result.key and result.bucket:  # a keyed retry's: read it back
+                found = self._store.find(result.bucket, result.key)
+                if found is None:
+                    raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                image = found.data
             artifact.base64 = base64.b64encode(image).decode() if image else ""
         return SyncAnswer(
             artifacts=[artifact],
