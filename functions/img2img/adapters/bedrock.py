@@ -98,9 +98,9 @@ class BedrockInvoker:
                     continue
                 raise error from exc
             except ReadTimeoutError as exc:
-                raise ModelTimeout(
-                    f"model {model_id} did not answer within the client's read timeout"
-                ) from exc
+                unheard = ModelTimeout(f"model {model_id} did not answer within the client's read timeout")
+                unheard.may_have_billed = True  # it may have run to the end, unheard
+                raise unheard from exc
             except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached Bedrock
                 if attempts < self._attempts and self._back_off(attempts, ends_at):
                     continue

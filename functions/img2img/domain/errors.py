@@ -36,6 +36,8 @@ class ServiceError(Exception):
         self.details = list(details or [])
         self.internal = internal  # what only the logs get: the SDK's own text, resource names
         self.job_id: str | None = None  # set when a job was recorded before the failure
+        # A model call that failed so may still have run (and billed): a read timeout.
+        self.may_have_billed = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -93,10 +95,6 @@ class ModelTimeout(ServiceError):
     code = "model_timeout"
     status = 504
     retryable = True
-
-
-class NoTimeLeft(ModelTimeout):
-    """Too little of the invocation is left to call the model: nothing was called (or billed)."""
 
 
 class ModelUnavailable(ServiceError):

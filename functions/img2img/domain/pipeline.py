@@ -26,10 +26,8 @@ from img2img.domain.errors import (
     AnswerLost,
     IdempotencyConflict,
     InProgress,
-    ModelBusy,
-    ModelThrottled,
+    ModelTimeout,
     ModelUnavailable,
-    NoTimeLeft,
     ServiceError,
     StorageError,
 )
@@ -74,8 +72,6 @@ _STATUS_BY_FINISH: dict[str, Status] = {
     "CONTENT_FILTERED": "CONTENT_FILTERED",
     "ERROR": "FAILED",
 }
-# Model errors that say the model did not run: the attempt gives its count back.
-_UNBILLED = (ModelThrottled, ModelBusy, ModelUnavailable, NoTimeLeft)
 # The result's x-amz-meta-* name that holds what the model answered (S3 lower-cases names).
 ANSWER_METADATA = "img2img-answer"
 # A job created longer ago than this whose record is missing may have had it expire (TTL):
@@ -283,11 +279,11 @@ class Pipeline:
                     )
                 if found is None and calls > 2:
                     raise AnswerLost("the model's answer to this job was lost twice: it is not called again")
-                billed = found is None
                 answer = (
                     self._stored_answer(job, found, prepared) if found else self._call(job, prepared, attempt)
                 )
                 model = answer.model
+                billed = found is None and (answer.error is None or answer.error.may_have_billed)
                 if answer.error is not None:
                     raise answer.error
                 assert answer.artifact is not None
@@ -304,7 +300,7 @@ class Pipeline:
             )
         except ServiceError as error:
             error.job_id = job.job_id  # recorded: whoever reports it can name the job
-            if error.retryable and (not billed or isinstance(error, _UNBILLED)):
+            if error.retryable and not billed:  # the model did not run: a retry costs nothing more
                 self._release(job, calls)
             if error.retryable and not attempt.final:
                 raise
@@ -467,7 +463,7 @@ class Pipeline:
         seconds = attempt.time_left() - self._reserve
         if seconds < 1:
             # Not worth starting (and billing) a call that could not be answered in time.
-            raise NoTimeLeft(
+            raise ModelTimeout(
                 "no time is left for the model in this invocation (the request's or the worker's)"
             )
         return seconds
