@@ -228,32 +228,44 @@ def _post_sync(stack: LocalStack, model_id: str = SDXL) -> requests.Response:
     }
     return requests.post(f"{stack.api_url}/v1/image-to-image", json=body, timeout=120)
 
+
+class TestWithinOneReceive:
     def test_an_s3_door_job_makes_at_most_six_aws_requests_on_the_wire(
         self, slow: tuple[Doors, KillableWorker]
     ) -> None:
-        """Counted at botocore's before-send event on the worker's own clients (S3, DynamoDB,
-        Bedrock Runtime): each HTTP request sent, botocore's retries included. The job: read the
-        source, claim it (RUNNING), call the model, write the result, the metadata, the final
-        record. The seed's bare path (read, call, write the result and the metadata) makes 4."""
+        """Counted on the wire: botocore's before-send event on the worker's own S3 and DynamoDB
+        clients sees each HTTP request sent (botocore's retries included), and the Bedrock
+        emulator counts each InvokeModel it receives. The job: read the source, claim it
+        (RUNNING), call the model, write the result, the metadata, the final record. The seed's
+        bare path (read, call, write the result and the metadata) makes 4."""
         from img2img.handlers import wiring
 
         doors, _ = slow
         clients = wiring.get_service(sync=False).clients
-        sent: list[str] = []
+        sent: list[str] = []  # each HTTP request, as it leaves
+        operations: list[str] = []  # each API call, before botocore's retries
 
         def count(request: Any, **_: Any) -> None:
-            sent.append(request.url)
+            sent.append(f"{request.method} {request.url}")
 
-        for client in (clients.s3, clients.dynamodb, clients.bedrock):
-            client.meta.events.register("before-send", count, unique_id="img2img-count")
+        def name(model: Any, **_: Any) -> None:
+            operations.append(model.name)
+
+        hooks = (("before-send", count, "img2img-count"), ("before-call", name, "img2img-name"))
+        for client in (clients.s3, clients.dynamodb):
+            for event, hook, unique_id in hooks:
+                client.meta.events.register(event, hook, unique_id=unique_id)
         try:
             _drop(doors, "counted")
             _metadata(doors, "counted")
             wait_until(lambda: doors.queue_depth() == 0)
         finally:
-            for client in (clients.s3, clients.dynamodb, clients.bedrock):
-                client.meta.events.unregister("before-send", unique_id="img2img-count")
-        assert len(sent) <= 6, sent
+            for client in (clients.s3, clients.dynamodb):
+                for event, _, unique_id in hooks:
+                    client.meta.events.unregister(event, unique_id=unique_id)
+        assert operations == ["GetObject", "UpdateItem", "PutObject", "PutObject", "UpdateItem"]
+        stats = doors.stats()
+        assert len(sent) + stats["invocations"] + stats["refused"] == 6, sent
 
     def test_throttling_within_the_clients_budget_costs_one_invocation(
         self, slow: tuple[Doors, KillableWorker]
