@@ -6,6 +6,7 @@ tests/handlers/test_worker_handler.py."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -319,3 +320,16 @@ def test_a_dropped_version_deleted_before_the_worker_reads_it_fails_once(house: 
     assert summary.status == found.status == "FAILED"
     assert found.error is not None and found.error.code == "source_not_found"
     assert [d.field for d in found.error.details] == ["init_image_s3_key"] and house.model.calls == []
+
+
+def test_a_key_whose_result_keys_would_pass_s3s_limit_fails_under_a_key_that_fits(house: House) -> None:
+    """S3 takes keys of up to 1,024 bytes: a drop near it would have result keys past it. Refused
+    before any call, its FAILED metadata under results/key-too-long/<sha256 of the key>.json."""
+    key = "inbox/" + "é" * 505 + ".png"  # 1,020 bytes: S3 takes it
+    [summary] = handle(house, drop(house, key, prompt="x"))
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    found = meta(house, f"results/key-too-long/{digest}.json")
+    assert summary.status == found.status == "FAILED" and house.model.calls == []
+    assert found.error is not None and found.error.code == "invalid_request"
+    assert [d.field for d in found.error.details] == ["init_image_s3_key"]
+    assert all(len(k.encode()) <= 1024 for k in house.store.keys(OUTPUT))

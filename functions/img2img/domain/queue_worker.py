@@ -25,6 +25,7 @@ from img2img.domain.s3_door import (
     manifest_requests,
     metadata_request,
     output_keys,
+    refusal_keys,
     request_from_metadata,
     starts_jobs,
 )
@@ -117,7 +118,7 @@ class QueueWorker:
                 obj.event_time or utc_now(),
                 Caller.from_s3_principal(obj.principal),
                 SourceRef(obj.bucket, obj.key, obj.version_id),
-                output_keys(self._s.output_bucket, obj.key),
+                refusal_keys(self._s.output_bucket, obj.key),
             )
             summary = self._pipeline.reject(refused, error)
             if error.retryable:
