@@ -281,5 +281,7 @@ def test_a_duplicate_delivery_while_the_job_runs_is_refused_not_run() -> None:
     case.house.jobs.fail("write", when=lambda r: r.status in FINAL_STATUSES, times=1, error=Killed)
     assert not case.deliver(1)  # killed after the result and metadata were stored
     case.clock.now -= VISIBILITY - 1  # a duplicate event one second later: the lease holds
-    assert not case.deliver(1) and type(case.errors[-1]).__name__ == "InProgress"
+    assert not case.deliver(MAX_RECEIVES) and type(case.errors[-1]).__name__ == "InProgress"
+    assert "results/faults/x.png.json" in case.house.store.keys(OUTPUT)
+    assert case.house.meta("results/faults/x.png.json")["status"] == "SUCCEEDED"  # left alone
     assert case.deliver(2) and len(case.house.model.calls) == 1

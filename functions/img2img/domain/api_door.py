@@ -138,6 +138,10 @@ class ApiDoor:
             status = written.before.status
         else:
             try:
+                if job.source_data is not None:  # stored once the job is this request's own
+                    self._store.put(
+                        job.source.bucket, job.source.key, job.source_data, "application/octet-stream"
+                    )
                 self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
                 # Not queued: say so in the record instead of leaving it QUEUED for ever.
@@ -235,7 +239,6 @@ class ApiDoor:
             source = SourceRef(
                 self._s.input_bucket, f"{API_SOURCES}{job_id}/source.{detect_format(data) or 'bin'}"
             )
-            self._store.put(source.bucket, source.key, data, "application/octet-stream")
         else:
             assert request.init_image_s3_key is not None  # the request schema guarantees one of them
             source = SourceRef(self._s.input_bucket, request.init_image_s3_key)
@@ -250,6 +253,7 @@ class ApiDoor:
             source_data=data,
             caller=caller,
             request_hash=fingerprint(request) if keyed else None,
+            store_source=data is not None,
         )
 
 

@@ -298,6 +298,8 @@ class Pipeline:
                 image=image,
                 timings_ms=timer.total(),
             )
+        except IdempotencyConflict:
+            raise  # another attempt holds the job, or another body its key: theirs to end
         except ServiceError as error:
             error.job_id = job.job_id  # recorded: whoever reports it can name the job
             if error.retryable and not billed:  # the model did not run: a retry costs nothing more
@@ -426,6 +428,8 @@ class Pipeline:
         )
         if job.source_data is not None:
             data = job.source_data
+            if job.store_source:
+                self._store.put(job.source.bucket, job.source.key, data, "application/octet-stream")
         else:
             stored = self._store.get(
                 job.source.bucket,
