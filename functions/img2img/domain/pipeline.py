@@ -165,12 +165,6 @@ class Refused:
 
 
 @dataclass(frozen=True)
-class Read:
-    data: bytes
-    info: SourceInfo
-
-
-@dataclass(frozen=True)
 class Answer:
     """What the model said, called now or found stored with the result."""
 
@@ -261,10 +255,9 @@ class Pipeline:
                 return Outcome(_summary(claim.record))
             calls = (claim.before.calls if claim.before else 0) + 1
             with timer.step("read"):
-                read = self._read(job)
-                source = read.info
+                data, source = self._read(job)
             with timer.step("prepare"):
-                prepared = prepare_image(read.data, job.request.resize_mode, self._limits)
+                prepared = prepare_image(data, job.request.resize_mode, self._limits)
             source.format, source.width, source.height = (
                 prepared.source_format,
                 prepared.source_width,
@@ -419,7 +412,7 @@ class Pipeline:
                 raise InProgress("this job is being run by another request: ask again shortly")
         return claim
 
-    def _read(self, job: Job) -> Read:
+    def _read(self, job: Job) -> tuple[bytes, SourceInfo]:
         info = SourceInfo(
             bucket=job.source.bucket,
             key=job.source.key,
@@ -440,7 +433,7 @@ class Pipeline:
             data = stored.data
             info.etag, info.version_id = stored.etag, stored.version_id
         info.sha256, info.size = hashlib.sha256(data).hexdigest(), len(data)
-        return Read(data, info)
+        return data, info
 
     def _found(self, job: Job, claim: Written) -> StoredObject | None:
         """The result an earlier attempt stored, if one may have: the record says an attempt
