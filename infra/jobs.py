@@ -1,5 +1,6 @@
 """The jobs queue (fed by the S3 door's notifications and by the API's async jobs), its
-dead-letter queue, and the table that holds job records and Powertools idempotency records."""
+dead-letter queue, and the table that holds job records (one item per job, moved through its
+lifecycle by conditional writes)."""
 
 from __future__ import annotations
 
