@@ -39,6 +39,12 @@ API_GATEWAY_MAX_INTEGRATION_TIMEOUT_SECONDS = 29
 VISIBILITY_TIMEOUT_FACTOR = 6
 # How long the jobs queue keeps a message (infra/jobs.py): an unconsumed job is lost after it.
 QUEUE_RETENTION_DAYS = 4
+# How long the dead-letter queue keeps a message: the longest SQS keeps one, time to redrive.
+DEAD_LETTER_RETENTION_DAYS = 14
+# The longest a job's message can live: the dead-letter queue's retention, then a redrive starts
+# it again in the jobs queue. Results outlive it, so a redelivery finds its result whenever it
+# comes (and never calls the model again), even after the job record expired.
+MESSAGE_LIFETIME_DAYS = DEAD_LETTER_RETENTION_DAYS + QUEUE_RETENTION_DAYS
 # AWS advises a redrive maxReceiveCount of at least 5 for a queue a Lambda event source reads:
 # a receive whose batch was throttled or cut short by scaling still counts, and a lower count
 # sends healthy jobs to the dead-letter queue.
@@ -250,11 +256,12 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(f"key 'tags': the 'aws:' prefix is reserved by AWS ({', '.join(reserved)})")
         if self.api_key_quota_per_day is not None and self.api_auth != "api_key":
             raise ValueError("key 'api_key_quota_per_day': only applies when api_auth is 'api_key'")
-        if self.result_expiry_days < self.job_ttl_days:
+        if self.result_expiry_days < max(self.job_ttl_days, MESSAGE_LIFETIME_DAYS):
             raise ValueError(
                 f"key 'result_expiry_days': {self.result_expiry_days} is shorter than job_ttl_days "
-                f"({self.job_ttl_days}): an Idempotency-Key replays its result for as long as the job "
-                "record lives, so the result must live at least as long"
+                f"({self.job_ttl_days}) or a message's lifetime ({MESSAGE_LIFETIME_DAYS} days: dead-letter "
+                "retention, then a redrive): a job's result is its stored answer, so it must outlive "
+                "every record and message that can bring the job back"
             )
         if self.api_auth != "cognito":
             for key in sorted(COGNITO_KEYS & self.model_fields_set):

@@ -22,7 +22,6 @@ from constructs import Construct
 
 from img2img.catalog import split_inference_profile
 from img2img.vocabulary import (
-    ANSWERS,
     API_RESULTS,
     API_SOURCES,
     INPUT_PREFIXES,
@@ -82,7 +81,7 @@ LOG_RETENTION = {
     2557: logs.RetentionDays.SEVEN_YEARS,
 }
 
-# What the functions do with the table (job records; Powertools idempotency records): item
+# What the functions do with the table (job records, each a state machine): item
 # reads and writes, conditional ones included. No scans, queries or streams.
 TABLE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 # Reading a source by the version id its S3 event names needs GetObjectVersion (the input
@@ -212,9 +211,6 @@ class Functions(Construct):
         self._grant_objects(self.api.role, SOURCE_READ_ACTIONS, inp, API_READ_PREFIXES)
         self._grant_objects(self.api.role, ["s3:PutObject"], inp, (API_SOURCES, UPLOADS))
         self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS,))
-        # A keyed sync retry finishes from the answer its failed attempt stored: without the
-        # read, S3's 403 (no ListBucket either) would read as "no answer" and bill a second call.
-        self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
         # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).
@@ -224,17 +220,13 @@ class Functions(Construct):
             notifying_bucket_arn=storage.input_bucket_arn,
             redrivers=config.queue_redrive_principal_arns,
         )
-        # worker: reads any source, writes results of both doors, reads API-door results back.
+        # worker: reads any source, writes results of both doors and reads them back: a
+        # redelivered job finishes from the result an earlier attempt stored (without the read,
+        # S3's 403 would look like no result and bill a second call).
         self._grant_objects(self.worker.role, SOURCE_READ_ACTIONS, inp, INPUT_PREFIXES)
         self._grant_objects(
-            self.worker.role,
-            ["s3:PutObject"],
-            out,
-            (API_RESULTS, RESULTS, MANIFEST_RESULTS),
+            self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS, RESULTS, MANIFEST_RESULTS)
         )
-        self._grant_objects(self.worker.role, ["s3:GetObject"], out, (API_RESULTS,))
-        # A redelivered job finishes from the answer its earlier attempt stored.
-        self._grant_objects(self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (ANSWERS,))
         jobs.table.grant(self.worker, *TABLE_ITEM_ACTIONS)
         self.worker_target.add_event_source(
             event_sources.SqsEventSource(
@@ -266,22 +258,8 @@ class Functions(Construct):
 
         # One finding per prefix-scoped object ARN: name each, say why it is as narrow as it gets.
         for function, grants in (
-            (self.api, [(inp, API_READ_PREFIXES), (out, (API_RESULTS, ANSWERS))]),
-            (
-                self.worker,
-                [
-                    (inp, INPUT_PREFIXES),
-                    (
-                        out,
-                        (
-                            API_RESULTS,
-                            RESULTS,
-                            MANIFEST_RESULTS,
-                            ANSWERS,
-                        ),
-                    ),
-                ],
-            ),
+            (self.api, [(inp, API_READ_PREFIXES), (out, (API_RESULTS,))]),
+            (self.worker, [(inp, INPUT_PREFIXES), (out, (API_RESULTS, RESULTS, MANIFEST_RESULTS))]),
         ):
             for bucket, prefixes in grants:
                 for prefix in prefixes:

@@ -1,5 +1,6 @@
 """The jobs queue (fed by the S3 door's notifications and by the API's async jobs), its
-dead-letter queue, and the table that holds job records and Powertools idempotency records."""
+dead-letter queue, and the table that holds job records (one item per job, moved through its
+lifecycle by conditional writes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.checkov import skip_check
-from infra.config import QUEUE_RETENTION_DAYS, EnvironmentConfig
+from infra.config import DEAD_LETTER_RETENTION_DAYS, QUEUE_RETENTION_DAYS, EnvironmentConfig
 from infra.nag import acknowledge
 from infra.removal import removal_policy
 
@@ -27,7 +28,7 @@ class Jobs(Construct):
             self,
             "DeadLetterQueue",
             queue_name=f"{name}-dlq",
-            retention_period=Duration.days(14),  # the longest SQS keeps a message: time to redrive
+            retention_period=Duration.days(DEAD_LETTER_RETENTION_DAYS),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
@@ -71,7 +72,7 @@ class Jobs(Construct):
             self.table,
             "CKV_AWS_119",
             "Encrypted at rest with the AWS owned key (DynamoDB's default); the table holds job "
-            "records and idempotency keys that expire within days and is never shared across "
+            "records that expire within days and is never shared across "
             "accounts, so a customer managed key would add cost and KMS calls without a policy need.",
         )
         if not config.point_in_time_recovery:
@@ -85,7 +86,7 @@ class Jobs(Construct):
                 self.table,
                 "AwsSolutions-DDB3",
                 f"point_in_time_recovery is off for environment '{config.name}' in cdk.json: its job "
-                "and idempotency records expire within days and a lost record only means a job is "
+                "records expire within days and a lost record only means a job is "
                 "re-run; environments that need restores turn it on.",
             )
 

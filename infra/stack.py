@@ -87,7 +87,7 @@ class Img2ImgStack(Stack):
             ),
             "QueueUrl": (self.jobs.queue.queue_url, "The worker's queue"),
             "DeadLetterQueueUrl": (self.jobs.dead_letter_queue.queue_url, "Jobs that failed every delivery"),
-            "JobsTableName": (self.jobs.table.table_name, "Job and idempotency records"),
+            "JobsTableName": (self.jobs.table.table_name, "Job records"),
             "DashboardUrl": (
                 f"https://{config.region}.console.aws.amazon.com/cloudwatch/home?region={config.region}"
                 f"#dashboards:name={config.stack_name}",

@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from img2img.vocabulary import ANSWERS, API_SOURCES, INBOX, INPUT_PREFIXES, UPLOADS
+from img2img.vocabulary import API_SOURCES, INBOX, INPUT_PREFIXES, UPLOADS
 from infra.checkov import NO_VPC, skip_check
 from infra.config import EnvironmentConfig
 from infra.removal import removal_policy
@@ -116,13 +116,6 @@ class Storage(Construct):
                     id="expire-results",
                     expiration=Duration.days(config.result_expiry_days),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                ),
-                # Needed only while a redelivery or a dead-letter redrive may still come, which
-                # is as long as the job record lives.
-                s3.LifecycleRule(
-                    id="expire-model-answers",
-                    prefix=ANSWERS,
-                    expiration=Duration.days(config.job_ttl_days),
                 ),
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expired-delete-markers", expired_object_delete_marker=True),

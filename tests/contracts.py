@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -23,9 +22,16 @@ import pytest
 from PIL import Image
 
 from img2img.domain import errors
-from img2img.domain.api_door import Once
 from img2img.domain.caller import Caller
-from img2img.domain.ports import JobQueuePort, JobStorePort, ModelInvokerPort, ObjectStorePort, StoredObject
+from img2img.domain.job_states import State
+from img2img.domain.ports import (
+    JobQueuePort,
+    JobStorePort,
+    ModelInvokerPort,
+    ObjectStorePort,
+    StoredObject,
+    Written,
+)
 from img2img.domain.records import FINAL_STATUSES, JobRecord, OutputInfo, ResultInfo, SourceInfo, Status
 from tests.fakes import INPUT, OUTPUT, REGION, SD3
 
@@ -63,9 +69,14 @@ class ObjectStoreContract:
             None,
             {},
         )
-        assert rig.store.get_bytes(OUTPUT, key) == rig.store.find(OUTPUT, key) == b"png-bytes"
-        rig.store.put(OUTPUT, key, b"again", "image/png")  # unversioned: replaced
-        assert rig.store.get_bytes(OUTPUT, key) == b"again"
+        found = rig.store.find(OUTPUT, key)
+        assert found is not None and found.data == b"png-bytes"
+        rig.store.put(OUTPUT, key, b"again", "image/png", {"img2img-answer": '{"seed":7}'})  # replaced
+        again = rig.store.find(OUTPUT, key)
+        assert again is not None and (again.data, again.metadata) == (
+            b"again",
+            {"img2img-answer": '{"seed":7}'},
+        )
 
     def test_a_versioned_bucket_answers_each_version_with_its_metadata(self, rig: StoreRig) -> None:
         first = rig.add(INPUT, "inbox/a b.png", b"one", {"Prompt": "a cat", "seed": "4"})
@@ -104,19 +115,15 @@ class ObjectStoreContract:
         assert [d.field for d in caught.value.details] == ["init_image"]
         assert rig.store.get(INPUT, "uploads/t/big.png", max_bytes=11).data == b"x" * 11
 
-    def test_a_missing_object_of_our_own_is_none_to_find_and_a_fault_to_read(self, rig: StoreRig) -> None:
-        assert rig.store.find(OUTPUT, "answers/none.json") is None
-        with pytest.raises(errors.StorageError) as caught:
-            rig.store.get_bytes(OUTPUT, "jobs/none/result.png")
-        assert caught.value.retryable
+    def test_a_missing_object_of_our_own_is_none_to_find(self, rig: StoreRig) -> None:
+        assert rig.store.find(OUTPUT, "jobs/none/result.png") is None
 
-    @pytest.mark.parametrize("op", ["get", "get_bytes", "find", "put"])
+    @pytest.mark.parametrize("op", ["get", "find", "put"])
     def test_a_bucket_fault_is_a_retryable_storage_error_that_names_no_bucket(
         self, rig: StoreRig, op: str
     ) -> None:
         calls: dict[str, Callable[[], Any]] = {
             "get": lambda: rig.store.get("no-such-bucket", "k.png", max_bytes=10),
-            "get_bytes": lambda: rig.store.get_bytes("no-such-bucket", "k.png"),
             "find": lambda: rig.store.find("no-such-bucket", "k.png"),
             "put": lambda: rig.store.put("no-such-bucket", "k.png", b"x", "image/png"),
         }
@@ -167,17 +174,19 @@ def a_record(job_id: str, status: Status, **fields: Any) -> JobRecord:
     )
 
 
-NON_FINAL: tuple[Status, ...] = ("QUEUED", "RUNNING")
+NOW = 1795600800.0
 
 
 class JobStoreContract:
-    def test_a_record_reads_back_as_it_was_saved(self, rig: JobsRig) -> None:
+    """Every transition is one conditional write, applied as domain/job_states.py allows."""
+
+    def test_a_record_reads_back_as_it_was_written(self, rig: JobsRig) -> None:
         record = a_record(
             "j1",
             "SUCCEEDED",
             result=ResultInfo(bucket=OUTPUT, key="jobs/j1/result.png", seed=7, finish_reason="SUCCESS"),
         )
-        rig.jobs.save(record)
+        assert rig.jobs.write(record, now=NOW) == Written(True, None, None)
         assert rig.jobs.get("j1") == record
 
     def test_an_unknown_job_is_job_not_found(self, rig: JobsRig) -> None:
@@ -185,43 +194,48 @@ class JobStoreContract:
             rig.jobs.get("nope")
         assert caught.value.message == "no job nope" and caught.value.status == 404
 
-    @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
-    def test_a_final_status_is_never_overwritten_by_a_non_final_one(
-        self, rig: JobsRig, final: Status
-    ) -> None:
-        rig.jobs.save(a_record("j", "QUEUED"))
-        rig.jobs.save(a_record("j", "RUNNING"))  # a non-final state replaces a non-final one
-        assert rig.jobs.get("j").status == "RUNNING"
-        rig.jobs.save(a_record("j", final))
-        for late in NON_FINAL:  # a late redelivery
-            rig.jobs.save(a_record("j", late))
-            assert rig.jobs.get("j").status == final
-        other = "FAILED" if final != "FAILED" else "SUCCEEDED"
-        rig.jobs.save(a_record("j", other))  # a final state replaces a final one (a redrive)
-        assert rig.jobs.get("j").status == other
+    def test_running_counts_attempts_and_holds_its_lease(self, rig: JobsRig) -> None:
+        rig.jobs.write(a_record("j", "QUEUED"), now=NOW)
+        first = rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert first.applied and first.before is not None and first.before.status == "QUEUED"
+        held = rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 30, lease=NOW + 90)  # a duplicate
+        assert not held.applied and held.before == State("RUNNING", 1, NOW + 60)
+        taken = rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 61, lease=NOW + 120)  # lease passed
+        assert taken.applied and taken.before is not None and taken.before.calls == 1
+        assert not rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW, calls=1).applied  # not its attempt
+        assert rig.jobs.write(a_record("j", "QUEUED"), now=NOW, calls=2).applied  # gives its count back
+        again = rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert again.before is not None and again.before.calls == 1
+        assert rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW, calls=2).applied
 
     @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
-    def test_a_callers_retry_replaces_failed_and_nothing_else(self, rig: JobsRig, final: Status) -> None:
-        """`over_failed`: a keyed resubmission queues the same job again over the FAILED its
-        failed send left; a job that succeeded (or was filtered) is never queued again."""
-        rig.jobs.save(a_record("j", final))
-        rig.jobs.save(a_record("j", "QUEUED"), over_failed=True)
-        assert rig.jobs.get("j").status == ("QUEUED" if final == "FAILED" else final)
+    def test_a_settled_job_never_moves_and_answers_what_it_holds(self, rig: JobsRig, final: Status) -> None:
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        rig.jobs.write(a_record("j", final), now=NOW, calls=1)
+        for late in ("QUEUED", "RUNNING", "FAILED", "SUCCEEDED"):
+            written = rig.jobs.write(a_record("j", late), now=NOW + 999, lease=NOW + 9999)
+            assert not written.applied and written.record == rig.jobs.get("j")
+            assert written.before is not None and written.before.status == final and written.before.settled
 
-    def test_a_save_answers_the_status_the_record_had_before(self, rig: JobsRig) -> None:
-        """How the pipeline knows an earlier attempt may have called the model: written or
-        dropped, a save answers what was there (None for a job never recorded)."""
-        assert rig.jobs.save(a_record("p", "RUNNING")) is None
-        assert rig.jobs.save(a_record("p", "FAILED")) == "RUNNING"
-        assert rig.jobs.save(a_record("p", "RUNNING")) == "FAILED"  # dropped: FAILED stays
-        assert rig.jobs.get("p").status == "FAILED"
+    def test_a_failure_a_retry_may_cure_is_taken_up_again_with_its_count(self, rig: JobsRig) -> None:
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        rig.jobs.write(a_record("j", "FAILED"), now=NOW, calls=1, retry=True)
+        redrive = rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert redrive.applied and redrive.before is not None and redrive.before.calls == 1
+        assert redrive.before.retry and not redrive.before.settled
+
+    def test_another_body_under_the_same_key_is_refused(self, rig: JobsRig) -> None:
+        assert rig.jobs.write(a_record("k", "QUEUED"), now=NOW, request_hash="h1").applied
+        other = rig.jobs.write(a_record("k", "RUNNING"), now=NOW, request_hash="h2")
+        assert not other.applied and other.before is not None and other.before.request_hash == "h1"
+        assert rig.jobs.write(a_record("k", "RUNNING"), now=NOW, request_hash="h1").applied
 
     def test_faults_are_retryable_storage_errors(self, rig: JobsRig) -> None:
         with pytest.raises(errors.StorageError) as on_get:
             rig.broken.get("x")
-        with pytest.raises(errors.StorageError) as on_save:
-            rig.broken.save(a_record("x", "RUNNING"))
-        assert on_get.value.retryable and on_save.value.retryable
+        with pytest.raises(errors.StorageError) as on_write:
+            rig.broken.write(a_record("x", "RUNNING"), now=NOW)
+        assert on_get.value.retryable and on_write.value.retryable
 
 
 # --- JobQueuePort -------------------------------------------------------------------------------
@@ -244,76 +258,6 @@ class JobQueueContract:
         with pytest.raises(errors.StorageError) as caught:
             rig.broken.send({"kind": "api_job"})
         assert caught.value.message == "could not queue the job" and caught.value.retryable
-
-
-# --- Once ---------------------------------------------------------------------------------------
-
-
-class OnceRig(Protocol):
-    once: Once
-
-
-@dataclass
-class Counted:
-    result: dict[str, Any]
-    runs: int = 0
-    fails_with: BaseException | None = None
-
-    def __call__(self) -> dict[str, Any]:
-        self.runs += 1
-        if self.fails_with is not None:
-            raise self.fails_with
-        return self.result
-
-
-SUMMARY = {"job_id": "j1", "status": "SUCCEEDED", "result": {"seed": 7, "finish_reason": "SUCCESS"}}
-
-
-class IdempotencyContract:
-    def test_the_first_call_computes_and_a_repeat_replays_its_json(self, rig: OnceRig) -> None:
-        compute = Counted(SUMMARY)
-        first = rig.once("api-sync.t1", "k1", "fp1", compute)
-        second = rig.once("api-sync.t1", "k1", "fp1", compute)
-        assert first == second == SUMMARY and compute.runs == 1
-
-    def test_the_same_key_with_another_fingerprint_is_a_conflict(self, rig: OnceRig) -> None:
-        rig.once("api-sync.t1", "k1", "fp1", Counted(SUMMARY))
-        compute = Counted(SUMMARY)
-        with pytest.raises(errors.IdempotencyConflict) as caught:
-            rig.once("api-sync.t1", "k1", "fp2", compute)
-        assert caught.value.status == 409 and not caught.value.retryable and compute.runs == 0
-        assert caught.value.message == "this Idempotency-Key was already used with a different request body"
-
-    def test_a_compute_that_raises_leaves_no_record(self, rig: OnceRig) -> None:
-        failing = Counted(SUMMARY, fails_with=errors.StorageError("S3 is having a moment"))
-        with pytest.raises(errors.StorageError):
-            rig.once("s3-job", "j1", "j1", failing)
-        compute = Counted({**SUMMARY, "status": "FAILED"})
-        assert rig.once("s3-job", "j1", "j1", compute) == compute.result and compute.runs == 1
-
-    def test_scopes_and_keys_keep_apart(self, rig: OnceRig) -> None:
-        computes = [Counted({**SUMMARY, "job_id": f"j{n}"}) for n in range(3)]
-        answers = [
-            rig.once("api-sync.t1", "k1", "fp", computes[0]),
-            rig.once("api-sync.t2", "k1", "fp", computes[1]),  # another caller, the same key
-            rig.once("api-sync.t1", "k2", "fp", computes[2]),
-        ]
-        assert [a["job_id"] for a in answers] == ["j0", "j1", "j2"]
-        assert [c.runs for c in computes] == [1, 1, 1]
-
-    def test_a_repeat_while_the_first_still_runs_is_in_progress(self, rig: OnceRig) -> None:
-        seen: list[errors.ServiceError] = []
-
-        def compute() -> dict[str, Any]:
-            try:
-                rig.once("api-async.t1", "k1", "fp", Counted(SUMMARY))
-            except errors.IdempotencyConflict as error:
-                seen.append(error)
-            return SUMMARY
-
-        assert rig.once("api-async.t1", "k1", "fp", compute) == SUMMARY
-        [error] = seen
-        assert error.retryable and error.code == "idempotency_conflict"
 
 
 # --- ModelInvokerPort ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Test doubles, all in one place.
 
-In memory, one per port of domain/ports.py and the idempotency `Once` of domain/api_door.py:
-`MemoryObjectStore`, `FakeModel`, `MemoryJobStore`, `MemoryQueue`, `MemoryIdempotency`. Each
+In memory, one per port of domain/ports.py: `MemoryObjectStore`, `FakeModel`, `MemoryJobStore`,
+`MemoryQueue`. Each
 behaves as its adapter does, error for error; the same assertions run against both
 (tests/contracts.py: the fakes in tests/domain/test_fake_contracts.py, the adapters over moto in
 tests/handlers/test_adapter_contracts.py, the Bedrock adapter in tests/unit/test_bedrock_adapter.py).
@@ -29,13 +29,11 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from img2img.adapters.idempotency import InProgress
 from img2img.adapters.s3 import gone_version
 from img2img.domain.api_door import ApiDoor
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import (
     FieldError,
-    IdempotencyConflict,
     ImageTooLarge,
     JobNotFound,
     ServiceError,
@@ -43,10 +41,12 @@ from img2img.domain.errors import (
     StorageError,
 )
 from img2img.domain.imaging import ImageLimits
-from img2img.domain.pipeline import Pipeline
-from img2img.domain.ports import ModelReply, PresignedPost, StoredObject
+from img2img.domain.job_states import State, allowed
+from img2img.domain.pipeline import Attempt, Pipeline
+from img2img.domain.ports import ModelReply, PresignedPost, StoredObject, Written
 from img2img.domain.queue_worker import QueueWorker
-from img2img.domain.records import FINAL_STATUSES, JobRecord, Summary
+from img2img.domain.records import JobRecord, Summary
+from img2img.engines import engine_for
 
 # The test environment's names, the same in memory and over moto (tests/handlers/world.py).
 INPUT, OUTPUT, TABLE, QUEUE = "in-bucket", "out-bucket", "jobs-table", "jobs-queue"
@@ -172,7 +172,7 @@ class MemoryObjectStore(_Faulty):
         times: int | None = None,
         error: Callable[[], BaseException] | None = None,
     ) -> Fault:
-        """`op` ("get", "get_bytes", "find", "put") on keys containing `where` (in `bucket`, if
+        """`op` ("get", "find", "put") on keys containing `where` (in `bucket`, if
         given) fails `times` times (None: always) with the adapter's StorageError, or `error()`."""
         verb = "write" if op == "put" else "read"
 
@@ -223,21 +223,16 @@ class MemoryObjectStore(_Faulty):
             )
         return self._stored(bucket, key, found)
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        self._strike("get_bytes", bucket, key)
-        versions = self._bucket(bucket, "read", key).get(key)
-        if not versions:
-            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: NoSuchKey")
-        return versions[-1].data
-
-    def find(self, bucket: str, key: str) -> bytes | None:
+    def find(self, bucket: str, key: str) -> StoredObject | None:
         self._strike("find", bucket, key)
         versions = self._bucket(bucket, "read", key).get(key)
-        return versions[-1].data if versions else None
+        return self._stored(bucket, key, versions[-1]) if versions else None
 
-    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
+    def put(
+        self, bucket: str, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> str:
         self._strike("put", bucket, key)
-        return self._write(bucket, key, data, content_type, {}).etag
+        return self._write(bucket, key, data, content_type, metadata or {}).etag
 
     def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
         return (
@@ -366,14 +361,15 @@ class FakeModel:
 
 
 class MemoryJobStore(_Faulty):
-    """Job records as the JobStore adapter keeps them: stored as their JSON document, and a
-    final status is never overwritten by a non-final one (a non-final save over a final record
-    is dropped without a word). `fail("save", when=lambda r: r.status != "RUNNING", times=3)`."""
+    """Job records as the JobStore adapter keeps them: the JSON document and the control
+    fields, each write applied only if domain/job_states.py allows it (the adapter spells the
+    same rules as DynamoDB conditions; tests/contracts.py holds both to them).
+    `fail("write", when=lambda r: r.status != "RUNNING", times=3)`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._docs: dict[str, str] = {}
-        self.saved: list[tuple[str, str]] = []  # (job id, status) of every save that took effect
+        self._items: dict[str, tuple[State, str]] = {}
+        self.saved: list[tuple[str, str]] = []  # (job id, status) of every write that took effect
 
     def fail(
         self,
@@ -383,30 +379,55 @@ class MemoryJobStore(_Faulty):
         times: int | None = None,
         error: Callable[[], BaseException] | None = None,
     ) -> Fault:
-        """`op` "save" (`when` gets the record) or "get" (`when` gets the job id) fails."""
+        """`op` "write" (`when` gets the record) or "get" (`when` gets the job id) fails."""
         fault = Fault(
             op, when, error or (lambda: StorageError("could not record a job", internal="injected")), times
         )
         self.faults.append(fault)
         return fault
 
-    def save(self, record: JobRecord, *, over_failed: bool = False) -> str | None:
-        self._strike("save", record)
-        current = self._docs.get(record.job_id)
-        previous = None if current is None else str(json.loads(current)["status"])
-        kept = FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES
-        if record.status not in FINAL_STATUSES and previous in kept:
-            return previous
-        self._docs[record.job_id] = json.dumps(record.to_json_dict(), separators=(",", ":"))
+    def write(
+        self,
+        record: JobRecord,
+        *,
+        now: float,
+        calls: int = 0,
+        lease: float = 0.0,
+        retry: bool = False,
+        request_hash: str | None = None,
+    ) -> Written:
+        self._strike("write", record)
+        found = self._items.get(record.job_id)
+        before, doc = found if found else (None, None)
+        old = JobRecord.model_validate_json(doc) if doc else None
+        if not allowed(before, record.status, now=now, calls=calls, request_hash=request_hash):
+            return Written(False, before, old)
+        count = before.calls if before else 0
+        if record.status == "RUNNING":
+            count += 1
+        elif record.status == "QUEUED" and calls:
+            count = calls - 1
+        state = State(
+            record.status, count, lease, retry, request_hash or (before.request_hash if before else None)
+        )
+        self._items[record.job_id] = (state, json.dumps(record.to_json_dict(), separators=(",", ":")))
         self.saved.append((record.job_id, record.status))
-        return previous
+        return Written(True, before, old)
 
     def get(self, job_id: str) -> JobRecord:
         self._strike("get", job_id)
-        doc = self._docs.get(job_id)
-        if doc is None:
+        found = self._items.get(job_id)
+        if found is None:
             raise JobNotFound(f"no job {job_id}")
-        return JobRecord.model_validate_json(doc)
+        return JobRecord.model_validate_json(found[1])
+
+    def state(self, job_id: str) -> State | None:
+        found = self._items.get(job_id)
+        return found[0] if found else None
+
+    def expire(self, job_id: str) -> None:
+        """What DynamoDB's TTL does to a record."""
+        del self._items[job_id]
 
     def statuses(self, job_id: str) -> list[str]:
         return [status for saved_id, status in self.saved if saved_id == job_id]
@@ -437,57 +458,6 @@ class MemoryQueue(_Faulty):
         self.messages.append(json.loads(json.dumps(message)))
 
 
-# --- Once (domain/api_door.py), the Idempotency adapter's `once` --------------------------------
-
-
-@dataclass
-class _Once:
-    fingerprint: str
-    result: str | None = None  # JSON; None while in progress
-
-
-class MemoryIdempotency:
-    """`once(scope, key, fingerprint, compute)` as adapters/idempotency.py answers it: the first
-    call runs `compute` and keeps its JSON; the same scope and key with the same fingerprint
-    answers that JSON again without running anything, with another fingerprint raises
-    IdempotencyConflict, and while the first still runs raises InProgress (retryable). A compute
-    that raises leaves no record, so the next call runs it again."""
-
-    def __init__(self) -> None:
-        self._records: dict[tuple[str, str], _Once] = {}
-        self.computed: list[tuple[str, str]] = []  # (scope, key) of every compute that ran
-        self.contexts: list[Any] = []
-
-    def register_lambda_context(self, context: Any) -> None:
-        self.contexts.append(context)
-
-    def once(
-        self, scope: str, key: str, fingerprint: str, compute: Callable[[], dict[str, Any]]
-    ) -> dict[str, Any]:
-        found = self._records.get((scope, key))
-        if found is not None:
-            if found.fingerprint != fingerprint:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used with a different request body"
-                )
-            if found.result is None:
-                raise InProgress("a request with this idempotency key is still being processed")
-            replay: dict[str, Any] = json.loads(found.result)
-            return replay
-        record = self._records[(scope, key)] = _Once(fingerprint)
-        self.computed.append((scope, key))
-        try:
-            result = compute()
-            record.result = json.dumps(result)
-        except BaseException:
-            del self._records[(scope, key)]
-            raise
-        return result
-
-    def __len__(self) -> int:
-        return sum(1 for record in self._records.values() if record.result is not None)
-
-
 # --- the domain on top of the fakes ------------------------------------------------------------
 
 
@@ -515,15 +485,13 @@ class House:
     model: FakeModel = field(default_factory=FakeModel)
     jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     queue: MemoryQueue = field(default_factory=MemoryQueue)
-    idempotency: MemoryIdempotency = field(default_factory=MemoryIdempotency)
     fallbacks: tuple[str, ...] = ()
-    clock: Callable[[], str] | None = None
+    clock: Callable[[], float] | None = None  # epoch seconds
     limits: ImageLimits = field(default_factory=ImageLimits)
     environment: str = "unit"
     finished: list[Summary] = field(default_factory=list)  # on_finish: each recorded outcome
     started: list[str] = field(default_factory=list)  # on_start: each job id run
     skipped: list[str] = field(default_factory=list)  # the worker's on_skip reasons
-    sleeps: list[float] = field(default_factory=list)  # the pipeline's backoff waits
     ids: Callable[[], str] | None = None  # ApiDoor's new_id
 
     @property
@@ -533,25 +501,27 @@ class House:
             store=self.store,
             invoker=self.model,
             jobs=self.jobs,
+            engines=engine_for,
             limits=self.limits,
             environment=self.environment,
             fallback_model_ids=self.fallbacks,
             on_start=lambda job: self.started.append(job.job_id),
             on_finish=self.finished.append,
-            sleep=self.sleeps.append,
             **extra,
         )
 
     @property
     def api(self) -> ApiDoor:
         extra: dict[str, Any] = {"new_id": self.ids} if self.ids else {}
+        if self.clock:
+            extra["clock"] = self.clock
         return ApiDoor(
             settings=self.settings,
             pipeline=self.pipeline,
             store=self.store,
             jobs=self.jobs,
             queue=self.queue,
-            once=self.idempotency.once,
+            engines=engine_for,
             **extra,
         )
 
@@ -561,7 +531,6 @@ class House:
             settings=self.settings,
             pipeline=self.pipeline,
             store=self.store,
-            once=self.idempotency.once,
             on_skip=self.skipped.append,
         )
 
@@ -575,7 +544,7 @@ class House:
         read = read_message(json.dumps(message))
         if isinstance(read, Skipped):
             return []
-        return self.worker.handle(read, final_attempt=final_attempt, time_left=time_left)
+        return self.worker.handle(read, Attempt(final=final_attempt, time_left=time_left))
 
     def meta(self, key: str) -> Any:
         """A metadata JSON (or any JSON object) from the output bucket."""
@@ -596,7 +565,7 @@ def memory_service(settings: Any) -> tuple[Any, House]:
         environment=settings.env,
     )
     # No boto3 behind the fakes: nothing for fault tests to hook.
-    service = Service(settings, house.api, house.worker, house.idempotency, Clients(None, None, None, None))
+    service = Service(settings, house.api, house.worker, Clients(None, None, None, None))
     return service, house
 
 

@@ -357,17 +357,20 @@ class PipelineRun:
         from img2img.adapters.s3 import ObjectStore
         from img2img.domain.imaging import ImageLimits
         from img2img.domain.pipeline import Pipeline
+        from img2img.engines import engine_for
 
         self.pipeline = Pipeline(
             store=ObjectStore(client("s3")),
             invoker=BedrockInvoker(InProcessModel(model_answer())),
             jobs=JobStore(client("dynamodb"), r.JOBS_TABLE, 1),
+            engines=engine_for,
             limits=ImageLimits(),
             environment="bench",
         )
 
     def __call__(self, key: str, n: int) -> None:
         from img2img.domain.job import Job, OutputKeys, SourceRef
+        from img2img.domain.pipeline import Attempt, utc_now
         from img2img.domain.request import parse_request
 
         request = parse_request(
@@ -380,11 +383,11 @@ class PipelineRun:
             model_id=MODEL,
             source=SourceRef(r.INPUT_BUCKET, key),
             output=OutputKeys(r.OUTPUT_BUCKET, f"pipeline/{n}/result", f"pipeline/{n}/metadata.json"),
-            created_at="2026-01-01T00:00:00.000Z",
+            created_at=utc_now(),
         )
-        outcome = self.pipeline.run(job)
+        outcome = self.pipeline.run(job, Attempt())
         if outcome.status != "SUCCEEDED":
-            raise RuntimeError(f"benchmark job failed: {outcome.metadata.error}")
+            raise RuntimeError(f"benchmark job failed: {outcome.summary.error}")
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ INPUT_PREFIXES = (INBOX, SOURCES, API_SOURCES, UPLOADS)
 API_RESULTS = "jobs/"  # API-door jobs: jobs/<job id>/result.<ext> and metadata.json
 RESULTS = "results/"  # S3-door jobs: results/<path>/<name>.<ext>.<fmt> and .json
 MANIFEST_RESULTS = "manifest-results/"  # images a manifest names: manifest-results/<manifest>/<key>...
-ANSWERS = "answers/"  # each job's model answer, kept so nothing after it causes a second call
 
 
 # --- routes --------------------------------------------------------------------------------

@@ -20,4 +20,4 @@ def _no_network() -> Iterator[None]:
 
 @pytest.fixture
 def house() -> House:
-    return House(clock=lambda: "2026-11-25T10:00:01.000Z")
+    return House(clock=lambda: 1795600801.0)  # 2026-11-25T10:00:01Z

@@ -235,16 +235,21 @@ def test_an_idempotency_key_replays_the_first_answer_without_a_second_call(house
 
 
 def test_an_idempotency_key_with_another_body_is_a_conflict(house: House) -> None:
-    run_now(house, key="abc-123")
+    first = run_now(house, key="abc-123")
+    writes = list(house.store.writes)
     with pytest.raises(errors.IdempotencyConflict) as caught:
-        run_now(house, request(seed=7), key="abc-123")
+        run_now(
+            house, request(seed=7, init_image=base64.b64encode(png_bytes(64, 64)).decode()), key="abc-123"
+        )
     assert caught.value.status == 409 and len(house.model.calls) == 1
+    # Refused before anything was stored: the first job's source and metadata stand.
+    assert house.store.writes == writes and metadata(house, first.job_id).status == "SUCCEEDED"
 
 
 def test_a_keyed_retry_after_a_failure_finishes_from_the_stored_answer(house: House) -> None:
-    """The first request failed after the model answered (its result write, past every retry):
-    the same key is the same job, which finishes from the answer it stored. Billed once."""
-    house.store.fail("put", where="result.png", times=3)
+    """The first request failed after its result was stored (the metadata write): the same key
+    is the same job, which finishes from the result it stored. Billed once."""
+    house.store.fail("put", where="metadata.json", times=1)
     with pytest.raises(errors.StorageError) as caught:
         run_now(house, key="retry-me")
     answer = run_now(house, key="retry-me")

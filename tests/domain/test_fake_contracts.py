@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from tests.contracts import (
-    IdempotencyContract,
     JobQueueContract,
     JobStoreContract,
     ModelInvokerContract,
@@ -20,7 +19,6 @@ from tests.fakes import (
     INPUT,
     OUTPUT,
     FakeModel,
-    MemoryIdempotency,
     MemoryJobStore,
     MemoryObjectStore,
     MemoryQueue,
@@ -50,7 +48,7 @@ class MemoryJobsRig:
     broken: MemoryJobStore = field(default_factory=MemoryJobStore)
 
     def __post_init__(self) -> None:
-        self.broken.fail("save")
+        self.broken.fail("write")
         self.broken.fail("get")
 
 
@@ -76,21 +74,6 @@ class TestMemoryQueue(JobQueueContract):
     @pytest.fixture
     def rig(self) -> MemoryQueueRig:
         return MemoryQueueRig()
-
-
-@dataclass
-class MemoryOnceRig:
-    idempotency: MemoryIdempotency = field(default_factory=MemoryIdempotency)
-
-    @property
-    def once(self) -> Any:
-        return self.idempotency.once
-
-
-class TestMemoryIdempotency(IdempotencyContract):
-    @pytest.fixture
-    def rig(self) -> MemoryOnceRig:
-        return MemoryOnceRig()
 
 
 @dataclass

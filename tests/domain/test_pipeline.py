@@ -5,7 +5,6 @@ and the sync route's deadline."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 from typing import Any
@@ -13,9 +12,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from img2img.domain.errors import ModelThrottled, StorageError
+from img2img.domain.errors import ModelThrottled
 from img2img.domain.job import Job, OutputKeys, SourceRef
-from img2img.domain.ports import ModelReply
+from img2img.domain.pipeline import Attempt
 from img2img.domain.records import Metadata
 from img2img.domain.request import parse_request
 from tests import imagegen
@@ -48,9 +47,9 @@ def metadata(house: House, job_id: str = "job1") -> Metadata:
 
 def test_metadata_has_every_documented_part(house: House) -> None:
     stored = house.store.add(INPUT, "uploads/src.png", imagegen.jpeg(1600, 1200))
-    outcome = house.pipeline.run(make_job(data=None, output_format="jpeg", seed=7))
+    outcome = house.pipeline.run(make_job(data=None, output_format="jpeg", seed=7), Attempt())
     meta = metadata(house)
-    assert outcome.status == meta.status == "SUCCEEDED" and outcome.metadata == meta
+    assert outcome.status == meta.status == "SUCCEEDED"
     assert (meta.job_id, meta.door, meta.created_at, meta.completed_at) == (
         "job1",
         "api",
@@ -102,17 +101,24 @@ def test_metadata_has_every_documented_part(house: House) -> None:
     view = house.jobs.get("job1")
     assert view.status == "SUCCEEDED" and view.result == meta.result and view.output == meta.output
     assert house.jobs.statuses("job1") == ["RUNNING", "SUCCEEDED"]
-    # The answer first, the image, then the metadata last: whoever sees it finds the image there.
-    assert [key for _, key in house.store.writes[1:]] == [
-        "answers/job1.json",
-        "jobs/job1/result.jpg",
-        "jobs/job1/metadata.json",
-    ]
+    # The image (with what the model said: the stored answer), then the metadata: whoever
+    # sees it finds the image there.
+    assert [key for _, key in house.store.writes[1:]] == ["jobs/job1/result.jpg", "jobs/job1/metadata.json"]
+    said = json.loads(result.metadata["img2img-answer"])
+    assert said == {
+        "job_id": "job1",
+        "seed": 7,
+        "finish_reason": "SUCCESS",
+        "model_id": SD3,
+        "emulated": False,
+        "attempts": 1,
+        "fallback_from": [],
+    }
     assert [s.job_id for s in house.finished] == ["job1"] and house.started == ["job1"]
 
 
 def test_allowed_size_png_is_sent_untouched(house: House) -> None:
-    house.pipeline.run(make_job())
+    house.pipeline.run(make_job(), Attempt())
     [call] = house.model.calls
     assert base64.b64decode(call.body["image"]) == SOURCE and call.model_id == SD3
     assert metadata(house).preparation.passthrough is True
@@ -120,188 +126,15 @@ def test_allowed_size_png_is_sent_untouched(house: House) -> None:
 
 def test_model_error_finish_is_failed_with_reason(house: House) -> None:
     house.model.finish_reason = "ERROR"
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "FAILED" and outcome.error is None
-    assert outcome.metadata.error is not None and outcome.metadata.error.code == "model_error"
-    assert "Inference error" in outcome.metadata.error.message
+    assert metadata(house).error is not None and metadata(house).error.code == "model_error"
+    assert "Inference error" in metadata(house).error.message
     assert house.jobs.get("job1").status == "FAILED"
-
-
-def test_a_passing_storage_fault_is_retried_in_place(house: House) -> None:
-    house.store.fail("put", bucket=OUTPUT, times=2)
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-    assert house.sleeps == [0.2, 0.4]  # backoff between the in-place attempts
-
-
-# Every write after the model answered: its stored answer, the result image, the metadata JSON
-# and the final job record. A fault that outlasts the in-place retries fails the attempt; the
-# next attempt finishes from the stored answer. One model call, whatever failed.
-WRITE_STEPS = ["result.png", "metadata.json", "job record"]
-
-
-def fail_after_the_model(house: House, step: str) -> None:
-    if step == "job record":
-        house.jobs.fail("save", when=lambda record: record.status != "RUNNING", times=3)
-    else:
-        house.store.fail("put", bucket=OUTPUT, where=step, times=3)
-
-
-@pytest.mark.parametrize("step", WRITE_STEPS)
-def test_a_storage_fault_after_the_model_answered_never_costs_a_second_call(house: House, step: str) -> None:
-    fail_after_the_model(house, step)
-    with pytest.raises(StorageError):
-        house.pipeline.run(make_job(), final_attempt=False)
-    assert len(house.model.calls) == 1 and house.finished == []
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED"
-    assert len(house.model.calls) == 1  # the redelivery finished from the stored answer
-    meta = metadata(house)
-    assert meta.status == "SUCCEEDED" and meta.model is not None and meta.model.replayed is True
-    assert house.jobs.get("job1").status == "SUCCEEDED"
-
-
-@pytest.mark.parametrize("where", ["answers/", "result.png"])
-def test_a_storage_fault_on_the_last_attempt_is_recorded_as_failed(house: House, where: str) -> None:
-    """No attempt follows: the job ends FAILED (storage_error), its metadata written."""
-    house.store.fail("put", bucket=OUTPUT, where=where, times=3)
-    outcome = house.pipeline.run(make_job(), final_attempt=True)
-    assert outcome.status == "FAILED" and outcome.error is not None and outcome.error.code == "storage_error"
-    assert metadata(house).error == outcome.metadata.error
-    assert house.jobs.get("job1").status == "FAILED" and len(house.model.calls) == 1
-
-
-@pytest.mark.parametrize("step", ["metadata.json", "job record"])
-def test_the_last_attempt_failing_to_write_its_outcome_still_ends_the_job(house: House, step: str) -> None:
-    """The outcome's own writes fail past the retries on the last attempt: the error names the
-    job, the record says FAILED (storage_error) if the table takes it, never RUNNING for ever,
-    and the failure is counted once. A keyed retry or redrive finishes from the stored answer."""
-    fail_after_the_model(house, step)
-    with pytest.raises(StorageError) as caught:
-        house.pipeline.run(make_job(), final_attempt=True)
-    assert caught.value.job_id == "job1" and len(house.model.calls) == 1
-    assert [(s.status, s.error.code if s.error else None) for s in house.finished] == [
-        ("FAILED", "storage_error")
-    ]
-    record = house.jobs.get("job1")
-    assert record.status == "FAILED" and record.error is not None and record.error.code == "storage_error"
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-    assert house.jobs.get("job1").status == "SUCCEEDED"
-
-
-def test_when_the_job_table_refuses_the_failure_too_the_error_still_names_the_job(house: House) -> None:
-    house.jobs.fail("save", when=lambda record: record.status != "RUNNING")  # every time
-    with pytest.raises(StorageError) as caught:
-        house.pipeline.run(make_job(), final_attempt=True)
-    assert caught.value.job_id == "job1" and house.jobs.get("job1").status == "RUNNING"
-    assert [s.status for s in house.finished] == ["FAILED"]
-
-
-def test_in_place_retries_stop_at_the_sync_routes_deadline(house: House) -> None:
-    """Past the deadline a retry would outlast API Gateway's timeout: the job is recorded FAILED
-    (storage_error) at once and the sync route answers a 500 naming it (its answer stored, a
-    keyed retry finishes it), instead of a gateway timeout that answers nothing."""
-
-    # Seconds of the invocation left: plenty for the model call, which then took nearly all.
-    def time_left() -> float:
-        return 1.1 if house.model.calls else 20.0
-
-    house.store.fail("put", bucket=OUTPUT, where="result.png")
-    outcome = house.pipeline.run(make_job(), final_attempt=True, time_left=time_left)
-    assert outcome.error is not None and outcome.error.code == "storage_error"
-    assert outcome.error.job_id == "job1" and house.sleeps == [] and len(house.model.calls) == 1
-    assert house.jobs.get("job1").status == "FAILED"
-
-
-def test_a_job_table_fault_at_the_start_of_the_last_attempt_still_ends_the_job(house: House) -> None:
-    house.jobs.fail("save", when=lambda record: record.status == "RUNNING")
-    outcome = house.pipeline.run(make_job(), final_attempt=True)
-    assert outcome.status == "FAILED" and outcome.error is not None and outcome.error.code == "storage_error"
-    assert metadata(house).status == "FAILED" and house.jobs.get("job1").status == "FAILED"
-    assert house.model.calls == []
-
-
-def test_a_fault_storing_the_answer_itself_is_the_one_case_that_calls_again(house: House) -> None:
-    house.store.fail("put", where="answers/", times=3)
-    with pytest.raises(StorageError):
-        house.pipeline.run(make_job(), final_attempt=False)
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 2
-
-
-def test_a_fault_reading_the_stored_answer_is_retried_in_place(house: House) -> None:
-    house.jobs.save(make_job().record("RUNNING", "2026-12-02T00:00:00Z"))  # an earlier attempt
-    house.store.fail("find", where="answers/", times=2)
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-
-
-def test_the_stored_answer_is_the_same_json_whether_its_text_is_reused_or_serialised(house: House) -> None:
-    """A reply that carries the answer's JSON text (the Bedrock adapter's, for plain ASCII) is
-    stored with that text spliced in; one without it is serialised. Either way the same record,
-    and a redelivery finishes from it with no second call."""
-    invoke = house.model.invoke
-
-    def with_text(model_id: str, body: dict[str, Any], *, timeout: float | None = None) -> ModelReply:
-        reply = invoke(model_id, body, timeout=timeout)
-        text = b" " + json.dumps(reply.payload, indent=1).encode() + b"\n"  # as a model may space it
-        return dataclasses.replace(reply, text=text)
-
-    house.pipeline.run(make_job("serialised"))
-    house.model.invoke = with_text  # type: ignore[method-assign]
-    house.pipeline.run(make_job("reused"))
-    reused, serialised = (house.meta(f"answers/{job}.json") for job in ("reused", "serialised"))
-    assert reused.pop("job_id") == "reused" and serialised.pop("job_id") == "serialised"
-    assert reused == serialised and set(reused["payload"]) == {"seeds", "finish_reasons", "images"}
-    house.store.fail("put", where="result.png", times=3)
-    with pytest.raises(StorageError):
-        house.pipeline.run(make_job("again"), final_attempt=False)
-    outcome = house.pipeline.run(make_job("again"))
-    assert outcome.status == "SUCCEEDED" and outcome.metadata.model is not None
-    assert outcome.metadata.model.replayed is True and len(house.model.calls) == 3
-
-
-def test_a_job_new_to_the_table_reads_no_stored_answer(house: House) -> None:
-    """Every attempt records RUNNING before it calls the model, so a job with no record has no
-    answer to find: no read of answers/ (a round trip saved on nearly every job)."""
-    house.store.fail("find", where="answers/")  # any read would fail the job
-    outcome = house.pipeline.run(make_job(), final_attempt=False)
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-
-
-def test_a_job_found_recorded_reads_its_stored_answer_whatever_the_delivery_count(house: House) -> None:
-    """A dead-letter redrive arrives as a new message: the record, not the receive count, says
-    an earlier attempt may have called the model."""
-    house.store.fail("put", where="result.png", times=3)
-    house.pipeline.run(make_job(), final_attempt=True)  # recorded FAILED, its answer stored
-    outcome = house.pipeline.run(make_job(), final_attempt=False)
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-
-
-def test_a_stored_answer_of_another_job_is_not_replayed(house: House) -> None:
-    house.jobs.save(make_job().record("RUNNING", "2026-12-02T00:00:00Z"))  # an earlier attempt
-    house.store.put(OUTPUT, "answers/job1.json", b'{"job_id": "job2", "payload": {}}', "application/json")
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and len(house.model.calls) == 1
-    assert outcome.metadata.model is not None and outcome.metadata.model.replayed is None
-
-
-def test_a_stored_answer_keeps_the_fallback_it_came_from(house: House) -> None:
-    house.model.gone = {SD3}
-    house.fallbacks = (ULTRA,)
-    house.store.fail("put", where="metadata.json", times=3)
-    with pytest.raises(StorageError):
-        house.pipeline.run(make_job(), final_attempt=False)
-    outcome = house.pipeline.run(make_job())
-    assert outcome.status == "SUCCEEDED" and house.model.model_ids == [SD3, ULTRA]
-    model = outcome.metadata.model
-    assert model is not None and model.id == ULTRA and model.replayed is True
-    assert model.fallback_from and [f.model_id for f in model.fallback_from] == [SD3]
 
 
 def test_failed_job_writes_its_metadata_too(house: House) -> None:
-    outcome = house.pipeline.run(make_job(data=None, key="uploads/missing.png"))
+    outcome = house.pipeline.run(make_job(data=None, key="uploads/missing.png"), Attempt())
     meta = metadata(house)
     assert outcome.status == meta.status == "FAILED"
     assert meta.error is not None and meta.error.code == "source_not_found" and meta.timings_ms
@@ -315,7 +148,7 @@ def test_failed_job_writes_its_metadata_too(house: House) -> None:
 def test_a_model_at_end_of_life_falls_back_once_to_the_next_and_says_so(house: House) -> None:
     house.model.gone = {SD3}
     house.fallbacks = (ULTRA, STRUCTURE)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "SUCCEEDED"
     assert house.model.model_ids == [SD3, ULTRA]  # one call each
     meta = metadata(house)
@@ -325,14 +158,14 @@ def test_a_model_at_end_of_life_falls_back_once_to_the_next_and_says_so(house: H
     assert "reached the end of its life" in gone.reason
     view = house.jobs.get("job1")
     assert view.model_id == ULTRA and view.fallback_from == meta.model.fallback_from
-    assert outcome.summary().fallback_from == meta.model.fallback_from
+    assert outcome.summary.fallback_from == meta.model.fallback_from
     assert house.finished[0].fallback_from == meta.model.fallback_from  # what the alarm counts
 
 
 def test_every_model_gone_fails_after_one_call_each_naming_each(house: House) -> None:
     house.model.gone = {SD3, ULTRA, STRUCTURE}
     house.fallbacks = (ULTRA, STRUCTURE)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "FAILED" and outcome.error and outcome.error.code == "model_unavailable"
     assert house.model.model_ids == [SD3, ULTRA, STRUCTURE]
     meta = metadata(house)
@@ -343,7 +176,7 @@ def test_every_model_gone_fails_after_one_call_each_naming_each(house: House) ->
 def test_access_denied_falls_back_too(house: House) -> None:
     house.model.errors = [bedrock_error("AccessDeniedException")]
     house.fallbacks = (ULTRA,)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "SUCCEEDED" and house.model.model_ids == [SD3, ULTRA]
 
 
@@ -351,23 +184,25 @@ def test_access_denied_falls_back_too(house: House) -> None:
 def test_bad_input_model_errors_and_throttling_never_fall_back(house: House, error: str) -> None:
     house.model.errors = [bedrock_error(error)]
     house.fallbacks = (ULTRA,)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "FAILED" and len(house.model.calls) == 1
-    assert outcome.metadata.model and outcome.metadata.model.fallback_from is None
+    assert metadata(house).model and metadata(house).model.fallback_from is None
 
 
 def test_a_retryable_model_error_is_raised_when_another_attempt_follows(house: House) -> None:
     house.model.errors = [ModelThrottled("Bedrock throttled")]
     with pytest.raises(ModelThrottled):
-        house.pipeline.run(make_job(), final_attempt=False)
-    assert house.jobs.get("job1").status == "RUNNING" and house.finished == []
+        house.pipeline.run(make_job(), Attempt(final=False))
+    # Throttled: the model did not run, so the attempt gives its count back.
+    state = house.jobs.state("job1")
+    assert state is not None and (state.status, state.calls) == ("QUEUED", 0) and house.finished == []
     assert "jobs/job1/metadata.json" not in house.store.keys(OUTPUT)
 
 
 def test_a_content_filter_never_falls_back(house: House) -> None:
     house.model.finish_reason = "CONTENT_FILTERED"
     house.fallbacks = (ULTRA,)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "CONTENT_FILTERED" and len(house.model.calls) == 1
     meta = metadata(house)
     assert meta.status == "CONTENT_FILTERED" and meta.result is not None
@@ -378,7 +213,7 @@ def test_a_content_filter_never_falls_back(house: House) -> None:
 def test_retired_fallbacks_are_skipped_without_a_call(house: House) -> None:
     house.model.gone = {SD3}
     house.fallbacks = ("amazon.nova-canvas-v1:0", STRUCTURE)
-    outcome = house.pipeline.run(make_job())
+    outcome = house.pipeline.run(make_job(), Attempt())
     assert outcome.status == "SUCCEEDED" and house.model.model_ids == [SD3, STRUCTURE]
 
 
@@ -386,15 +221,15 @@ def test_retired_fallbacks_are_skipped_without_a_call(house: House) -> None:
 
 
 def test_the_model_call_ends_at_the_deadline_less_the_reserve(house: House) -> None:
-    outcome = house.pipeline.run(make_job(), time_left=lambda: 10.4)
+    outcome = house.pipeline.run(make_job(), Attempt(time_left=lambda: 10.4))
     assert outcome.status == "SUCCEEDED"
     assert [call.timeout for call in house.model.calls] == [pytest.approx(7.4)]  # 3 s kept back
-    house.pipeline.run(make_job("job2"))
+    house.pipeline.run(make_job("job2"), Attempt())
     assert house.model.calls[-1].timeout is None  # no deadline: the client's own
 
 
 def test_no_time_left_is_a_model_timeout_recorded_on_the_job_without_a_call(house: House) -> None:
-    outcome = house.pipeline.run(make_job(), time_left=lambda: 3.5)
+    outcome = house.pipeline.run(make_job(), Attempt(time_left=lambda: 3.5))
     assert outcome.status == "FAILED" and outcome.error and outcome.error.code == "model_timeout"
     assert house.model.calls == []
     view = house.jobs.get("job1")

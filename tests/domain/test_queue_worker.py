@@ -6,6 +6,7 @@ tests/handlers/test_worker_handler.py."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -300,9 +301,9 @@ def test_a_queued_job_whose_model_went_away_ends_failed_saying_why(
 
 def test_a_redriven_message_finishes_from_the_stored_answer(house: House) -> None:
     """A dead-letter redrive and a late duplicate S3 event arrive as new messages (receive count
-    1): the worker still looks for the answer an earlier delivery stored."""
+    1): the job record says an attempt ran, so the worker looks for the result it stored."""
     event = drop(house, "inbox/redrive.png", prompt="x")
-    house.store.fail("put", bucket=OUTPUT, where="redrive.png.png", times=3)
+    house.store.fail("put", bucket=OUTPUT, where="redrive.png.json", times=1)
     with pytest.raises(errors.StorageError):  # the last receive: recorded FAILED, dead-lettered
         handle(house, event, final=True)
     assert meta(house, "results/redrive.png.json").status == "FAILED" and len(house.model.calls) == 1
@@ -319,3 +320,16 @@ def test_a_dropped_version_deleted_before_the_worker_reads_it_fails_once(house: 
     assert summary.status == found.status == "FAILED"
     assert found.error is not None and found.error.code == "source_not_found"
     assert [d.field for d in found.error.details] == ["init_image_s3_key"] and house.model.calls == []
+
+
+def test_a_key_whose_result_keys_would_pass_s3s_limit_fails_under_a_key_that_fits(house: House) -> None:
+    """S3 takes keys of up to 1,024 bytes: a drop near it would have result keys past it. Refused
+    before any call, its FAILED metadata under results/key-too-long/<sha256 of the key>.json."""
+    key = "inbox/" + "é" * 505 + ".png"  # 1,020 bytes: S3 takes it
+    [summary] = handle(house, drop(house, key, prompt="x"))
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    found = meta(house, f"results/key-too-long/{digest}.json")
+    assert summary.status == found.status == "FAILED" and house.model.calls == []
+    assert found.error is not None and found.error.code == "invalid_request"
+    assert [d.field for d in found.error.details] == ["init_image_s3_key"]
+    assert all(len(k.encode()) <= 1024 for k in house.store.keys(OUTPUT))

@@ -6,16 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
-from img2img.adapters.idempotency import Idempotency
 from img2img.adapters.jobs import JobStore
 from img2img.adapters.queue import JobQueue
 from img2img.adapters.s3 import ObjectStore
 from img2img.domain.ports import StoredObject
-from tests.contracts import IdempotencyContract, JobQueueContract, JobStoreContract, ObjectStoreContract
-from tests.handlers.api_events import FakeContext
+from tests.contracts import JobQueueContract, JobStoreContract, ObjectStoreContract
 from tests.handlers.world import TABLE, Aws
 
 pytestmark = pytest.mark.handlers
@@ -71,20 +68,3 @@ class TestJobQueue(JobQueueContract):
     def rig(self, aws: Aws) -> SqsRig:
         missing = aws.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
         return SqsRig(aws, JobQueue(aws.sqs, aws.queue_url), JobQueue(aws.sqs, missing))
-
-
-@dataclass
-class PowertoolsRig:
-    idempotency: Idempotency
-
-    @property
-    def once(self) -> Any:
-        return self.idempotency.once
-
-
-class TestIdempotency(IdempotencyContract):
-    @pytest.fixture
-    def rig(self, aws: Aws) -> PowertoolsRig:
-        idempotency = Idempotency(boto3.client("dynamodb"), TABLE)
-        idempotency.register_lambda_context(FakeContext())  # as the handlers do
-        return PowertoolsRig(idempotency)

@@ -282,7 +282,12 @@ def test_a_quota_below_the_minimum_worker_concurrency_is_refused() -> None:
         load_with("dev", bedrock_requests_per_minute=1)
 
 
-def test_results_that_expire_before_their_job_records_are_refused() -> None:
-    """A keyed replay reads the result back for as long as the job record lives."""
-    with pytest.raises(ConfigError, match=r"key 'result_expiry_days': 7 is shorter than job_ttl_days \(30\)"):
-        load_with("dev", result_expiry_days=7, job_ttl_days=30)
+def test_results_that_expire_before_their_job_records_or_messages_are_refused() -> None:
+    """A result is its job's stored answer: a keyed replay reads it back for as long as the job
+    record lives, a redelivery or redrive for as long as a message can (dead letters included)."""
+    with pytest.raises(
+        ConfigError, match=r"key 'result_expiry_days': 20 is shorter than job_ttl_days \(30\)"
+    ):
+        load_with("dev", result_expiry_days=20, job_ttl_days=30)
+    with pytest.raises(ConfigError, match=r"a message's lifetime \(18 days"):
+        load_with("dev", result_expiry_days=7, job_ttl_days=7)

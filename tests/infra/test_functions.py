@@ -98,14 +98,13 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
             common
             | allow(["s3:PutObject"], f"{inp}/api/*", f"{inp}/uploads/*")
             | allow(["s3:GetObject", "s3:PutObject"], f"{out}/jobs/*")
-            | allow(["s3:GetObject", "s3:PutObject"], f"{out}/answers/*")  # a keyed retry reads it
             | allow(["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], queue)
         )
     return (
         common
-        | allow(["s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*", f"{out}/manifest-results/*")
-        | allow(["s3:GetObject"], f"{out}/jobs/*")
-        | allow(["s3:GetObject", "s3:PutObject"], f"{out}/answers/*")
+        | allow(
+            ["s3:GetObject", "s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*", f"{out}/manifest-results/*"
+        )
         | allow(
             [
                 "sqs:ReceiveMessage",

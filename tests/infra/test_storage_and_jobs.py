@@ -115,11 +115,15 @@ def test_lifecycle_expiry_follows_the_config(env_synth: Synth) -> None:
         assert rule["Prefix"] == prefix and rule["ExpirationInDays"] == config.input_expiry_days
     assert input_rules["old-versions-and-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     output_rules = {r["Id"]: r for r in found["output"][1]["Properties"]["LifecycleConfiguration"]["Rules"]}
-    results, answers = output_rules["expire-results"], output_rules["expire-model-answers"]
+    results = output_rules["expire-results"]
     assert results["ExpirationInDays"] == config.result_expiry_days and "Prefix" not in results
-    # A stored model answer lives as long as a redelivery or redrive may still need it.
-    assert answers["Prefix"] == "answers/"
-    assert answers["ExpirationInDays"] == config.job_ttl_days <= config.result_expiry_days
+    # A result is its job's stored answer: it outlives every message that can bring the job back.
+    dead_letters = next(
+        q
+        for q in (r for r in env_synth.template["Resources"].values() if r["Type"] == "AWS::SQS::Queue")
+        if q["Properties"]["QueueName"].endswith("-dlq")
+    )
+    assert results["ExpirationInDays"] * 86400 >= dead_letters["Properties"]["MessageRetentionPeriod"]
     logs_rules = {r["Id"]: r for r in found["logs"][1]["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert logs_rules["expire-access-logs"]["ExpirationInDays"] == config.access_log_expiry_days
     assert all(r["Status"] == "Enabled" for r in input_rules.values())

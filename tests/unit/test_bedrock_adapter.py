@@ -47,19 +47,6 @@ def test_success_reads_json_and_emulator_header(client) -> None:  # type: ignore
 
 
 @pytest.mark.parametrize(
-    ("raw", "kept"),
-    [(b' {"images": ["iVBO+/="], "seeds": [1]}\n', True), ('{"finish_reasons": ["é"]}'.encode(), False)],
-    ids=["ascii", "utf-8"],
-)
-def test_the_answer_keeps_its_json_text_when_it_is_ascii(client, raw: bytes, kept: bool) -> None:  # type: ignore[no-untyped-def]
-    with Stubber(client) as stub:
-        stub.add_response("invoke_model", {"body": io.BytesIO(raw), "contentType": "application/json"})
-        reply = BedrockInvoker(client).invoke(MODEL, {"a": 1})
-    assert reply.payload == json.loads(raw)
-    assert reply.text == (raw if kept else None)
-
-
-@pytest.mark.parametrize(
     ("code", "status", "expected", "retryable"),
     [
         ("ValidationException", 400, errors.InvalidRequest, False),

@@ -42,6 +42,7 @@ def test_s3s_documented_notification_names_the_object_and_its_dropper() -> None:
         version_id=None,
         etag="0e7ac4d1f9a3e4b2c1d0e9f8a7b6c5d4",
         principal="AWS:AROAEXAMPLEROLEID:alice",
+        event_time="2024-11-24T12:20:00.456Z",  # the job's created_at
     )
 
 

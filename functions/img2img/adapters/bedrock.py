@@ -83,8 +83,7 @@ class BedrockInvoker:
                 response = self._client_until(ends_at).invoke_model(
                     modelId=model_id, body=payload, contentType="application/json", accept="application/json"
                 )
-                answer, text = _read_json(response)
-                return ModelReply(answer, _is_emulated(response), attempts, text)
+                return ModelReply(_read_json(response), _is_emulated(response), attempts)
             except ClientError as exc:
                 error = self._translate(exc, model_id)
                 if (
@@ -99,9 +98,9 @@ class BedrockInvoker:
                     continue
                 raise error from exc
             except ReadTimeoutError as exc:
-                raise ModelTimeout(
-                    f"model {model_id} did not answer within the client's read timeout"
-                ) from exc
+                unheard = ModelTimeout(f"model {model_id} did not answer within the client's read timeout")
+                unheard.may_have_billed = True  # it may have run to the end, unheard
+                raise unheard from exc
             except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached Bedrock
                 if attempts < self._attempts and self._back_off(attempts, ends_at):
                     continue
@@ -183,17 +182,14 @@ def request_json(body: dict[str, Any]) -> bytes:
     return b"".join(pieces)
 
 
-def _read_json(response: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
-    """The answer parsed, and the JSON text it was parsed from when that is plain ASCII (else
-    None; ASCII also rules out a byte-order mark and UTF-16/32, which json.loads reads too)."""
-    raw = response["body"].read()
+def _read_json(response: dict[str, Any]) -> dict[str, Any]:
     try:
-        payload = json.loads(raw)
+        payload = json.loads(response["body"].read())
     except ValueError as exc:
         raise ModelError("the model answered with a body that is not JSON") from exc
     if not isinstance(payload, dict):
         raise ModelError("the model answered with JSON that is not an object")
-    return payload, (raw if raw.isascii() else None)
+    return payload
 
 
 def _is_emulated(response: dict[str, Any]) -> bool:

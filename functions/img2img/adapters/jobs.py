@@ -1,20 +1,31 @@
-"""Job records in DynamoDB (the same table holds Powertools idempotency records, under other
-keys). A record is small: status, times and a JSON view of the job, never image bytes."""
+"""Job records in DynamoDB: one item per job, its lifecycle (domain/job_states.py) moved by
+one conditional UpdateItem per transition. A record is small: the control fields the
+conditions read (status, calls, lease, retry, request_hash) and a JSON view of the job (doc),
+never image bytes. The same write tells what the item held before, at no extra request
+(ReturnValues and ReturnValuesOnConditionCheckFailure ALL_OLD)."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from img2img.domain.errors import JobNotFound, StorageError
-from img2img.domain.records import FINAL_STATUSES, JobRecord
+from img2img.domain.job_states import State
+from img2img.domain.ports import Written
+from img2img.domain.records import JobRecord
 
 
 def _pk(job_id: str) -> dict[str, str]:
     return {"S": f"job#{job_id}"}
+
+
+# The rules of job_states.allowed, as DynamoDB conditions on the stored item.
+_NEW = "attribute_not_exists(pk)"
+_TAKEN_UP = "(#s = :queued OR (#s = :failed AND #r = :yes))"
+_MINE = "(#s = :running AND #c = :calls)"
+_LAPSED = "(#s = :running AND (attribute_not_exists(#l) OR #l < :now))"
 
 
 class JobStore:
@@ -23,39 +34,75 @@ class JobStore:
         self._table = table
         self._ttl_seconds = ttl_days * 86400
 
-    def save(self, record: JobRecord, *, over_failed: bool = False) -> str | None:
-        """Write the job's current state. A final state is never overwritten by a non-final one
-        (a late redelivery must not turn SUCCEEDED back into RUNNING), except FAILED when
-        `over_failed` says a caller's retry starts the same job again. Answers the status the
-        record had before, written or not (None: there was no record): the same PutItem tells,
-        at no extra cost (ReturnValues and ReturnValuesOnConditionCheckFailure ALL_OLD)."""
-        item = {
-            "pk": _pk(record.job_id),
-            "status": {"S": record.status},
-            "updated_at": {"S": record.updated_at},
-            "doc": {"S": json.dumps(record.to_json_dict(), separators=(",", ":"))},
-            "ttl": {"N": str(int(time.time()) + self._ttl_seconds)},
+    def write(
+        self,
+        record: JobRecord,
+        *,
+        now: float,
+        calls: int = 0,
+        lease: float = 0.0,
+        retry: bool = False,
+        request_hash: str | None = None,
+    ) -> Written:
+        status = record.status
+        values: dict[str, Any] = {
+            ":status": {"S": status},
+            ":doc": {"S": json.dumps(record.to_json_dict(), separators=(",", ":"))},
+            ":updated": {"S": record.updated_at},
+            ":ttl": {"N": str(int(now) + self._ttl_seconds)},
+            ":lease": {"N": repr(lease)},
+            ":retry": {"BOOL": retry},
+            ":zero": {"N": "0"},
+            ":queued": {"S": "QUEUED"},
+            ":failed": {"S": "FAILED"},
+            ":running": {"S": "RUNNING"},
+            ":yes": {"BOOL": True},
+            ":calls": {"N": str(calls)},
         }
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ReturnValues": "ALL_OLD"}
-        if record.status not in FINAL_STATUSES:
-            kept = sorted(FINAL_STATUSES - {"FAILED"} if over_failed else FINAL_STATUSES)
-            names = [f":s{index}" for index in range(len(kept))]
-            kwargs["ConditionExpression"] = f"attribute_not_exists(pk) OR NOT #s IN ({', '.join(names)})"
-            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
-            kwargs["ExpressionAttributeValues"] = {
-                name: {"S": status} for name, status in zip(names, kept, strict=True)
-            }
-            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        sets = "#s = :status, doc = :doc, updated_at = :updated, #t = :ttl, #l = :lease, #r = :retry"
+        if status == "RUNNING":
+            sets += ", #c = if_not_exists(#c, :zero) + :one"
+            values[":one"], values[":now"] = {"N": "1"}, {"N": repr(now)}
+            condition = f"{_NEW} OR {_TAKEN_UP} OR {_LAPSED}"
+        elif status == "QUEUED" and calls:
+            sets += ", #c = :released"
+            values[":released"] = {"N": str(calls - 1)}
+            condition = _MINE
+        elif status == "QUEUED":
+            sets += ", #c = if_not_exists(#c, :zero)"
+            condition = f"{_NEW} OR (#s = :failed AND #r = :yes)"
+        else:
+            sets += ", #c = if_not_exists(#c, :zero)"
+            condition = f"{_NEW} OR {_TAKEN_UP} OR {_MINE}"
+        names = {"#s": "status", "#c": "calls", "#l": "lease", "#r": "retry", "#t": "ttl"}
+        if request_hash is not None:
+            sets += ", #h = :hash"
+            values[":hash"], names["#h"] = {"S": request_hash}, "request_hash"
+            condition = f"({condition}) AND (attribute_not_exists(#h) OR #h = :hash)"
+        # DynamoDB refuses unused placeholders: keep only the ones this write names.
+        text = f"{sets} {condition}"
+        values = {k: v for k, v in values.items() if k in text}
         try:
-            old = self._client.put_item(**kwargs).get("Attributes")
+            old = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _pk(record.job_id)},
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={k: v for k, v in names.items() if k in text},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ).get("Attributes")
+            applied = True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                old = exc.response.get("Item")  # the final record that stays
-            else:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
+            old, applied = exc.response.get("Item"), False
         except BotoCoreError as exc:
             raise StorageError(f"could not record job {record.job_id}", internal=str(exc)) from exc
-        return str(old["status"]["S"]) if old and "status" in old else None
+        if not old:
+            return Written(applied, None, None)
+        return Written(applied, _state(old), JobRecord.model_validate_json(old["doc"]["S"]))
 
     def get(self, job_id: str) -> JobRecord:
         try:
@@ -68,3 +115,15 @@ class JobStore:
         if not item:
             raise JobNotFound(f"no job {job_id}")
         return JobRecord.model_validate_json(item["doc"]["S"])
+
+
+def _state(item: dict[str, Any]) -> State:
+    """An item's control fields. Records the previous version wrote have status and doc only:
+    a RUNNING one has no lease (taken up at once), a FAILED one no retry (settled)."""
+    return State(
+        status=item["status"]["S"],
+        calls=int(item.get("calls", {}).get("N", 0)),
+        lease=float(item.get("lease", {}).get("N", 0)),
+        retry=bool(item.get("retry", {}).get("BOOL", False)),
+        request_hash=item.get("request_hash", {}).get("S"),
+    )

@@ -54,40 +54,31 @@ class ObjectStore:
             data = body.read()
         finally:
             body.close()
-        return StoredObject(
-            bucket=bucket,
-            key=key,
-            data=data,
-            etag=str(response.get("ETag", "")).strip('"'),
-            version_id=response.get("VersionId"),
-            content_type=response.get("ContentType"),
-            metadata=dict(response.get("Metadata") or {}),
-        )
+        return _stored(bucket, key, data, response)
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        """Read an object of our own (a stored result); a missing one is a storage fault."""
+    def find(self, bucket: str, key: str) -> StoredObject | None:
+        """An object of our own if it is there (a stored result), else None."""
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
-            return bytes(response["Body"].read())
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
-
-    def find(self, bucket: str, key: str) -> bytes | None:
-        """An object of our own if it is there (a stored model answer), else None."""
-        try:
-            response = self._client.get_object(Bucket=bucket, Key=key)
-            return bytes(response["Body"].read())
+            data = bytes(response["Body"].read())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return None
             raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
+        return _stored(bucket, key, data, response)
 
-    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
-        """Write an object and answer its ETag. botocore's retries cover transient faults."""
+    def put(
+        self, bucket: str, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> str:
+        """Write an object (with x-amz-meta-* `metadata`) and answer its ETag. botocore's
+        retries cover transient faults."""
+        extra = {"Metadata": metadata} if metadata else {}
         try:
-            response = self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+            response = self._client.put_object(
+                Bucket=bucket, Key=key, Body=data, ContentType=content_type, **extra
+            )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"could not write {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         return str(response.get("ETag", "")).strip('"')
@@ -111,3 +102,15 @@ class ObjectStore:
             ExpiresIn=expires_in,
         )
         return PresignedPost(url=str(post["url"]), fields={k: str(v) for k, v in post["fields"].items()})
+
+
+def _stored(bucket: str, key: str, data: bytes, response: dict[str, Any]) -> StoredObject:
+    return StoredObject(
+        bucket=bucket,
+        key=key,
+        data=data,
+        etag=str(response.get("ETag", "")).strip('"'),
+        version_id=response.get("VersionId"),
+        content_type=response.get("ContentType"),
+        metadata=dict(response.get("Metadata") or {}),
+    )

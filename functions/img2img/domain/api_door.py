@@ -8,9 +8,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from img2img.domain.answers import (
     JobAccepted,
@@ -25,19 +25,33 @@ from img2img.domain.answers import (
 )
 from img2img.domain.caller import Caller, not_yours
 from img2img.domain.door_settings import DoorSettings
-from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, PayloadTooLarge, ServiceError
+from img2img.domain.errors import (
+    FieldError,
+    IdempotencyConflict,
+    InvalidRequest,
+    JobNotFound,
+    PayloadTooLarge,
+    ServiceError,
+    StorageError,
+    error_of,
+)
 from img2img.domain.imaging import ACCEPTED_FORMATS, FILE_EXTENSIONS, MIME_TYPES, detect_format
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
-from img2img.domain.pipeline import Pipeline, utc_now
-from img2img.domain.ports import JobQueuePort, JobStorePort, ObjectStorePort
-from img2img.domain.records import ErrorInfo, OutputInfo, QueuedJob, QueuedOutput, ResultInfo, Summary
+from img2img.domain.pipeline import Attempt, Pipeline, iso
+from img2img.domain.ports import EngineLookup, JobQueuePort, JobStorePort, ObjectStorePort
+from img2img.domain.records import (
+    ErrorInfo,
+    Metadata,
+    OutputInfo,
+    QueuedJob,
+    QueuedOutput,
+    ResultInfo,
+    Summary,
+)
 from img2img.domain.request import ImageToImageRequest
-from img2img.engines import engine_for
 from img2img.vocabulary import API_RESULTS, API_SOURCES, job_path
 
-# The idempotency port: once(scope, key, fingerprint, compute) -> compute()'s JSON, stored.
-Once = Callable[[str, str, str, Callable[[], dict[str, Any]]], dict[str, Any]]
 # What an upload ticket accepts: each accepted format's MIME type -> the key's extension.
 UPLOAD_TYPES = {MIME_TYPES[f]: FILE_EXTENSIONS[f].lstrip(".") for f in ACCEPTED_FORMATS}
 
@@ -51,16 +65,18 @@ class ApiDoor:
         store: ObjectStorePort,
         jobs: JobStorePort,
         queue: JobQueuePort,
-        once: Once,
+        engines: EngineLookup,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._s = settings
         self._pipeline = pipeline
         self._store = store
         self._jobs = jobs
         self._queue = queue
-        self._once = once
+        self._engines = engines
         self._new_id = new_id
+        self._clock = clock
 
     def run_now(
         self,
@@ -72,37 +88,27 @@ class ApiDoor:
         want_url: bool = False,
     ) -> SyncAnswer:
         """Bedrock's SDXL answer: the image inline as base64, or (`want_url`) only where it is.
-        A replayed answer's image is read back from the output bucket."""
+        A keyed retry of a job that ended answers its record (the image read back from the
+        result); one that failed on a fault a retry may cure runs again, billed at most once
+        more (domain/job_states.py)."""
         model_id = self._check(request, caller)
-        # The image this request produced; None when idempotency replayed an earlier answer
-        # (whose image is then read back from the output bucket).
-        image: bytes | None = None
-
-        def compute() -> dict[str, Any]:
-            nonlocal image
-            job = self._new_job(request, model_id, caller, idempotency_key, "api-sync")
-            # A keyed retry after a failure is the same job (same id): it finishes from the
-            # model answer the failed attempt stored instead of calling the model again.
-            outcome = self._pipeline.run(job, final_attempt=True, time_left=time_left)
-            if outcome.error is not None:
-                # Recorded as FAILED in the metadata and job record; the caller gets the
-                # error's status code and the job id to look it up.
-                outcome.error.job_id = job.job_id
-                raise outcome.error
-            image = outcome.image
-            return outcome.summary().to_json_dict()
-
-        if idempotency_key is None:
-            summary = Summary.model_validate(compute())
-        else:
-            summary = Summary.model_validate(
-                self._once(_scope("api-sync", caller), idempotency_key, fingerprint(request), compute)
-            )
+        job = self._new_job(request, model_id, caller, idempotency_key, "api-sync")
+        outcome = self._pipeline.run(job, Attempt(final=True, time_left=time_left))
+        summary, image = outcome.summary, outcome.image
+        error = outcome.error or recorded_error(summary)
+        if error is not None:
+            # Recorded as FAILED in the metadata and job record; the caller gets the error's
+            # status code and the job id to look it up.
+            error.job_id = job.job_id
+            raise error
         result = summary.result or ResultInfo(seed=0, finish_reason="ERROR")
         artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
         if not want_url:
-            if image is None and result.key and result.bucket:
-                image = self._store.get_bytes(result.bucket, result.key)
+            if image is None and result.key and result.bucket:  # a keyed retry's: read it back
+                found = self._store.find(result.bucket, result.key)
+                if found is None:
+                    raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                image = found.data
             artifact.base64 = base64.b64encode(image).decode() if image else ""
         return SyncAnswer(
             artifacts=[artifact],
@@ -115,30 +121,36 @@ class ApiDoor:
     def submit(
         self, request: ImageToImageRequest, caller: Caller, idempotency_key: str | None
     ) -> JobAccepted:
+        """QUEUED, then the message. A keyed retry answers the job as it stands, or queues it
+        again after a failed send (the same job: its record allows it)."""
         model_id = self._check(request, caller)
-
-        def compute() -> dict[str, Any]:
-            job = self._new_job(request, model_id, caller, idempotency_key, "api-async")
-            record = job.record("QUEUED", utc_now())
-            # A keyed retry after a failed send is the same job, queued again: its record
-            # says QUEUED again instead of the FAILED the failed send left.
-            self._jobs.save(record, over_failed=idempotency_key is not None)
+        job = self._new_job(request, model_id, caller, idempotency_key, "api-async")
+        now = self._clock()
+        record = job.record("QUEUED", iso(now))
+        written = self._jobs.write(record, now=now, request_hash=job.request_hash)
+        status = record.status
+        if not written.applied:
+            assert written.before is not None
+            if written.before.request_hash != job.request_hash:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was already used with a different request body"
+                )
+            status = written.before.status
+        else:
             try:
+                if job.source_data is not None:  # stored once the job is this request's own
+                    self._store.put(
+                        job.source.bucket, job.source.key, job.source_data, "application/octet-stream"
+                    )
                 self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
                 # Not queued: say so in the record instead of leaving it QUEUED for ever.
                 record.status, record.error = "FAILED", ErrorInfo.of(error)
-                self._jobs.save(record)
+                self._jobs.write(record, now=self._clock(), retry=True)
+                error.job_id = job.job_id
                 raise
-            return {"job_id": record.job_id, "status": record.status}
-
-        if idempotency_key is None:
-            queued = compute()
-        else:
-            queued = self._once(_scope("api-async", caller), idempotency_key, fingerprint(request), compute)
-        job_id = str(queued["job_id"])
         return JobAccepted(
-            job_id=job_id, status=queued["status"], links=JobLinks.model_validate({"self": job_path(job_id)})
+            job_id=job.job_id, status=status, links=JobLinks.model_validate({"self": job_path(job.job_id)})
         )
 
     def job(self, job_id: str, caller: Caller) -> JobAnswer:
@@ -147,6 +159,14 @@ class ApiDoor:
         record = self._jobs.get(job_id)
         if not record.belongs_to(caller):
             raise JobNotFound(f"no job {job_id}")
+        if not record.final and record.output is not None:
+            # The metadata JSON is written before the final record: a job whose last attempt
+            # could not write its record (the table failing) has ended all the same.
+            found = self._store.find(record.output.bucket, record.output.metadata_key)
+            ended = Metadata.model_validate_json(found.data) if found else None
+            if ended is not None and ended.job_id == job_id:
+                update = {"status": ended.status, "result": ended.result, "error": ended.error}
+                record = record.model_copy(update=update)
         locations = self._locations(record.result, record.output if record.final else None)
         return JobAnswer(**record.model_dump(), **locations.model_dump(exclude_none=True))
 
@@ -194,7 +214,7 @@ class ApiDoor:
         source's owner: a caller runs only their own uploads, so a key of someone else's (or a
         probe for one) is a 400 whether or not it exists. Answers the model id to run."""
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
-        engine_for(model_id).check_request(request)
+        self._engines(model_id).check_request(request)
         key = request.init_image_s3_key
         if key is not None and not key.startswith(caller.upload_prefix):
             raise not_yours("init_image_s3_key")
@@ -208,20 +228,17 @@ class ApiDoor:
         idempotency_key: str | None,
         route: str,
     ) -> Job:
-        # A keyed job's id derives from its route, caller, key and body: the same key sent to
-        # the sync route and then to POST /v1/jobs (as a 504 advises) names two jobs, not one.
-        job_id = (
-            self._new_id()
-            if idempotency_key is None
-            else stable_id(route, caller.tag, idempotency_key, fingerprint(request))
-        )
+        # A keyed job's id derives from its route, caller and key (the record keeps the body's
+        # hash: another body is a conflict): the same key sent to the sync route and then to
+        # POST /v1/jobs (as a 504 advises) names two jobs, not one.
+        keyed = idempotency_key is not None
+        job_id = stable_id(route, caller.tag, idempotency_key) if keyed else self._new_id()
         data: bytes | None = None
         if request.init_image is not None:
             data = decode_inline_image(request.init_image, self._s.max_image_bytes)
             source = SourceRef(
                 self._s.input_bucket, f"{API_SOURCES}{job_id}/source.{detect_format(data) or 'bin'}"
             )
-            self._store.put(source.bucket, source.key, data, "application/octet-stream")
         else:
             assert request.init_image_s3_key is not None  # the request schema guarantees one of them
             source = SourceRef(self._s.input_bucket, request.init_image_s3_key)
@@ -232,15 +249,24 @@ class ApiDoor:
             model_id=model_id,
             source=source,
             output=api_output_keys(self._s.output_bucket, job_id),
-            created_at=utc_now(),
+            created_at=iso(self._clock()),
             source_data=data,
             caller=caller,
+            request_hash=fingerprint(request) if keyed else None,
+            store_source=data is not None,
         )
 
 
-def _scope(name: str, caller: Caller) -> str:
-    """Idempotency keys are per caller: two callers' identical keys are different requests."""
-    return f"{name}.{caller.tag}"
+def recorded_error(summary: Summary) -> ServiceError | None:
+    """The error a settled FAILED job ended with, to answer again (a keyed retry). A model that
+    finished with ERROR is an answer (200, finishReason ERROR), not an error."""
+    if summary.status != "FAILED" or summary.error is None or summary.error.code == "model_error":
+        return None
+    return error_of(
+        summary.error.code,
+        summary.error.message,
+        [FieldError(d.field, d.message) for d in summary.error.details],
+    )
 
 
 def decode_inline_image(value: str, max_bytes: int) -> bytes:

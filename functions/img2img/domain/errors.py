@@ -36,6 +36,8 @@ class ServiceError(Exception):
         self.details = list(details or [])
         self.internal = internal  # what only the logs get: the SDK's own text, resource names
         self.job_id: str | None = None  # set when a job was recorded before the failure
+        # A model call that failed so may still have run (and billed): a read timeout.
+        self.may_have_billed = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -123,11 +125,24 @@ class StorageError(ServiceError):
     retryable = True
 
 
+class AnswerLost(StorageError):
+    """The model answered this job twice and both answers were lost before they were stored:
+    it is not called a third time."""
+
+    retryable = False
+
+
 class IdempotencyConflict(ServiceError):
     """The same Idempotency-Key came with a different request, or its first use is still running."""
 
     code = "idempotency_conflict"
     status = 409
+
+
+class InProgress(IdempotencyConflict):
+    """Another attempt holds the job (its lease has not run out): retry later."""
+
+    retryable = True
 
 
 class MissingParameters(ServiceError):
@@ -143,3 +158,12 @@ class NoCallerIdentity(ServiceError):
 
     code = "no_caller_identity"
     status = 403
+
+
+def error_of(code: str, message: str, details: list[FieldError]) -> ServiceError:
+    """A recorded error as the ServiceError that raised it (its class by its code)."""
+    classes: list[type[ServiceError]] = [ServiceError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    found = next((cls for cls in classes if cls.code == code), ServiceError)
+    return found(message, details)

@@ -51,6 +51,10 @@ class Job:
     created_at: str
     source_data: bytes | None = None  # the source, when the door already holds its bytes
     caller: Caller | None = None  # who asked (API door); S3-door jobs name the dropper if S3 did
+    request_hash: str | None = None  # the request's hash, when an Idempotency-Key named the job
+    # The API door's inline source, stored by the attempt that claimed the job (so a keyed
+    # request with another body never replaces the first one's source).
+    store_source: bool = False
 
     def effective_request(self) -> dict[str, Any]:
         """What was asked, without image bytes: for metadata, job records and logs."""

@@ -1,6 +1,12 @@
-"""pipeline.run(job): read the source, prepare it, call the model through its engine, write
-the result image and its metadata JSON, and record the job's status. It knows nothing about
-events or HTTP; both doors call it."""
+"""pipeline.run(job, attempt): claim the job (RUNNING), read the source, prepare it, find the
+stored result or call the model, store the result, and `finish`. It knows nothing about
+events or HTTP; both doors call it.
+
+One job, one record: the job record's conditional writes (domain/job_states.py) say whether
+this attempt may run at all and how many attempts before it reached the model (`calls`). The
+result image is the stored answer: written once, with what the model said in its object
+metadata, so an attempt that finds it finishes from it without a call. Only a lost answer
+costs a call again, and only once: a job whose answer was lost twice ends FAILED."""
 
 from __future__ import annotations
 
@@ -12,11 +18,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from img2img import __version__
 from img2img.domain.caller import Caller
-from img2img.domain.errors import ModelTimeout, ModelUnavailable, ServiceError, StorageError
+from img2img.domain.errors import (
+    AnswerLost,
+    IdempotencyConflict,
+    InProgress,
+    ModelTimeout,
+    ModelUnavailable,
+    ServiceError,
+    StorageError,
+)
 from img2img.domain.imaging import (
     FILE_EXTENSIONS,
     MIME_TYPES,
@@ -27,7 +41,15 @@ from img2img.domain.imaging import (
 )
 from img2img.domain.job import Job, OutputKeys, SourceRef
 from img2img.domain.models import model_chain
-from img2img.domain.ports import JobStorePort, ModelInvokerPort, ModelReply, ObjectStorePort
+from img2img.domain.ports import (
+    Artifact,
+    EngineLookup,
+    JobStorePort,
+    ModelInvokerPort,
+    ObjectStorePort,
+    StoredObject,
+    Written,
+)
 from img2img.domain.records import (
     ErrorInfo,
     FallbackFrom,
@@ -39,61 +61,137 @@ from img2img.domain.records import (
     ResultInfo,
     ServiceInfo,
     SourceInfo,
-    Status,
     Summary,
 )
-from img2img.engines import engine_for
-from img2img.engines.base import Artifact, Engine, ModelCall
-from img2img.vocabulary import ANSWERS, Door
+from img2img.vocabulary import Door, Status
 
 log = logging.getLogger(__name__)  # a child of the Powertools logger "img2img": same JSON lines
-
-_T = TypeVar("_T")
-
-
-def answer_key(job_id: str) -> str:
-    return f"{ANSWERS}{job_id}.json"
-
 
 _STATUS_BY_FINISH: dict[str, Status] = {
     "SUCCESS": "SUCCEEDED",
     "CONTENT_FILTERED": "CONTENT_FILTERED",
     "ERROR": "FAILED",
 }
+# The result's x-amz-meta-* name that holds what the model answered (S3 lower-cases names).
+ANSWER_METADATA = "img2img-answer"
+# A job created longer ago than this whose record is missing may have had it expire (TTL):
+# it looks for its result before it calls the model. Longer than any invocation (15 minutes).
+RECHECK_AFTER_SECONDS = 15 * 60
+# A RUNNING record is its attempt's until the invocation's deadline; without one (tests), this.
+_LEASE_SECONDS = 15 * 60
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(time.time())
 
 
-@dataclass
+@dataclass(frozen=True)
+class Attempt:
+    """One receive of a job: whether it is the last (a retryable failure is then recorded, not
+    raised) and how long the invocation has left (None: unbounded, as in tests)."""
+
+    final: bool = True
+    time_left: Callable[[], float] | None = None
+
+    def lease(self, now: float) -> float:
+        return now + (self.time_left() if self.time_left else _LEASE_SECONDS)
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What a run produced. `image` holds the result bytes for the sync API door only."""
+    """What a run produced: the summary its door keeps, the result bytes (for the sync route)
+    and the error a failed job ended with."""
 
-    metadata: Metadata
+    summary: Summary
     image: bytes | None = None
     error: ServiceError | None = None
 
     @property
     def status(self) -> Status:
-        return self.metadata.status
+        return self.summary.status
 
-    def summary(self) -> Summary:
-        """What the door keeps of the outcome (what idempotency stores; no image bytes)."""
-        meta = self.metadata
-        return Summary(
-            job_id=meta.job_id,
-            status=meta.status,
-            result=meta.result,
-            output=meta.output,
-            error=meta.error,
-            fallback_from=meta.model.fallback_from if meta.model else None,
-        )
+
+def _summary(record: JobRecord) -> Summary:
+    return Summary(
+        job_id=record.job_id,
+        status=record.status,
+        result=record.result,
+        output=record.output,
+        error=record.error,
+        fallback_from=record.fallback_from,
+    )
+
+
+def _preparation(prepared: PreparedImage) -> Preparation:
+    return Preparation(
+        resize_mode=prepared.resize_mode,
+        from_=[prepared.source_width, prepared.source_height],
+        to=[prepared.width, prepared.height],
+        passthrough=prepared.passthrough,
+        operations=list(prepared.operations),
+    )
+
+
+def _owner(found: StoredObject, metadata_json: bool) -> str | None:
+    """The job a stored result (or a final metadata JSON) belongs to: a key is reused when the
+    same source is dropped again, so only the job's own counts."""
+    try:
+        said = json.loads(found.data if metadata_json else found.metadata[ANSWER_METADATA])
+    except (KeyError, ValueError):
+        return None
+    return str(said.get("job_id")) if isinstance(said, dict) else None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A job that could not start (no parameters, a bad manifest, a queued job whose model is
+    gone): recorded where its result would have been, saying why."""
+
+    job_id: str
+    door: Door
+    created_at: str
+    caller: Caller | None
+    source: SourceRef
+    output: OutputKeys
+    model_id: str = ""
+    request_hash: str | None = None
+
+    def effective_request(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the model said, called now or found stored with the result."""
+
+    model: ModelInfo
+    artifact: Artifact | None = None
+    error: ServiceError | None = None  # the call failed: the model info still goes on record
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Every step's typed value, read once by finish()."""
+
+    status: Status
+    source: SourceInfo
+    preparation: Preparation | None = None
+    model: ModelInfo | None = None
+    result: ResultInfo | None = None
+    image: bytes | None = None
+    error: ServiceError | None = None
+    timings_ms: dict[str, int] | None = None
+    metadata_written: Metadata | None = None  # found: an earlier attempt wrote it
 
 
 @dataclass
 class _Timer:
     timings: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -103,6 +201,9 @@ class _Timer:
         finally:
             self.timings[name] = round((time.perf_counter() - start) * 1000)
 
+    def total(self) -> dict[str, int]:
+        return {**self.timings, "total": round((time.perf_counter() - self.started) * 1000)}
+
 
 class Pipeline:
     def __init__(
@@ -111,313 +212,217 @@ class Pipeline:
         store: ObjectStorePort,
         invoker: ModelInvokerPort,
         jobs: JobStorePort,
+        engines: EngineLookup,
         limits: ImageLimits,
         environment: str,
         fallback_model_ids: tuple[str, ...] = (),
-        clock: Callable[[], str] = utc_now,
+        clock: Callable[[], float] = time.time,
         on_start: Callable[[Job], None] = lambda job: None,
         on_finish: Callable[[Summary], None] = lambda summary: None,
-        write_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
         reserve_seconds: float = 3.0,
     ) -> None:
         self._store = store
         self._invoker = invoker
         self._jobs = jobs
+        self._engines = engines
         self._limits = limits
-        self._environment = environment
+        self._service = ServiceInfo(name="img2img", version=__version__, environment=environment)
         self._fallbacks = fallback_model_ids
         self._clock = clock
         self._on_start = on_start  # handlers use it to make the job id the logs' correlation id
         self._on_finish = on_finish  # once per recorded outcome (metrics), never on a replay
-        self._write_attempts = write_attempts
         # What a deadline keeps back for the work after the model answers (decode, encode, the
         # S3 and DynamoDB writes): make bench measures it in well under a second.
         self._reserve = reserve_seconds
-        self._sleep = sleep
 
-    def run(
-        self,
-        job: Job,
-        *,
-        final_attempt: bool = True,
-        time_left: Callable[[], float] | None = None,
-    ) -> Outcome:
+    def run(self, job: Job, attempt: Attempt) -> Outcome:
         """Run one job to a final status. A retryable failure (throttling, model timeout,
         storage fault) is raised instead when another attempt will follow; otherwise every
-        failure ends as a FAILED job with its metadata written.
-
-        The model's answer is stored before anything else can fail (answers/<job id>.json in
-        the output bucket), and a later attempt finishes from it: a job is billed once, whatever
-        fails after the model answered. A later attempt is one that finds the job already
-        recorded: a redelivery, a dead-letter redrive (a new message to SQS), a keyed retry.
-
-        `time_left` (seconds, the sync route's invocation) bounds the model call so that the
-        job can still be finished and answered: a model that outlasts it is a model_timeout
-        recorded on the job, never a gateway 504 that leaves the job RUNNING."""
+        failure ends as a FAILED job with its metadata written. A job already settled answers
+        its record, calling and writing nothing."""
         self._on_start(job)
-        meta = self._base_metadata(job)
         timer = _Timer()
-        started = time.perf_counter()
+        source = SourceInfo(bucket=job.source.bucket, key=job.source.key, version_id=job.source.version_id)
+        calls = 0
+        billed = False  # the model may have run (and billed) in this attempt
+        model: ModelInfo | None = None
+        prepared: PreparedImage | None = None
         try:
-            # Inside the try: on the last attempt a job table fault here still ends the job
-            # FAILED with its metadata, instead of leaving it QUEUED with nothing written.
-            previous = self._jobs.save(job.record("RUNNING", self._clock()))
-            # Only an attempt that finds the job recorded can follow one that called the model
-            # (every attempt records RUNNING before it calls): a job new to the table reads no
-            # answers/, which saves a round trip on nearly every job.
-            outcome = self._execute(job, meta, timer, previous is not None, time_left)
+            claim = self._claim(job, attempt)
+            if not claim.applied:
+                assert claim.record is not None
+                log.info("job %s was settled before: nothing to do", job.job_id, extra={"job_id": job.job_id})
+                return Outcome(_summary(claim.record))
+            calls = (claim.before.calls if claim.before else 0) + 1
+            with timer.step("read"):
+                data, source = self._read(job)
+            with timer.step("prepare"):
+                prepared = prepare_image(data, job.request.resize_mode, self._limits)
+            source.format, source.width, source.height = (
+                prepared.source_format,
+                prepared.source_width,
+                prepared.source_height,
+            )
+            with timer.step("model"):
+                found = self._found(job, claim)
+                if found is not None and found.content_type == "application/json":
+                    ended = Metadata.model_validate_json(found.data)
+                    return self.finish(
+                        job, Ending(ended.status, ended.source, metadata_written=ended), calls=calls
+                    )
+                if found is None and calls > 2:
+                    raise AnswerLost("the model's answer to this job was lost twice: it is not called again")
+                answer = (
+                    self._stored_answer(job, found, prepared) if found else self._call(job, prepared, attempt)
+                )
+                model = answer.model
+                billed = found is None and (answer.error is None or answer.error.may_have_billed)
+                if answer.error is not None:
+                    raise answer.error
+                assert answer.artifact is not None
+            with timer.step("write"):
+                result, image = self._store_result(job, answer.model, answer.artifact, found)
+            ending = Ending(
+                status=_STATUS_BY_FINISH[answer.artifact.finish_reason],
+                source=source,
+                preparation=_preparation(prepared),
+                model=model,
+                result=result,
+                image=image,
+                timings_ms=timer.total(),
+            )
+        except IdempotencyConflict:
+            raise  # another attempt holds the job, or another body its key: theirs to end
         except ServiceError as error:
-            if error.retryable and not final_attempt:
-                raise
-            meta.status = "FAILED"
-            meta.error = ErrorInfo.of(error)
             error.job_id = job.job_id  # recorded: whoever reports it can name the job
-            outcome = Outcome(meta, error=error)
-        meta.timings_ms = {**timer.timings, "total": round((time.perf_counter() - started) * 1000)}
-        meta.completed_at = self._clock()
+            if error.retryable and not billed:  # the model did not run: a retry costs nothing more
+                self._release(job, calls)
+            if error.retryable and not attempt.final:
+                raise
+            preparation = _preparation(prepared) if prepared else None
+            ending = Ending("FAILED", source, preparation, model, error=error, timings_ms=timer.total())
         try:
-            self._finish(job, outcome, time_left)
+            return self.finish(job, ending, calls=calls)
         except StorageError as error:
-            error.job_id = job.job_id  # the model answered and its answer is stored: name the job
-            if final_attempt:
-                self._record_unfinished(job, error)
-            raise
-        self._on_finish(outcome.summary())
+            error.job_id = job.job_id
+            if not attempt.final or ending.error is not None:
+                raise
+            return self._give_up(job, source, error, calls)
+
+    def _give_up(self, job: Job, source: SourceInfo, error: StorageError, calls: int) -> Outcome:
+        """The last attempt could not write its outcome: the job still ends FAILED where its
+        caller looks, as far as storage lets (a redrive may take it up again: retry is set)."""
+        try:
+            return self.finish(job, Ending(status="FAILED", source=source, error=error), calls=calls)
+        except StorageError:
+            now = self._clock()
+            record = job.record("FAILED", iso(now))
+            record.error = ErrorInfo.of(error)
+            self._jobs.write(record, now=now, calls=calls, retry=True)
+            return Outcome(_summary(record), error=error)
+
+    def reject(self, refused: Refused, error: ServiceError) -> Summary:
+        """Record a job that could not start: its metadata says why, where the result would be."""
+        error.job_id = refused.job_id
+        source = SourceInfo(
+            bucket=refused.source.bucket, key=refused.source.key, version_id=refused.source.version_id
+        )
+        return self.finish(refused, Ending(status="FAILED", source=source, error=error)).summary
+
+    def finish(self, job: Job | Refused, ending: Ending, *, calls: int = 0) -> Outcome:
+        """The one place a job ends: its metadata JSON, built once, is written (unless an
+        earlier attempt wrote it), then the final record, then the on_finish hook. Metadata
+        first: whoever reads a final record can rely on the metadata and image being there.
+        A write that fails here is raised (the job's result is stored: a redelivery finishes
+        it without a call); on the last attempt the metadata still says FAILED if it can."""
+        now = self._clock()
+        error = ending.error
+        if ending.status == "FAILED" and error is None and ending.result is not None:
+            # The model finished with ERROR: recorded as FAILED, answered as SDXL answers it.
+            detail = ending.result.detail or "no reason given"
+            model_error: ErrorInfo | None = ErrorInfo(
+                code="model_error", message=f"the model finished with ERROR: {detail}"
+            )
+        else:
+            model_error = ErrorInfo.of(error) if error else None
+        metadata = ending.metadata_written or Metadata(
+            job_id=job.job_id,
+            status=ending.status,
+            door=job.door,
+            created_at=job.created_at,
+            completed_at=iso(now),
+            source=ending.source,
+            preparation=ending.preparation,
+            request=job.effective_request(),
+            model=ending.model,
+            result=ending.result,
+            timings_ms=ending.timings_ms,
+            error=model_error,
+            output=OutputInfo(bucket=job.output.bucket, metadata_key=job.output.metadata_key),
+            service=self._service,
+        )
+        record = JobRecord(
+            job_id=job.job_id,
+            status=metadata.status,
+            door=job.door,
+            created_at=job.created_at,
+            updated_at=iso(now),
+            model_id=metadata.model.id if metadata.model else job.model_id,
+            request=metadata.request,
+            source=SourceInfo(bucket=metadata.source.bucket, key=metadata.source.key),
+            output=metadata.output,
+            result=metadata.result,
+            error=metadata.error,
+            fallback_from=metadata.model.fallback_from if metadata.model else None,
+            caller=job.caller,
+        )
+        if ending.metadata_written is None:
+            self._store.put(
+                job.output.bucket, job.output.metadata_key, metadata.to_json_bytes(), "application/json"
+            )
+        retry = error is not None and error.retryable
+        self._jobs.write(record, now=now, calls=calls, retry=retry, request_hash=job.request_hash)
+        summary = _summary(record)
+        self._on_finish(summary)
         log.info(
             "job %s %s",
             job.job_id,
-            outcome.status,
-            extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta.timings_ms},
+            record.status,
+            extra={"job_id": job.job_id, "timings_ms": metadata.timings_ms},
         )
-        return outcome
+        return Outcome(summary, ending.image, error)
 
-    def _record_unfinished(self, job: Job, error: StorageError) -> None:
-        """The last attempt could not write the outcome past its retries: the job ends FAILED
-        (storage_error) in its record rather than RUNNING for ever, if the job table takes
-        it. A keyed retry or a redrive still finishes it from the stored model answer."""
-        record = job.record("FAILED", self._clock())
-        record.error = ErrorInfo.of(error)
-        try:
-            self._jobs.save(record)
-        except StorageError:
-            log.error("job %s: could not record its failure either", job.job_id, extra={"job_id": job.job_id})
-        self._on_finish(Summary(job_id=job.job_id, status="FAILED", output=record.output, error=record.error))
+    # --- the steps ----------------------------------------------------------------------------
 
-    def reject(
-        self,
-        job_id: str,
-        source: SourceRef,
-        output: OutputKeys,
-        error: ServiceError,
-        caller: Caller | None = None,
-        *,
-        door: Door = "s3",
-        created_at: str | None = None,
-    ) -> Summary:
-        """Record a job that could not start (no parameters, a bad manifest, a queued job whose
-        model is gone): its metadata says why, where the result would have been."""
+    def _claim(self, job: Job, attempt: Attempt) -> Written:
+        """RUNNING, counting the attempt; not applied when the job is settled (answered from
+        its record). Another attempt's live lease is InProgress, another body under the same
+        Idempotency-Key a conflict."""
         now = self._clock()
-        meta = Metadata(
-            job_id=job_id,
-            status="FAILED",
-            door=door,
-            created_at=created_at or now,
-            completed_at=now,
-            source=SourceInfo(bucket=source.bucket, key=source.key, version_id=source.version_id),
-            output=OutputInfo(bucket=output.bucket, metadata_key=output.metadata_key),
-            error=ErrorInfo.of(error),
-            service=self._service_info(),
+        claim = self._jobs.write(
+            job.record("RUNNING", iso(now)), now=now, lease=attempt.lease(now), request_hash=job.request_hash
         )
-        self._store.put(output.bucket, output.metadata_key, meta.to_json_bytes(), "application/json")
-        self._jobs.save(
-            JobRecord(
-                job_id=job_id,
-                status="FAILED",
-                door=door,
-                created_at=created_at or now,
-                updated_at=now,
-                model_id="",
-                source=meta.source,
-                output=meta.output,
-                error=meta.error,
-                caller=caller,
-            )
-        )
-        error.job_id = job_id
-        summary = Outcome(meta, error=error).summary()
-        self._on_finish(summary)
-        return summary
-
-    def _service_info(self) -> ServiceInfo:
-        return ServiceInfo(name="img2img", version=__version__, environment=self._environment)
-
-    def _execute(
-        self,
-        job: Job,
-        meta: Metadata,
-        timer: _Timer,
-        recorded_before: bool,
-        time_left: Callable[[], float] | None,
-    ) -> Outcome:
-        with timer.step("read"):
-            data = self._read_source(job, meta)
-        with timer.step("prepare"):
-            prepared = prepare_image(data, job.request.resize_mode, self._limits)
-            engine = engine_for(job.model_id)
-            call = engine.build_body(job.request, prepared)
-        meta.source.format = prepared.source_format
-        meta.source.width, meta.source.height = prepared.source_width, prepared.source_height
-        meta.preparation = Preparation(
-            resize_mode=prepared.resize_mode,
-            from_=[prepared.source_width, prepared.source_height],
-            to=[prepared.width, prepared.height],
-            passthrough=prepared.passthrough,
-            operations=list(prepared.operations),
-        )
-        with timer.step("model"):
-            stored = self._stored_answer(job, time_left) if recorded_before else None
-            if stored is None:
-                engine, call, reply = self._call_model(job, engine, call, prepared, meta, time_left)
-                self._keep_answer(job, reply, meta, time_left)
-            else:
-                engine, call, reply = self._replay(job, stored, prepared, meta)
-            artifact = engine.parse_response(reply.payload, call)
-        model = _model_of(meta)
-        model.emulated, model.attempts = reply.emulated, reply.attempts
-        status = _STATUS_BY_FINISH[artifact.finish_reason]
-        meta.status = status
-        image: bytes | None = None
-        with timer.step("write"):
-            if artifact.finish_reason != "ERROR" and artifact.image:
-                image = self._write_result(job, artifact, meta, time_left)
-            elif artifact.finish_reason == "CONTENT_FILTERED":
-                # The live Stability models answer a filtered call with no image at all: the
-                # caller still learns the seed and why, as SDXL's CONTENT_FILTERED artifact said.
-                meta.result = ResultInfo(
-                    seed=artifact.seed, finish_reason=artifact.finish_reason, detail=artifact.detail
+        before = claim.before
+        if not claim.applied and before is not None:
+            if job.request_hash is not None and before.request_hash not in (None, job.request_hash):
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was already used with a different request body"
                 )
-        if status == "FAILED":
-            meta.error = ErrorInfo(
-                code="model_error",
-                message=f"the model finished with ERROR: {artifact.detail or 'no reason given'}",
-            )
-        return Outcome(meta, image=image)
+            if not before.settled:
+                raise InProgress("this job is being run by another request: ask again shortly")
+        return claim
 
-    def _call_model(
-        self,
-        job: Job,
-        engine: Engine,
-        call: ModelCall,
-        prepared: PreparedImage,
-        meta: Metadata,
-        time_left: Callable[[], float] | None = None,
-    ) -> tuple[Engine, ModelCall, ModelReply]:
-        """One call to the job's model; if Bedrock says that model is gone (end of life, not
-        found, access denied: answers that are never billed), one call to each fallback in
-        turn. A caller's bad input, a content filter or a throttle never falls back."""
-        gone: list[FallbackFrom] = []
-        chain = model_chain(job.model_id, self._fallbacks)
-        model = _model_of(meta)
-        for index, model_id in enumerate(chain):
-            if index:
-                engine = engine_for(model_id)
-                call = engine.build_body(job.request, prepared)
-            model.id, model.engine, model.notes = model_id, engine.family, list(call.notes)
-            try:
-                return (
-                    engine,
-                    call,
-                    self._invoker.invoke(model_id, call.body, timeout=self._deadline(time_left)),
-                )
-            except ModelUnavailable as error:
-                gone.append(FallbackFrom(model_id=model_id, code=error.code, reason=error.message))
-                model.fallback_from = gone
-                if index == len(chain) - 1:
-                    raise
-                log.warning(
-                    "model %s is unavailable, falling back to %s",
-                    model_id,
-                    chain[index + 1],
-                    extra={"job_id": job.job_id, "reason": error.message},
-                )
-        raise AssertionError("unreachable: the chain always holds the job's own model")
-
-    def _deadline(self, time_left: Callable[[], float] | None) -> float | None:
-        if time_left is None:
-            return None
-        seconds = time_left() - self._reserve
-        if seconds < 1:
-            # Not worth starting (and billing) a call that could not be answered in time.
-            raise ModelTimeout(
-                "no time is left for the model in this invocation (the request's or the worker's)"
-            )
-        return seconds
-
-    # --- the model's answer, kept so that nothing after it can cause a second call -----------
-
-    def _keep_answer(
-        self, job: Job, reply: ModelReply, meta: Metadata, time_left: Callable[[], float] | None
-    ) -> None:
-        model = _model_of(meta)
-        record = {
-            "job_id": job.job_id,
-            "model_id": model.id,
-            "fallback_from": [f.to_json_dict() for f in model.fallback_from or []] or None,
-            "emulated": reply.emulated,
-            "attempts": reply.attempts,
-        }
-        if reply.text is None:
-            body = json.dumps({**record, "payload": reply.payload}, separators=(",", ":")).encode()
-        else:
-            # The answer's own JSON text, as the model sent it (ModelReply.text): one JSON value
-            # spliced in where its serialisation would go, the same record when read back.
-            head = json.dumps(record, separators=(",", ":")).encode()[:-1]  # without its "}"
-            body = b"".join((head, b',"payload":', reply.text, b"}"))
-        self._durably(
-            lambda: self._store.put(job.output.bucket, answer_key(job.job_id), body, "application/json"),
-            time_left,
+    def _read(self, job: Job) -> tuple[bytes, SourceInfo]:
+        info = SourceInfo(
+            bucket=job.source.bucket,
+            key=job.source.key,
+            etag=job.source.etag,
+            version_id=job.source.version_id,
         )
-
-    def _stored_answer(self, job: Job, time_left: Callable[[], float] | None) -> dict[str, Any] | None:
-        data = self._durably(lambda: self._store.find(job.output.bucket, answer_key(job.job_id)), time_left)
-        if data is None:
-            return None
-        stored = json.loads(data)
-        return stored if isinstance(stored, dict) and stored.get("job_id") == job.job_id else None
-
-    def _replay(
-        self, job: Job, stored: dict[str, Any], prepared: PreparedImage, meta: Metadata
-    ) -> tuple[Engine, ModelCall, ModelReply]:
-        """The answer an earlier attempt stored, read back as if the model had just given it."""
-        model_id = str(stored["model_id"])
-        engine = engine_for(model_id)
-        call = engine.build_body(job.request, prepared)  # deterministic: the body that was sent
-        model = _model_of(meta)
-        model.id, model.engine, model.notes, model.replayed = model_id, engine.family, list(call.notes), True
-        if stored.get("fallback_from"):
-            model.fallback_from = [FallbackFrom.model_validate(f) for f in stored["fallback_from"]]
-        log.info("job %s finishes from its stored model answer", job.job_id, extra={"job_id": job.job_id})
-        return engine, call, ModelReply(stored["payload"], bool(stored["emulated"]), int(stored["attempts"]))
-
-    def _durably(self, write: Callable[[], _T], time_left: Callable[[], float] | None = None) -> _T:
-        """A storage step retried in place (on top of botocore's own retries): after the model
-        has answered, giving up means another attempt later, so try a little harder now. Not
-        past the sync route's deadline: a 500 that names the job (its answer stored, a keyed
-        retry finishes it) beats a gateway timeout that answers nothing."""
-        for attempt in range(1, self._write_attempts + 1):
-            try:
-                return write()
-            except StorageError:
-                delay = 0.2 * 2 ** (attempt - 1)
-                if attempt == self._write_attempts or (time_left is not None and time_left() < delay + 1):
-                    raise
-                self._sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _read_source(self, job: Job, meta: Metadata) -> bytes:
         if job.source_data is not None:
             data = job.source_data
+            if job.store_source:
+                self._store.put(job.source.bucket, job.source.key, data, "application/octet-stream")
         else:
             stored = self._store.get(
                 job.source.bucket,
@@ -426,18 +431,118 @@ class Pipeline:
                 version_id=job.source.version_id,
             )
             data = stored.data
-            meta.source.etag, meta.source.version_id = stored.etag, stored.version_id
-        meta.source.sha256, meta.source.size = hashlib.sha256(data).hexdigest(), len(data)
-        return data
+            info.etag, info.version_id = stored.etag, stored.version_id
+        info.sha256, info.size = hashlib.sha256(data).hexdigest(), len(data)
+        return data, info
 
-    def _write_result(
-        self, job: Job, artifact: Artifact, meta: Metadata, time_left: Callable[[], float] | None
-    ) -> bytes:
+    def _found(self, job: Job, claim: Written) -> StoredObject | None:
+        """The result an earlier attempt stored, if one may have: the record says an attempt
+        before this one claimed the job, or there is no record and the job is old enough for
+        its record to have expired. Else nothing is looked up (no request on a job's first
+        attempt). The result image; for a job that ended without one, its metadata JSON."""
+        before = claim.before
+        age = self._clock() - datetime.fromisoformat(job.created_at.replace("Z", "+00:00")).timestamp()
+        if not (before.calls if before else age > RECHECK_AFTER_SECONDS):
+            return None
+        for key in (
+            job.output.image_key(FILE_EXTENSIONS[job.request.output_format]),
+            job.output.metadata_key,
+        ):
+            found = self._store.find(job.output.bucket, key)
+            if found is not None and _owner(found, key == job.output.metadata_key) == job.job_id:
+                log.info("job %s finishes from its stored result", job.job_id, extra={"job_id": job.job_id})
+                return found
+        return None
+
+    def _budget(self, attempt: Attempt) -> float | None:
+        if attempt.time_left is None:
+            return None
+        seconds = attempt.time_left() - self._reserve
+        if seconds < 1:
+            # Not worth starting (and billing) a call that could not be answered in time.
+            raise ModelTimeout(
+                "no time is left for the model in this invocation (the request's or the worker's)"
+            )
+        return seconds
+
+    def _call(self, job: Job, prepared: PreparedImage, attempt: Attempt) -> Answer:
+        """One call to the job's model; if Bedrock says that model is gone (end of life, not
+        found, access denied: answers that are never billed), one call to each fallback in
+        turn. A caller's bad input, a content filter or a throttle never falls back."""
+        gone: list[FallbackFrom] = []
+        chain = model_chain(job.model_id, self._fallbacks)
+        for index, model_id in enumerate(chain):
+            engine = self._engines(model_id)
+            call = engine.build_body(job.request, prepared)
+            model = ModelInfo(
+                id=model_id, region=self._invoker.region, engine=engine.family, notes=list(call.notes)
+            )
+            model.fallback_from = list(gone) or None
+            try:
+                reply = self._invoker.invoke(model_id, call.body, timeout=self._budget(attempt))
+            except ModelUnavailable as error:
+                gone.append(FallbackFrom(model_id=model_id, code=error.code, reason=error.message))
+                if index == len(chain) - 1:
+                    model.fallback_from = gone
+                    return Answer(model, error=error)
+                log.warning(
+                    "model %s is unavailable, falling back to %s",
+                    model_id,
+                    chain[index + 1],
+                    extra={"job_id": job.job_id, "reason": error.message},
+                )
+                continue
+            except ServiceError as error:
+                return Answer(model, error=error)
+            model.emulated, model.attempts = reply.emulated, reply.attempts
+            return Answer(model, engine.parse_response(reply.payload, call))
+        raise AssertionError("unreachable: the chain always holds the job's own model")
+
+    def _stored_answer(self, job: Job, found: StoredObject, prepared: PreparedImage) -> Answer:
+        said = json.loads(found.metadata[ANSWER_METADATA])
+        engine = self._engines(said["model_id"])
+        call = engine.build_body(job.request, prepared)  # deterministic: the body that was sent
+        model = ModelInfo(
+            id=said["model_id"],
+            region=self._invoker.region,
+            engine=engine.family,
+            notes=list(call.notes),
+            emulated=said.get("emulated"),
+            attempts=said.get("attempts"),
+            replayed=True,
+            fallback_from=[FallbackFrom.model_validate(f) for f in said.get("fallback_from") or []] or None,
+        )
+        return Answer(model, Artifact(seed=said["seed"], image=b"", finish_reason=said["finish_reason"]))
+
+    def _store_result(
+        self, job: Job, model: ModelInfo, artifact: Artifact, found: StoredObject | None
+    ) -> tuple[ResultInfo, bytes | None]:
+        """The result image, written once with what the model said in its object metadata: it
+        is the stored answer a later attempt finishes from. A finish without an image (the live
+        models answer a filtered call with none) keeps the seed and why in the metadata JSON."""
         fmt = job.request.output_format
-        image = encode_result(artifact.image, fmt)
+        if found is None and not (artifact.finish_reason != "ERROR" and artifact.image):
+            return ResultInfo(
+                seed=artifact.seed, finish_reason=artifact.finish_reason, detail=artifact.detail
+            ), None
         key = job.output.image_key(FILE_EXTENSIONS[fmt])
-        self._durably(lambda: self._store.put(job.output.bucket, key, image, MIME_TYPES[fmt]), time_left)
-        meta.result = ResultInfo(
+        if found is not None:
+            image = found.data
+        else:
+            image = encode_result(artifact.image, fmt)
+            said = {
+                "job_id": job.job_id,
+                "seed": artifact.seed,
+                "finish_reason": artifact.finish_reason,
+                "model_id": model.id,
+                "emulated": model.emulated,
+                "attempts": model.attempts,
+                "fallback_from": [f.to_json_dict() for f in model.fallback_from or []],
+            }
+            self._store.put(
+                job.output.bucket, key, image, MIME_TYPES[fmt], {ANSWER_METADATA: json.dumps(said)}
+            )
+        result = ResultInfo(
             bucket=job.output.bucket,
             key=key,
             seed=artifact.seed,
@@ -446,42 +551,13 @@ class Pipeline:
             bytes=len(image),
             sha256=hashlib.sha256(image).hexdigest(),
         )
-        return image
+        return result, image
 
-    def _finish(self, job: Job, outcome: Outcome, time_left: Callable[[], float] | None) -> None:
-        """Metadata goes last: whoever sees it can rely on the image being there."""
-        meta = outcome.metadata
-        body = meta.to_json_bytes()
-        self._durably(
-            lambda: self._store.put(job.output.bucket, job.output.metadata_key, body, "application/json"),
-            time_left,
-        )
-        record = job.record(outcome.status, self._clock())
-        model = _model_of(meta)
-        record.model_id, record.fallback_from = model.id, model.fallback_from
-        record.output, record.result, record.error = meta.output, meta.result, meta.error
-        self._durably(lambda: self._jobs.save(record), time_left)
-
-    def _base_metadata(self, job: Job) -> Metadata:
-        return Metadata(
-            job_id=job.job_id,
-            status="RUNNING",
-            door=job.door,
-            created_at=job.created_at,
-            source=SourceInfo(
-                bucket=job.source.bucket,
-                key=job.source.key,
-                etag=job.source.etag,
-                version_id=job.source.version_id,
-            ),
-            request=job.effective_request(),
-            model=ModelInfo(id=job.model_id, region=self._invoker.region),
-            output=OutputInfo(bucket=job.output.bucket, metadata_key=job.output.metadata_key),
-            service=self._service_info(),
-        )
-
-
-def _model_of(meta: Metadata) -> ModelInfo:
-    """A running job's metadata always has its model (only a refused job's has none)."""
-    assert meta.model is not None
-    return meta.model
+    def _release(self, job: Job, calls: int) -> None:
+        """An attempt that ended before its model could bill gives its count back."""
+        if not calls:
+            return
+        try:
+            self._jobs.write(job.record("QUEUED", iso(self._clock())), now=self._clock(), calls=calls)
+        except StorageError:
+            log.warning("job %s: could not give its attempt back", job.job_id, extra={"job_id": job.job_id})

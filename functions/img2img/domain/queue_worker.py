@@ -6,16 +6,14 @@ has used its receives, goes to the dead-letter queue)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from img2img.domain.api_door import Once
 from img2img.domain.caller import Caller, not_yours, owns_source
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
-from img2img.domain.pipeline import Pipeline, utc_now
+from img2img.domain.pipeline import Attempt, Pipeline, Refused, utc_now
 from img2img.domain.ports import ObjectStorePort, StoredObject
 from img2img.domain.records import QueuedJob, Summary
 from img2img.domain.request import parse_request
@@ -27,20 +25,11 @@ from img2img.domain.s3_door import (
     manifest_requests,
     metadata_request,
     output_keys,
+    refusal_keys,
     request_from_metadata,
     starts_jobs,
 )
 from img2img.vocabulary import INBOX, SOURCES
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Which delivery of the message this is, and how long it may run."""
-
-    final: bool  # a retryable failure is recorded now: the message goes to the dead-letter queue
-    # Seconds left in the invocation: bounds each model call so that its answer is stored
-    # before Lambda stops the function (None: unbounded, as in tests).
-    time_left: Callable[[], float] | None = None
 
 
 class QueueWorker:
@@ -50,25 +39,16 @@ class QueueWorker:
         settings: DoorSettings,
         pipeline: Pipeline,
         store: ObjectStorePort,
-        once: Once,
         on_skip: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self._s = settings
         self._pipeline = pipeline
         self._store = store
-        self._once = once
         self._on_skip = on_skip
 
-    def handle(
-        self,
-        message: QueuedJob | Dropped,
-        *,
-        final_attempt: bool,
-        time_left: Callable[[], float] | None = None,
-    ) -> list[Summary]:
+    def handle(self, message: QueuedJob | Dropped, attempt: Attempt) -> list[Summary]:
         """Run every job a message carries; answers their summaries. A job an earlier delivery
-        already took to the model finishes from the answer it stored."""
-        attempt = Attempt(final=final_attempt, time_left=time_left)
+        already took to the model finishes from the result it stored."""
         if isinstance(message, QueuedJob):
             return [self._run_api_job(message, attempt)]
         summaries: list[Summary] = []
@@ -106,7 +86,7 @@ class QueueWorker:
                 raise
             source = SourceRef(self._s.input_bucket, key)
             return self._pipeline.reject(
-                job_id, source, output, error, caller, door="api", created_at=queued.created_at
+                Refused(job_id, "api", queued.created_at, caller, source, output), error
             )
         job = Job(
             job_id=job_id,
@@ -118,7 +98,7 @@ class QueueWorker:
             created_at=queued.created_at,
             caller=caller,
         )
-        return self._run_once("api-job", job, attempt)
+        return self._run_once(job, attempt)
 
     def _run_object(self, obj: SourceObject, attempt: Attempt) -> list[Summary]:
         manifest = is_manifest(obj.key)
@@ -132,26 +112,28 @@ class QueueWorker:
             if error.retryable and not attempt.final:
                 raise
             # Nothing runnable came out of this object: say why where its result would be.
-            summary = self._pipeline.reject(
+            refused = Refused(
                 stable_id(obj.bucket, obj.key, obj.version_id or obj.etag),
-                SourceRef(obj.bucket, obj.key, obj.version_id),
-                output_keys(self._s.output_bucket, obj.key),
-                error,
+                "s3",
+                obj.event_time or utc_now(),
                 Caller.from_s3_principal(obj.principal),
+                SourceRef(obj.bucket, obj.key, obj.version_id),
+                refusal_keys(self._s.output_bucket, obj.key),
             )
+            summary = self._pipeline.reject(refused, error)
             if error.retryable:
                 raise  # recorded; on to the dead-letter queue, where a redrive can retry it
             return [summary]
-        return self._run_all("s3-job", jobs, attempt)
+        return self._run_all(jobs, attempt)
 
-    def _run_all(self, scope: str, jobs: list[Job], attempt: Attempt) -> list[Summary]:
+    def _run_all(self, jobs: list[Job], attempt: Attempt) -> list[Summary]:
         """Every job of a message runs, even when one fails: the first retryable failure is
         raised after the others had their turn (done ones cost nothing on redelivery)."""
         summaries: list[Summary] = []
         failure: ServiceError | None = None
         for job in jobs:
             try:
-                summaries.append(self._run_once(scope, job, attempt))
+                summaries.append(self._run_once(job, attempt))
             except ServiceError as error:
                 if not error.retryable:
                     raise
@@ -208,21 +190,15 @@ class QueueWorker:
                 self._s.input_bucket, source.key, source.version_id, obj.etag if data is not None else None
             ),
             output=output_keys(self._s.output_bucket, source.key, None if data is not None else obj.key),
-            created_at=utc_now(),
+            created_at=obj.event_time or utc_now(),
             source_data=data,
             caller=caller,
         )
 
-    def _run_once(self, scope: str, job: Job, attempt: Attempt) -> Summary:
-        def compute() -> dict[str, Any]:
-            # Whether an earlier delivery may have called the model is the job record's to say,
-            # not the receive count's: a dead-letter redrive and a late duplicate of an S3
-            # event arrive as new messages (receive count 1).
-            outcome = self._pipeline.run(job, final_attempt=attempt.final, time_left=attempt.time_left)
-            if outcome.error is not None and outcome.error.retryable:
-                # Recorded as FAILED, but raised so the message goes on to the dead-letter
-                # queue and the idempotency record is dropped, leaving a redrive free to retry.
-                raise outcome.error
-            return outcome.summary().to_json_dict()
-
-        return Summary.model_validate(self._once(scope, job.job_id, job.job_id, compute))
+    def _run_once(self, job: Job, attempt: Attempt) -> Summary:
+        outcome = self._pipeline.run(job, attempt)
+        if outcome.error is not None and outcome.error.retryable:
+            # Recorded as FAILED, but raised so the message goes on to the dead-letter queue,
+            # where a redrive may take the job up again (its record allows it).
+            raise outcome.error
+        return outcome.summary

@@ -1,6 +1,6 @@
 """What the service writes down, typed once and serialized everywhere: the metadata JSON every
 job leaves in the output bucket, the job record (job table and GET /v1/jobs/{id}), the summary
-idempotency keeps, and the message that queues an API job. `make schema` publishes the metadata
+a door keeps, and the message that queues an API job. `make schema` publishes the metadata
 JSON's schema (docs/metadata.schema.json) for people who parse it."""
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class JobRecord(_Record):
 
 
 class Summary(_Record):
-    """What a finished job leaves for its door (and what idempotency stores): no image bytes."""
+    """What a finished job leaves for its door (and the on_finish hook gets): no image bytes."""
 
     job_id: str
     status: Status

@@ -8,6 +8,7 @@ share one: the source's whole name, extension included, is kept.
     inbox/<path>/<m>.json (manifest)  -> each image it names, <key>:
                                         manifest-results/<path>/<m>.json/<key>.<fmt> and .json
                                         a rejected manifest: results/<path>/<m>.json.json
+    a key whose result keys would pass S3's 1,024 bytes -> results/key-too-long/<sha256>.json
 
 Images dropped under inbox/ never end in .json (that is a manifest), and manifest-named jobs
 live under their own prefix, so no image, manifest or manifest-named job can reach another's
@@ -15,6 +16,7 @@ keys. The output bucket is versioned: a job run again keeps the earlier result a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from email.errors import HeaderParseError
@@ -43,6 +45,7 @@ _SET_BY = {
     "text_prompts.1.text": f"x-amz-meta-{NEGATIVE_PROMPT}",
 }
 _NUMBER_WORDS = {int: "a whole number", float: "a number"}
+MAX_KEY_BYTES = 1024  # S3's limit on an object key (UTF-8)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class SourceObject:
     version_id: str | None
     etag: str
     principal: str | None = None  # who wrote it, as S3 names them (userIdentity.principalId)
+    event_time: str | None = None  # when S3 says it was written: the job's created_at
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,28 @@ def starts_jobs(key: str) -> bool:
 def output_keys(output_bucket: str, source_key: str, manifest_key: str | None = None) -> OutputKeys:
     """Where a job's result image and metadata JSON go (see the module's docstring). An object
     under inbox/ (image or rejected manifest) keeps its path below results/; an image a manifest
-    names lives below the manifest's own path in manifest-results/, by its full key."""
+    names lives below the manifest's own path in manifest-results/, by its full key. Keys S3
+    would refuse (over 1,024 bytes) are refused first, before any call."""
     if manifest_key is None:
         stem = f"{RESULTS}{source_key.removeprefix(INBOX)}"
     else:
         stem = f"{MANIFEST_RESULTS}{manifest_key.removeprefix(INBOX)}/{source_key}"
+    if len(stem.encode()) + len(".webp") > MAX_KEY_BYTES:  # the longest extension a result takes
+        raise InvalidRequest(
+            f"the result keys would be longer than S3's {MAX_KEY_BYTES} bytes: use a shorter key",
+            [FieldError("init_image_s3_key", f"too long for its result keys ({len(stem.encode())} bytes)")],
+        )
     return OutputKeys(output_bucket, stem, f"{stem}.json")
+
+
+def refusal_keys(output_bucket: str, source_key: str) -> OutputKeys:
+    """Where a dropped object that starts no job says why: its own result keys, or, when they
+    would not fit in S3's 1,024 bytes, results/key-too-long/<sha256 of its key>.json."""
+    try:
+        return output_keys(output_bucket, source_key)
+    except InvalidRequest:
+        stem = f"{RESULTS}key-too-long/{hashlib.sha256(source_key.encode()).hexdigest()}"
+        return OutputKeys(output_bucket, stem, f"{stem}.json")
 
 
 def job_id_for(source: SourceObject, body: dict[str, Any]) -> str:

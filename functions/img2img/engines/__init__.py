@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from img2img.catalog import INFERENCE_PROFILE_PREFIXES, base_model_id
 from img2img.domain.errors import FieldError, InvalidRequest
-from img2img.engines.base import Engine
+from img2img.domain.ports import Engine
 from img2img.engines.control import control_sketch, control_structure
 from img2img.engines.sd3 import sd3_5_large
 from img2img.engines.style_guide import style_guide

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from img2img.domain.errors import FieldError, InvalidRequest, ModelError
 from img2img.domain.imaging import PreparedImage
+from img2img.domain.ports import Artifact, ModelCall
 from img2img.domain.request import ImageToImageRequest
-from img2img.engines.base import Artifact, ModelCall
 from img2img.engines.responses import decode_image, require_int
 from img2img.engines.translation import (
     PROMPT_SEPARATOR,

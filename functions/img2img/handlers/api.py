@@ -362,7 +362,6 @@ def _unexpected(exc: Exception) -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    _service().idempotency.register_lambda_context(context)
     refused = _unless_json(event)
     if refused is not None:
         return http_errors.proxy_response(refused)  # answered before the body is read at all

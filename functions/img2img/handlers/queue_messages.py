@@ -81,4 +81,5 @@ def _source_object(record: S3EventRecord) -> SourceObject:
         version_id=obj.version_id,
         etag=obj.etag.strip('"'),  # quoted in S3's API, bare in events
         principal=(record.get("userIdentity") or {}).get("principalId"),
+        event_time=record.event_time,
     )

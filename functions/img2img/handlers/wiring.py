@@ -13,7 +13,6 @@ import boto3
 from botocore.config import Config
 
 from img2img.adapters.bedrock import BedrockInvoker
-from img2img.adapters.idempotency import Idempotency
 from img2img.adapters.jobs import JobStore
 from img2img.adapters.queue import JobQueue
 from img2img.adapters.s3 import ObjectStore
@@ -23,6 +22,7 @@ from img2img.domain.door_settings import DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker
+from img2img.engines import engine_for
 from img2img.handlers.observability import count_outcome, logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
@@ -44,7 +44,6 @@ class Service:
     settings: Settings
     api: ApiDoor
     worker: QueueWorker
-    idempotency: Idempotency
     clients: Clients
 
 
@@ -89,11 +88,6 @@ def build_service(
     bedrock = model_client(settings.model_read_timeout_seconds)
     store = ObjectStore(s3)
     jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
-    # Idempotency records live as long as job records, so a dead-letter redrive days later
-    # still finds the jobs that finished and does not bill them again.
-    idempotency = Idempotency(
-        dynamodb, settings.jobs_table, expires_after_seconds=settings.job_ttl_days * 86400
-    )
     pipeline = Pipeline(
         store=store,
         invoker=BedrockInvoker(
@@ -106,12 +100,12 @@ def build_service(
             client_for_timeout=functools.lru_cache(maxsize=32)(model_client),
         ),
         jobs=jobs,
+        engines=engine_for,
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
         on_finish=count_outcome,
-        sleep=sleep,
         reserve_seconds=settings.model_reserve_seconds,
     )
     doors = door_settings(settings)
@@ -121,16 +115,15 @@ def build_service(
         store=store,
         jobs=jobs,
         queue=JobQueue(sqs, settings.queue_url),
-        once=idempotency.once,
+        engines=engine_for,
     )
     worker = QueueWorker(
         settings=doors,
         pipeline=pipeline,
         store=store,
-        once=idempotency.once,
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
-    return Service(settings, api, worker, idempotency, Clients(s3, dynamodb, sqs, bedrock))
+    return Service(settings, api, worker, Clients(s3, dynamodb, sqs, bedrock))
 
 
 def door_settings(settings: Settings) -> DoorSettings:

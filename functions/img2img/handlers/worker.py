@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from img2img.domain.errors import ServiceError
+from img2img.domain.pipeline import Attempt
 from img2img.domain.records import ErrorInfo, Summary
 from img2img.handlers.observability import count_failure, logger, metrics, tracer
 from img2img.handlers.queue_messages import Skipped, UnreadableMessage, read_message
@@ -34,11 +35,8 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> list[Sum
         if isinstance(message, Skipped):
             logger.info("skipped a message that starts no job", extra={"reason": message.reason})
             return []
-        summaries = service.worker.handle(
-            message,
-            final_attempt=final_attempt,
-            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
-        )
+        time_left = lambda: lambda_context.get_remaining_time_in_millis() / 1000  # noqa: E731
+        summaries = service.worker.handle(message, Attempt(final=final_attempt, time_left=time_left))
     except UnreadableMessage as exc:  # nothing to answer, and no redelivery would read it better
         logger.error(
             "dropped an unreadable message", extra={"message_id": record.message_id, "reason": str(exc)}
@@ -66,7 +64,6 @@ def process_record(record: SQSRecord, lambda_context: LambdaContext) -> list[Sum
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    get_service(sync=False).idempotency.register_lambda_context(context)
     response = process_partial_response(
         event=event, record_handler=process_record, processor=processor, context=context
     )

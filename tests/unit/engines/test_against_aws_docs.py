@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from img2img.domain.ports import ModelCall
 from img2img.engines import engine_for
-from img2img.engines.base import ModelCall
 from tests.fixtures.bedrock_docs import LIVE, breaks_rule, model_doc, png
 
 pytestmark = pytest.mark.unit

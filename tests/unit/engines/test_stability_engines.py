@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from img2img.domain.errors import InvalidRequest, ModelError
+from img2img.domain.ports import ModelCall
 from img2img.engines import engine_for
-from img2img.engines.base import ModelCall
 from img2img.engines.control import control_sketch, control_structure
 from img2img.engines.sd3 import sd3_5_large
 from img2img.engines.stability import ImageRules, nearest_aspect_ratio
