@@ -128,6 +128,10 @@ class EnvironmentConfig(BaseModel):
     # minute for <model>"). The sync route's throttle, the api function's reserved concurrency
     # and the cap on worker_max_concurrency derive from it (see the properties below).
     bedrock_requests_per_minute: Annotated[int, Field(ge=1, le=100000)]
+    # Reserve api_reserved_concurrency for the api function (off by default: Lambda always keeps
+    # 100 executions unreserved, and a new account's limit may be 10, so a reservation would fail
+    # the deploy there). `make preflight` checks the account allows it before a deploy.
+    api_reserve_concurrency: bool = False
 
     # "iam": every method needs SigV4 (AWS_IAM). "api_key": every method needs x-api-key, and a
     # usage plan applies the throttle (and the optional daily quota) per key. "cognito": a user

@@ -184,8 +184,9 @@ class Functions(Construct):
             timeout_seconds=config.api_timeout_seconds,
             environment={**common_env, MODEL_READ_TIMEOUT: str(config.sync_budget_seconds)},
             description=f"{config.stack_name}: the API door (sync answers, async jobs, uploads)",
-            # No more sync model calls in flight than the Bedrock quota admits (infra/config.py).
-            reserved_concurrency=config.api_reserved_concurrency,
+            # No more sync model calls in flight than the Bedrock quota admits (infra/config.py),
+            # where the environment opts in; the sync route's throttle bounds them in any case.
+            reserved_concurrency=config.api_reserved_concurrency if config.api_reserve_concurrency else None,
         )
         self.worker = self._function(
             "Worker",

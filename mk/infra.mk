@@ -5,7 +5,7 @@ CDK_FLAGS = -c env=$(ENV)
 # Extra CDK CLI arguments, e.g. `make deploy ENV=prod CDK_ARGS="--require-approval never"`.
 CDK_ARGS ?=
 
-.PHONY: asset synth infra-test bootstrap diff preflight deploy destroy e2e
+.PHONY: asset synth infra-test bootstrap diff preflight enable-models alarm-test deploy destroy e2e
 
 # checkov, the independent IaC scanner of tests/infra/test_checkov.py. Its own virtualenv: checkov
 # pins boto3==1.35.49, packaging 23 and networkx 2.6, which requirements.txt's boto3==1.44.8 (the
@@ -45,9 +45,13 @@ bootstrap: install
 diff: install
 	$(CDK) diff $(CDK_FLAGS) $(CDK_ARGS)
 
-## preflight: is every model ENV relies on still served by Bedrock? (stops on a retired default)
+## preflight: does ENV's account allow the deploy? (bootstrap, concurrency, models, quota, logging role)
 preflight: install
-	$(PY) -m infra.preflight $(ENV)
+	$(VENV)/bin/img2img doctor --env $(ENV) --preflight
+
+## enable-models: subscribe ENV's account to every configured model (once; your own credentials)
+enable-models: install
+	$(VENV)/bin/img2img doctor --env $(ENV) --enable-models
 
 ## deploy: preflight, then deploy ENV's stack (Img2Img-ENV); outputs land in cdk.out/outputs-ENV.json
 deploy: install preflight

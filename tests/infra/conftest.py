@@ -40,6 +40,8 @@ AWS_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+# One variant synth for the opt-in settings, shared by the tests that need any of them.
+OPTED_IN = {"api_cloudwatch_role": False, "alarm_email": "ops@example.com", "api_reserve_concurrency": True}
 
 
 @dataclass(frozen=True)

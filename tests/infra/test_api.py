@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.api import ROUTES
-from tests.infra.conftest import Synth
+from tests.infra.conftest import OPTED_IN, Synth
 from tests.infra.templates import by_type, render
 
 pytestmark = pytest.mark.infra
@@ -205,10 +205,7 @@ def test_gateway_errors_use_the_services_error_shape(env_synth: Synth) -> None:
 
 
 def test_cloudwatch_role_follows_the_config(synth: Callable[..., Synth]) -> None:
-    with_role, without_role = (
-        synth("dev"),
-        synth("dev", api_cloudwatch_role=False, alarm_email="ops@example.com"),
-    )
+    with_role, without_role = synth("dev"), synth("dev", **OPTED_IN)
     ((_, account),) = by_type(with_role.template, "AWS::ApiGateway::Account").items()
     assert account["DeletionPolicy"] == "Retain"  # shared by every API in the account and region
     assert not by_type(without_role.template, "AWS::ApiGateway::Account")
@@ -216,8 +213,7 @@ def test_cloudwatch_role_follows_the_config(synth: Callable[..., Synth]) -> None
 
 def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_synth: Synth) -> None:
     """One model call per sync request: the route admits rpm/60 requests a second (burst a small
-    integer), and the api function runs no more at once than that throttle can admit within its
-    timeout, never fewer than 2."""
+    integer). No environment reserves concurrency by default (a new account refuses it)."""
     s = env_synth
     rpm, timeout = s.config.bedrock_requests_per_minute, s.config.api_timeout_seconds
     (sync,) = (m for m in stage(s)["MethodSettings"] if m["HttpMethod"] == "POST")
@@ -226,13 +222,11 @@ def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_s
     burst = sync["ThrottlingBurstLimit"]
     assert isinstance(burst, int) and 1 <= burst <= max(1, -(-rpm // 60))
     api_fn = s.template["Resources"][s.logical_id(s.stack.functions.api)]["Properties"]
-    reserved = api_fn["ReservedConcurrentExecutions"]
-    # A token bucket admits at most burst + rate * T requests in any T seconds.
-    assert 2 <= reserved <= max(2, int(burst + rpm / 60 * timeout))
-    assert reserved == s.config.api_reserved_concurrency
-    # cdk.json's default quota (6/min) and 29 s timeout: 0.1 request/s, burst 1, 3 instances.
+    assert not s.config.api_reserve_concurrency
+    assert "ReservedConcurrentExecutions" not in api_fn
+    # cdk.json's default quota (6/min) and 29 s timeout: 0.1 request/s, burst 1.
     if rpm == 6 and timeout == 29:
-        assert (sync["ThrottlingRateLimit"], burst, reserved) == (0.1, 1, 3)
+        assert (sync["ThrottlingRateLimit"], burst) == (0.1, 1)
     # The sync route's own throttle is below the stage's, so it is the one that applies there.
     assert sync["ThrottlingRateLimit"] <= s.config.api_throttle_rate_limit
     # The workers cannot exceed the quota on their own either.
@@ -240,3 +234,14 @@ def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_s
     assert mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= rpm
     worker = s.template["Resources"][s.logical_id(s.stack.functions.worker)]["Properties"]
     assert "ReservedConcurrentExecutions" not in worker
+
+
+def test_an_environment_that_opts_in_reserves_what_the_throttle_can_admit(
+    synth: Callable[..., Synth],
+) -> None:
+    """api_reserve_concurrency: the api function runs no more at once than the sync throttle can
+    admit within its timeout, never fewer than 2 (the preflight checks the account allows it)."""
+    s = synth("dev", **OPTED_IN)
+    api_fn = s.template["Resources"][s.logical_id(s.stack.functions.api)]["Properties"]
+    reserved = api_fn["ReservedConcurrentExecutions"]
+    assert reserved == s.config.api_reserved_concurrency == 3  # floor(1 + 0.1 * 29)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from infra.stack import OUTPUT_NAMES
-from tests.infra.conftest import Synth
+from tests.infra.conftest import OPTED_IN, Synth
 from tests.infra.templates import by_type, render
 
 pytestmark = pytest.mark.infra
@@ -157,7 +157,7 @@ def test_alarm_topic_is_encrypted_and_tls_only(env_synth: Synth) -> None:
 
 def test_email_subscription_only_when_configured(synth: Callable[..., Synth]) -> None:
     assert not by_type(synth("dev").template, "AWS::SNS::Subscription")
-    with_email = synth("dev", api_cloudwatch_role=False, alarm_email="ops@example.com")
+    with_email = synth("dev", **OPTED_IN)
     ((_, subscription),) = by_type(with_email.template, "AWS::SNS::Subscription").items()
     assert subscription["Properties"]["Protocol"] == "email"
     assert subscription["Properties"]["Endpoint"] == "ops@example.com"
