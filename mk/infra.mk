@@ -61,6 +61,11 @@ deploy: install preflight
 destroy: install
 	$(CDK) destroy $(CDK_FLAGS) $(CDK_ARGS)
 
-## e2e: both doors against the deployed ENV stack (needs AWS credentials; opt-in)
+## e2e: the first-deploy smoke test: health, one job per door, one sync call per configured model
+## and the alarm test against the deployed ENV stack; prints a checklist (needs AWS credentials)
 e2e: install
-	IMG2IMG_E2E_ENV=$(ENV) $(PY) -m pytest -m aws tests/aws
+	IMG2IMG_E2E_ENV=$(ENV) $(PY) -m pytest -m aws -p no:cacheprovider tests/aws
+
+## alarm-test: set one of ENV's alarms to ALARM, so its e-mail arrives (and check it was sent)
+alarm-test: install
+	IMG2IMG_E2E_ENV=$(ENV) $(PY) -m pytest -m aws -p no:cacheprovider -s tests/aws/test_alarm.py
