@@ -4,6 +4,7 @@ method, request validation, stage throttling, logging and tracing, the sync time
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -165,8 +166,14 @@ def test_stage_throttles_logs_and_traces(env_synth: Synth) -> None:
     ]
     access_logs = s.logical_id(s.stack.api.access_log_group)
     assert render(props["AccessLogSetting"]["DestinationArn"]).endswith(f":log-group:<{access_logs}>")
-    fields = json.loads(props["AccessLogSetting"]["Format"])
-    assert {"requestId", "ip", "caller", "status", "integrationLatency", "errorMessage"} <= set(fields)
+    # Every line stays JSON whatever the error message holds: API Gateway substitutes each
+    # variable's value; messageString arrives quoted and escaped, the others as they are.
+    line = props["AccessLogSetting"]["Format"].replace(
+        "$context.error.messageString", json.dumps('Invalid "x-api-key" \\ header')
+    )
+    fields = json.loads(re.sub(r"\$context\.[A-Za-z.]+", "v", line))
+    assert {"requestId", "ip", "caller", "status", "integrationLatency"} <= set(fields)
+    assert fields["errorMessage"] == 'Invalid "x-api-key" \\ header'
     retention = s.template["Resources"][access_logs]["Properties"]["RetentionInDays"]
     assert retention == s.config.log_retention_days
 
