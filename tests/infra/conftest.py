@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Before jsii starts node: this machine's Node 20 is past its jsii support date and would print
-# a banner on every synth (README asks users for Node 22+).
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# Before jsii starts node: the Node.js LTS package.json installs (mk/infra.mk does the same).
+os.environ.setdefault(
+    "JSII_NODE",
+    shutil.which("node", path=Path(__file__).resolve().parents[2] / "node_modules" / ".bin") or "node",
+)
 os.environ.setdefault("JSII_DEPRECATED", "fail")  # no deprecated CDK API in infra/
 
 from aws_cdk.assertions import Template
