@@ -1,5 +1,5 @@
 """The one preflight (`make preflight`, `make deploy`'s first step, and `img2img doctor --env`) and
-`make enable-models`, against AWS's documented answers (tests/fixtures/aws/preflight.json, each
+`make enable-models`, against AWS's documented answers (tests/fixtures/aws/control-plane.json, each
 with its source page) served by botocore's Stubber, which checks them against the service model."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from img2img_client.cdk_config import Configured
 from img2img_client.doctor import BOOTSTRAP_VERSION_PARAMETER, Report, check_deployment, enable_models
 from tests.client.test_client_units import REGION, StubbedSession, foundation_model
 
-FIXTURES = json.loads(Path(__file__).parents[1].joinpath("fixtures", "aws", "preflight.json").read_text())
+FIXTURES = json.loads(Path(__file__).parents[1].joinpath("fixtures", "aws", "control-plane.json").read_text())
 SD35 = "stability.sd3-5-large-v1:0"
 CONFIG = Configured(
     env="dev",
