@@ -239,8 +239,16 @@ class Api(Construct):
                 ),
             )
             plan.add_api_stage(stage=self.rest_api.deployment_stage)
-            self.api_key = self.rest_api.add_api_key("ApiKey", api_key_name=f"{config.stack_name}-key")
-            plan.add_api_key(self.api_key)
+            # One key per caller (api_key_callers): the plan's throttle and quota apply per key.
+            keys = [
+                self.rest_api.add_api_key(
+                    "ApiKey" if i == 0 else f"ApiKey-{caller}", api_key_name=f"{config.stack_name}-{caller}"
+                )
+                for i, caller in enumerate(config.api_key_callers)
+            ]
+            for key in keys:
+                plan.add_api_key(key)
+            self.api_key = keys[0]
 
         self._acknowledge()
 

@@ -158,6 +158,12 @@ class EnvironmentConfig(BaseModel):
     api_throttle_rate_limit: Annotated[float, Field(gt=0, le=10000)]
     api_throttle_burst_limit: Annotated[int, Field(ge=1, le=5000)]
     api_key_quota_per_day: Annotated[int, Field(ge=1)] | None = None
+    # api_auth "api_key" only: one key per caller, all in the usage plan, so each caller gets the
+    # throttle and daily quota to itself (one shared key would make every user one caller). Key
+    # `<stack>-<caller>`; the first is the one the ApiKeyId output (and the img2img command) reads.
+    api_key_callers: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], ...] = (
+        "default",
+    )
     # Create the account-level role API Gateway needs to write execution logs (retained on
     # destroy: it is shared by every API in the account and region). Set false where the
     # account already has one (Settings -> CloudWatch log role ARN in the API Gateway console).
@@ -254,6 +260,8 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(f"key 'tags': the 'aws:' prefix is reserved by AWS ({', '.join(reserved)})")
         if self.api_key_quota_per_day is not None and self.api_auth != "api_key":
             raise ValueError("key 'api_key_quota_per_day': only applies when api_auth is 'api_key'")
+        if not self.api_key_callers or len(set(self.api_key_callers)) != len(self.api_key_callers):
+            raise ValueError("key 'api_key_callers': name each caller once (at least one)")
         if self.result_expiry_days < self.job_ttl_days:
             raise ValueError(
                 f"key 'result_expiry_days': {self.result_expiry_days} is shorter than job_ttl_days "

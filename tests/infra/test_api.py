@@ -112,10 +112,13 @@ def test_api_key_mode_has_a_usage_plan_and_iam_mode_has_none(env_synth: Synth) -
     }
     assert props["Quota"] == {"Limit": s.config.api_key_quota_per_day, "Period": "DAY"}
     assert props["ApiStages"][0]["Stage"] == {"Ref": s.logical_id(s.stack.api.rest_api.deployment_stage)}
-    ((key_id, _),) = keys.items()
-    ((_, link),) = by_type(s.template, "AWS::ApiGateway::UsagePlanKey").items()
-    assert link["Properties"]["KeyId"] == {"Ref": key_id}
-    assert s.template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_id}
+    # One key per caller, each in the plan (its throttle and quota are per key).
+    names = {key["Properties"]["Name"]: key_id for key_id, key in keys.items()}
+    assert list(names) == [f"{s.config.stack_name}-{caller}" for caller in s.config.api_key_callers]
+    links = by_type(s.template, "AWS::ApiGateway::UsagePlanKey").values()
+    assert sorted(link["Properties"]["KeyId"]["Ref"] for link in links) == sorted(names.values())
+    first = names[f"{s.config.stack_name}-{s.config.api_key_callers[0]}"]
+    assert s.template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": first}
 
 
 def test_requests_are_validated(env_synth: Synth) -> None:
