@@ -260,6 +260,13 @@ class Functions(Construct):
             "(worker_max_concurrency, at most the Bedrock quota); reserving concurrency as well would "
             "only withhold capacity from the rest of the account.",
         )
+        if not config.api_reserve_concurrency:
+            skip_check(
+                self.api,
+                "CKV_AWS_115",
+                "A new account refuses a reservation (Lambda keeps 100 unreserved; the limit may be 10): "
+                "the sync route's throttle bounds concurrent model calls; api_reserve_concurrency opts in.",
+            )
 
         self.model_grants = model_grants(config, stack.partition, stack.account)
         for function in (self.api, self.worker):
