@@ -172,6 +172,10 @@ def enable_models(
             state = bedrock.get_foundation_model_availability(modelId=model_id)
             if (state.get("agreementAvailability") or {}).get("status") not in ("AVAILABLE", "PENDING"):
                 offers = bedrock.list_foundation_model_agreement_offers(modelId=model_id, offerType="PUBLIC")
+                if not offers.get("offers"):
+                    fix = "choose a model Bedrock offers in this region"
+                    report.add(name, "fail", "Bedrock lists no public offer for it", fix, "access")
+                    continue
                 token = offers["offers"][0]["offerToken"]
                 bedrock.create_foundation_model_agreement(modelId=model_id, offerToken=token)
             deadline = time.monotonic() + wait_seconds
@@ -180,12 +184,7 @@ def enable_models(
                 if not problem or time.monotonic() >= deadline:
                     break
                 time.sleep(poll)
-        except (
-            botocore.exceptions.ClientError,
-            botocore.exceptions.BotoCoreError,
-            IndexError,
-            KeyError,
-        ) as exc:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             fix = "allow your credentials aws-marketplace:Subscribe, Unsubscribe and ViewSubscriptions"
             report.add(name, "fail", _aws_error(exc), _failure_fix(problem_of(exc), fix), problem_of(exc))
             continue
