@@ -6,8 +6,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ENV ?= dev
 export PYTHONDONTWRITEBYTECODE := 1
-# jsii (under aws-cdk-lib) warns on every synth when Node is older than it prefers.
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: install test lint typecheck unit handlers-test local-test bench demo local clean schema
 

@@ -43,6 +43,9 @@ class Configured:
     allowed_model_ids: tuple[str, ...]
     fallback_model_ids: tuple[str, ...]
     api_auth: str
+    bedrock_requests_per_minute: int = 0
+    reserved_concurrency: int = 0  # what the api function reserves (0: none)
+    api_cloudwatch_role: bool = True  # the stack creates API Gateway's account logging role
 
     @property
     def model_region(self) -> str:
@@ -87,6 +90,9 @@ def configured(env: str, cdk_json: Path | None = None) -> Configured:
         allowed_model_ids=tuple(settings.allowed_model_ids),
         fallback_model_ids=tuple(settings.fallback_model_ids),
         api_auth=str(settings.api_auth),
+        bedrock_requests_per_minute=int(settings.bedrock_requests_per_minute),
+        reserved_concurrency=settings.api_reserved_concurrency if settings.api_reserve_concurrency else 0,
+        api_cloudwatch_role=bool(settings.api_cloudwatch_role),
     )
 
 

@@ -281,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     doctor.add_argument("--model", metavar="ID", help="check this model id too")
+    doctor.add_argument(
+        "--preflight",
+        action="store_true",
+        help="with --env: only what a deploy needs, before the stack exists (make deploy runs this)",
+    )
+    doctor.add_argument(
+        "--enable-models",
+        action="store_true",
+        help="with --env: subscribe this account to every model cdk.json configures, then check "
+        "(once per account and model region, with credentials allowed aws-marketplace:Subscribe)",
+    )
     doctor.set_defaults(handler=cmd_doctor)
 
     local = commands.add_parser(
@@ -585,7 +596,7 @@ def cmd_models(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
     from img2img_client.cdk_config import Configured, NotConfigured, configured
-    from img2img_client.doctor import check_deployment, check_endpoint
+    from img2img_client.doctor import check_deployment, check_endpoint, enable_models
     from img2img_client.stack import aws_session
 
     if args.env:
@@ -595,6 +606,8 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
         except (NotConfigured, ClientError) as exc:
             config = exc
         session = aws_session(args.profile, None)
+        if args.enable_models and isinstance(config, Configured):
+            return {"report": enable_models(args.env, session.client, config)}
         report = check_deployment(
             args.env,
             session.client,
@@ -603,6 +616,7 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
             extra_model=args.model,
             api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
             config=config,
+            preflight=args.preflight,
         )
     else:
         report = check_endpoint(resolve_target(target_options(args)))

@@ -1,15 +1,20 @@
-"""`img2img doctor`: checks, in order, what a run needs and says what to fix.
+"""`img2img doctor` and `make deploy`'s preflight: checks, in order, what a deploy and a run need,
+and says what to fix.
 
 With --env: what cdk.json says about the environment (its region, Bedrock region and models,
-read by infra/config.py's own rules), AWS credentials, the stack and its outputs, the API
-(health, models), and for each model the deployment uses or cdk.json configures: that Bedrock
-offers it in the model region, that it is ACTIVE (not LEGACY, not end of life) and that this
-account may invoke it. With --endpoint or --local only the API checks apply (local mode's
-Bedrock is an emulator). Every failure names its kind of problem: network, credentials, access,
-lifecycle or configuration."""
+read by infra/config.py's own rules), AWS credentials, then the account (the preflight): CDK
+bootstrap, Lambda concurrency against what the stack reserves, API Gateway's CloudWatch role;
+then the stack and its outputs and the API (health, models) unless --preflight; then for each
+model the deployment uses or cdk.json configures: that Bedrock offers it in the model region,
+that it is ACTIVE (not LEGACY, not end of life) and that this account may invoke it
+(GetFoundationModelAvailability), and the account's on-demand quota for the default model
+against bedrock_requests_per_minute. With --endpoint or --local only the API checks apply
+(local mode's Bedrock is an emulator). Every failure names its kind of problem (network,
+credentials, access, lifecycle or configuration) and the command that fixes it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -36,6 +41,13 @@ Role = Literal["default", "allowed", "fallback", "extra"]
 ClientFactory = Callable[..., Any]  # (service, region_name=...) -> a boto3 client
 ApiFactory = Callable[[Target], Img2ImgApi]
 NETWORK_FIX = "check your network connection, proxy or VPN, and that the region is right"
+# `cdk bootstrap` writes its template's version here (the default qualifier, which cdk.json keeps).
+# https://docs.aws.amazon.com/cdk/v2/guide/bootstrapping-env.html
+BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+# Lambda keeps at least this many executions unreserved: a reservation that would leave fewer is
+# refused. https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+LAMBDA_MIN_UNRESERVED = 100
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas' "Concurrent executions" for lambda
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,12 @@ def check_deployment(
     api_key: str | None = None,
     api_for: ApiFactory = _api_of,
     config: Configured | NotConfigured | ClientError | None = None,
+    preflight: bool = False,
 ) -> Report:
     """Every check for the stack Img2Img-<env>. `clients(service, region_name=...)` makes boto3
     clients; `region` is --region, `default_region` the AWS configuration's, `config` what
-    cdk.json says about the environment (or why it says nothing)."""
+    cdk.json says about the environment (or why it says nothing). `preflight`: what a deploy
+    needs only (no stack or API yet)."""
     report = Report()
     configured = _config(report, env, config)
     if region:
@@ -122,14 +136,68 @@ def check_deployment(
     )
     if not _credentials(report, clients, region):
         return report
-    target = _stack(report, clients, env, region, api_key)
+    if configured:
+        _account(report, clients, env, configured, region)
+    target = None if preflight else _stack(report, clients, env, region, api_key)
     listed, default = _api(report, target, api_for) if target else ([], "")
     models = _models(report, env, configured, listed, default, extra_model)
     if not models:
         report.add("models", "skip", "no model to check: the API did not list them", "pass --model ID")
     bedrock = clients("bedrock", region_name=model_region) if models else None
     for model_id, role in models:
-        _model(report, bedrock, model_id, model_region, role)
+        details = _model(report, bedrock, env, model_id, model_region, role)
+        if configured and role == "default" and details:
+            _quota(report, clients, env, configured, model_id, details, model_region)
+    return report
+
+
+def enable_models(
+    env: str, clients: ClientFactory, config: Configured, *, wait_seconds: float = 120, poll: float = 5
+) -> Report:
+    """`make enable-models`: completes each configured model's Marketplace subscription the way
+    AWS's model-access page documents it for the SDK (ListFoundationModelAgreementOffers, then
+    CreateFoundationModelAgreement with the public offer's token), with the operator's own
+    credentials (they need aws-marketplace:Subscribe, Unsubscribe and ViewSubscriptions; the
+    functions' roles rightly have none), then waits until GetFoundationModelAvailability says the
+    agreement is AVAILABLE. https://docs.aws.amazon.com/bedrock/latest/userguide/model-access.html"""
+    report = Report()
+    bedrock = clients("bedrock", region_name=config.model_region)
+    models = dict.fromkeys(
+        base_model_id(m)
+        for m in (config.default_model_id, *config.allowed_model_ids, *config.fallback_model_ids)
+    )
+    for model_id in models:
+        name = f"model {model_id}"
+        try:
+            state = bedrock.get_foundation_model_availability(modelId=model_id)
+            if (state.get("agreementAvailability") or {}).get("status") not in ("AVAILABLE", "PENDING"):
+                offers = bedrock.list_foundation_model_agreement_offers(modelId=model_id, offerType="PUBLIC")
+                if not offers.get("offers"):
+                    fix = "choose a model Bedrock offers in this region"
+                    report.add(name, "fail", "Bedrock lists no public offer for it", fix, "access")
+                    continue
+                token = offers["offers"][0]["offerToken"]
+                bedrock.create_foundation_model_agreement(modelId=model_id, offerToken=token)
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                problem = _availability(bedrock, model_id, env)
+                if not problem or time.monotonic() >= deadline:
+                    break
+                time.sleep(poll)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            fix = "allow your credentials aws-marketplace:Subscribe, Unsubscribe and ViewSubscriptions"
+            report.add(name, "fail", _aws_error(exc), _failure_fix(problem_of(exc), fix), problem_of(exc))
+            continue
+        if problem:
+            report.add(
+                name,
+                "fail",
+                problem[0],
+                f"wait a few minutes and run make enable-models ENV={env} again",
+                "access",
+            )
+        else:
+            report.add(name, "ok", f"subscribed and available in {config.model_region}")
     return report
 
 
@@ -196,6 +264,127 @@ def _credentials(report: Report, clients: ClientFactory, region: str) -> bool:
         return False
     report.add("credentials", "ok", f"{identity.get('Arn')} (account {identity.get('Account')})")
     return True
+
+
+def _account(report: Report, clients: ClientFactory, env: str, config: Configured, region: str) -> None:
+    """What a new account may lack: CDK bootstrap, Lambda concurrency, API Gateway's log role."""
+    fix_bootstrap = f"make bootstrap ENV={env}"
+    try:
+        found = clients("ssm", region_name=region).get_parameter(Name=BOOTSTRAP_VERSION_PARAMETER)
+        report.add("cdk bootstrap", "ok", f"version {found['Parameter']['Value']} in {region}")
+    except botocore.exceptions.ClientError as exc:
+        missing = exc.response.get("Error", {}).get("Code") == "ParameterNotFound"
+        detail = f"{region} is not bootstrapped for the CDK" if missing else _aws_error(exc)
+        fix = (
+            fix_bootstrap
+            if missing
+            else _failure_fix(problem_of(exc), f"allow ssm:GetParameter, or {fix_bootstrap}")
+        )
+        report.add("cdk bootstrap", "fail", detail, fix, "configuration" if missing else problem_of(exc))
+    except botocore.exceptions.BotoCoreError as exc:
+        report.add("cdk bootstrap", "fail", str(exc), NETWORK_FIX, problem_of(exc))
+
+    try:
+        limit = clients("lambda", region_name=region).get_account_settings()["AccountLimit"]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        report.add(
+            "lambda concurrency", "warn", _aws_error(exc), "allow lambda:GetAccountSettings", problem_of(exc)
+        )
+    else:
+        total, unreserved = limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]
+        wanted = config.reserved_concurrency
+        detail = f"account limit {total}, {unreserved} unreserved; the stack reserves {wanted or 'none'}"
+        needed = total - unreserved + wanted + LAMBDA_MIN_UNRESERVED  # a limit that allows it
+        if wanted and unreserved - wanted < LAMBDA_MIN_UNRESERVED:
+            report.add(
+                "lambda concurrency",
+                "fail",
+                f"{detail}: Lambda must keep {LAMBDA_MIN_UNRESERVED} unreserved",
+                f"set api_reserve_concurrency to false for {env} in cdk.json, or raise the limit: "
+                "aws service-quotas request-service-quota-increase --service-code lambda "
+                f"--quota-code {LAMBDA_CONCURRENCY_QUOTA} --desired-value {needed} "
+                f"--region {region}",
+                "configuration",
+            )
+        else:
+            report.add("lambda concurrency", "ok", detail)
+
+    try:
+        role = clients("apigateway", region_name=region).get_account().get("cloudwatchRoleArn")
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        report.add(
+            "api gateway logging",
+            "warn",
+            _aws_error(exc),
+            "allow apigateway:GET on /account",
+            problem_of(exc),
+        )
+        return
+    if role or config.api_cloudwatch_role:
+        report.add("api gateway logging", "ok", role or "no CloudWatch role yet: the stack creates it")
+    else:
+        report.add(
+            "api gateway logging",
+            "fail",
+            f"API Gateway in {region} has no CloudWatch role, and api_cloudwatch_role is false: the "
+            "stage's access and execution logs would fail the deploy",
+            f"set api_cloudwatch_role to true for {env} in cdk.json",
+            "configuration",
+        )
+
+
+def _quota(
+    report: Report,
+    clients: ClientFactory,
+    env: str,
+    config: Configured,
+    model_id: str,
+    details: dict[str, Any],
+    region: str,
+) -> None:
+    """The account's requests-per-minute quota for the default model: "On-demand InvokeModel
+    requests per minute for <model name>", or "Cross-Region ..." when it is called through an
+    inference profile (https://docs.aws.amazon.com/bedrock/latest/userguide/quotas-increase.html)."""
+    name = str(details.get("modelName", ""))
+    kind = "on-demand" if base_model_id(model_id) == model_id else "cross-region"
+    try:
+        pages = clients("service-quotas", region_name=region).get_paginator("list_service_quotas")
+        quotas = [q for page in pages.paginate(ServiceCode="bedrock") for q in page.get("Quotas", [])]
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        report.add(
+            "bedrock quota", "warn", _aws_error(exc), "allow servicequotas:ListServiceQuotas", problem_of(exc)
+        )
+        return
+    found = [
+        q
+        for q in quotas
+        if q.get("QuotaName", "").lower().startswith(kind)
+        and "requests per minute" in q.get("QuotaName", "").lower()
+        and q.get("QuotaName", "").lower().endswith(f" for {name.lower()}")
+    ]
+    if not found:
+        report.add(
+            "bedrock quota",
+            "warn",
+            f"no {kind} requests-per-minute quota for {name!r} in {region}",
+            "look it up in the Service Quotas console (Amazon Bedrock) and set bedrock_requests_per_minute",
+        )
+        return
+    quota = found[0]
+    value, wanted = int(quota["Value"]), config.bedrock_requests_per_minute
+    detail = f"{quota['QuotaName']}: {value}; bedrock_requests_per_minute is {wanted}"
+    if value >= wanted:
+        report.add("bedrock quota", "ok", detail)
+        return
+    report.add(
+        "bedrock quota",
+        "fail",
+        detail + " (calls beyond the quota are throttled)",
+        f"set bedrock_requests_per_minute to {value} for {env} in cdk.json, or ask for more: aws "
+        f"service-quotas request-service-quota-increase --service-code bedrock --quota-code "
+        f"{quota['QuotaCode']} --desired-value {wanted} --region {region}",
+        "configuration",
+    )
 
 
 def _stack(
@@ -333,7 +522,10 @@ _SWITCH: dict[Role, str] = {
 }
 
 
-def _model(report: Report, bedrock: Any, model_id: str, region: str, role: Role) -> None:
+def _model(
+    report: Report, bedrock: Any, env: str, model_id: str, region: str, role: Role
+) -> dict[str, Any] | None:
+    """Checks one model; answers its GetFoundationModel details when it is ACTIVE."""
     name = f"model {model_id}" + (f" ({role})" if role in ("default", "fallback") else "")
     # A fallback that cannot help degrades the service; any other model that cannot run fails it.
     bad: Verdict = "warn" if role == "fallback" else "fail"
@@ -343,7 +535,7 @@ def _model(report: Report, bedrock: Any, model_id: str, region: str, role: Role)
     if retired is not None:  # known without asking: Bedrock would only say "not found"
         fix = "choose a live model in cdk.json and redeploy" if role != "extra" else switch
         report.add(name, bad, retired.message(model_id), fix, "lifecycle")
-        return
+        return None
     try:
         details = bedrock.get_foundation_model(modelIdentifier=base)["modelDetails"]
     except botocore.exceptions.ClientError as exc:
@@ -368,11 +560,11 @@ def _model(report: Report, bedrock: Any, model_id: str, region: str, role: Role)
             problem = problem_of(exc)
             fix = _failure_fix(problem, "try again; if it persists, check the Bedrock console")
             report.add(name, bad, _aws_error(exc), fix, problem)
-        return
+        return None
     except botocore.exceptions.BotoCoreError as exc:
         problem = problem_of(exc)
         report.add(name, bad, str(exc), _failure_fix(problem, NETWORK_FIX), problem)
-        return
+        return None
     lifecycle = details.get("modelLifecycle") or {}
     status = str(lifecycle.get("status", "unknown"))
     if status != "ACTIVE":
@@ -380,7 +572,7 @@ def _model(report: Report, bedrock: Any, model_id: str, region: str, role: Role)
         eol = f"; end of life {when:%Y-%m-%d}" if hasattr(when, "strftime") else ""
         verdict: Verdict = "fail" if role == "default" else "warn"
         report.add(name, verdict, f"is {status}, not ACTIVE{eol}", switch, "lifecycle")
-        return
+        return None
     on_demand = "ON_DEMAND" in (details.get("inferenceTypesSupported") or ["ON_DEMAND"])
     if not on_demand and base == model_id:
         report.add(
@@ -390,37 +582,39 @@ def _model(report: Report, bedrock: Any, model_id: str, region: str, role: Role)
             f"use the profile id (e.g. us.{base}) in cdk.json",
             "configuration",
         )
-        return
-    problem = _availability(bedrock, base)
+        return None
+    problem = _availability(bedrock, base, env)
     if problem:
-        report.add(
-            name,
-            bad,
-            f"ACTIVE, but {problem}",
-            "request access in the Bedrock console (Model access)",
-            "access",
-        )
-        return
+        report.add(name, bad, f"ACTIVE, but {problem[0]}", problem[1], "access")
+        return None
     report.add(
         name, "ok", f"ACTIVE in {region} ({details.get('providerName', '')} {details.get('modelName', '')})"
     )
+    return dict(details)
 
 
-def _availability(bedrock: Any, model_id: str) -> str | None:
-    """What keeps this account from invoking the model, if Bedrock says (None: nothing known)."""
+def _availability(bedrock: Any, model_id: str, env: str) -> tuple[str, str] | None:
+    """What keeps this account from invoking the model, and its fix, if Bedrock says (None:
+    nothing known). GetFoundationModelAvailability's four fields, as its API reference lists them
+    (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_GetFoundationModelAvailability.html)."""
     try:
         found = bedrock.get_foundation_model_availability(modelId=model_id)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, AttributeError):
-        return None  # an older API or a missing permission: GetFoundationModel already passed
-    if found.get("authorizationStatus") == "NOT_AUTHORIZED":
-        return "this account is not authorized to use it"
-    if found.get("entitlementAvailability") == "NOT_AVAILABLE":
-        return "model access is not granted in this account"
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        return (
+            f"its access cannot be read ({_aws_error(exc)})",
+            "allow bedrock:GetFoundationModelAvailability",
+        )
+    enable = f"make enable-models ENV={env} (with credentials allowed aws-marketplace:Subscribe)"
     if found.get("regionAvailability") == "NOT_AVAILABLE":
-        return "it is not available in this region"
+        return "it is not available in this region", "choose another model_region, or the model's us. profile"
+    if found.get("authorizationStatus") == "NOT_AUTHORIZED":
+        return "this account is not authorized to use it (an IAM or SCP deny)", "ask your AWS administrator"
     agreement = found.get("agreementAvailability") or {}
-    if agreement.get("status") not in (None, "AVAILABLE"):
-        return f"its agreement is {agreement.get('status')} {agreement.get('errorMessage') or ''}".strip()
+    if agreement.get("status") != "AVAILABLE":
+        why = f"its Marketplace agreement is {agreement.get('status')} {agreement.get('errorMessage') or ''}"
+        return why.strip(), enable
+    if found.get("entitlementAvailability") == "NOT_AVAILABLE":
+        return "this account is not entitled to it (the subscription is not complete)", enable
     return None
 
 

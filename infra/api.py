@@ -56,9 +56,12 @@ ACCESS_LOG_FIELDS = {
     "integrationLatency": "$context.integrationLatency",
     "integrationStatus": "$context.integration.status",
     "errorType": "$context.error.responseType",
-    "errorMessage": "$context.error.message",
     "xrayTraceId": "$context.xrayTraceId",
 }
+# The error message last, unquoted: $context.error.messageString is the message already quoted
+# and escaped by API Gateway, so a quote in it cannot break the line's JSON ("The quoted value of
+# $context.error.message", https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-variables-for-access-logging.html).
+ACCESS_LOG_FORMAT = json.dumps(ACCESS_LOG_FIELDS)[:-1] + ', "errorMessage": $context.error.messageString}'
 # Gateway-made errors (bad body, missing auth, throttled...) in the function's error shape.
 ERROR_TEMPLATE = (
     '{"error": {"code": "$context.error.responseType", '
@@ -113,7 +116,7 @@ class Api(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # request bodies hold images and prompts: never log them
                 access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
-                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
                 method_options={sync_method_path(): self._sync_method_options()},
             ),
         )
@@ -236,8 +239,16 @@ class Api(Construct):
                 ),
             )
             plan.add_api_stage(stage=self.rest_api.deployment_stage)
-            self.api_key = self.rest_api.add_api_key("ApiKey", api_key_name=f"{config.stack_name}-key")
-            plan.add_api_key(self.api_key)
+            # One key per caller (api_key_callers): the plan's throttle and quota apply per key.
+            keys = [
+                self.rest_api.add_api_key(
+                    "ApiKey" if i == 0 else f"ApiKey-{caller}", api_key_name=f"{config.stack_name}-{caller}"
+                )
+                for i, caller in enumerate(config.api_key_callers)
+            ]
+            for key in keys:
+                plan.add_api_key(key)
+            self.api_key = keys[0]
 
         self._acknowledge()
 

@@ -134,6 +134,10 @@ class EnvironmentConfig(BaseModel):
     # minute for <model>"). The sync route's throttle, the api function's reserved concurrency
     # and the cap on worker_max_concurrency derive from it (see the properties below).
     bedrock_requests_per_minute: Annotated[int, Field(ge=1, le=100000)]
+    # Reserve api_reserved_concurrency for the api function (off by default: Lambda always keeps
+    # 100 executions unreserved, and a new account's limit may be 10, so a reservation would fail
+    # the deploy there). `make preflight` checks the account allows it before a deploy.
+    api_reserve_concurrency: bool = False
 
     # "iam": every method needs SigV4 (AWS_IAM). "api_key": every method needs x-api-key, and a
     # usage plan applies the throttle (and the optional daily quota) per key. "cognito": a user
@@ -160,6 +164,12 @@ class EnvironmentConfig(BaseModel):
     api_throttle_rate_limit: Annotated[float, Field(gt=0, le=10000)]
     api_throttle_burst_limit: Annotated[int, Field(ge=1, le=5000)]
     api_key_quota_per_day: Annotated[int, Field(ge=1)] | None = None
+    # api_auth "api_key" only: one key per caller, all in the usage plan, so each caller gets the
+    # throttle and daily quota to itself (one shared key would make every user one caller). Key
+    # `<stack>-<caller>`; the first is the one the ApiKeyId output (and the img2img command) reads.
+    api_key_callers: tuple[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], ...] = (
+        "default",
+    )
     # Create the account-level role API Gateway needs to write execution logs (retained on
     # destroy: it is shared by every API in the account and region). Set false where the
     # account already has one (Settings -> CloudWatch log role ARN in the API Gateway console).
@@ -256,6 +266,8 @@ class EnvironmentConfig(BaseModel):
             raise ValueError(f"key 'tags': the 'aws:' prefix is reserved by AWS ({', '.join(reserved)})")
         if self.api_key_quota_per_day is not None and self.api_auth != "api_key":
             raise ValueError("key 'api_key_quota_per_day': only applies when api_auth is 'api_key'")
+        if not self.api_key_callers or len(set(self.api_key_callers)) != len(self.api_key_callers):
+            raise ValueError("key 'api_key_callers': name each caller once (at least one)")
         if self.result_expiry_days < max(self.job_ttl_days, MESSAGE_LIFETIME_DAYS):
             raise ValueError(
                 f"key 'result_expiry_days': {self.result_expiry_days} is shorter than job_ttl_days "

@@ -183,8 +183,9 @@ class Functions(Construct):
             timeout_seconds=config.api_timeout_seconds,
             environment={**common_env, MODEL_READ_TIMEOUT: str(config.sync_budget_seconds)},
             description=f"{config.stack_name}: the API door (sync answers, async jobs, uploads)",
-            # No more sync model calls in flight than the Bedrock quota admits (infra/config.py).
-            reserved_concurrency=config.api_reserved_concurrency,
+            # No more sync model calls in flight than the Bedrock quota admits (infra/config.py),
+            # where the environment opts in; the sync route's throttle bounds them in any case.
+            reserved_concurrency=config.api_reserved_concurrency if config.api_reserve_concurrency else None,
         )
         self.worker = self._function(
             "Worker",
@@ -251,6 +252,13 @@ class Functions(Construct):
             "(worker_max_concurrency, at most the Bedrock quota); reserving concurrency as well would "
             "only withhold capacity from the rest of the account.",
         )
+        if not config.api_reserve_concurrency:
+            skip_check(
+                self.api,
+                "CKV_AWS_115",
+                "A new account refuses a reservation (Lambda keeps 100 unreserved; the limit may be 10): "
+                "the sync route's throttle bounds concurrent model calls; api_reserve_concurrency opts in.",
+            )
 
         self.model_grants = model_grants(config, stack.partition, stack.account)
         for function in (self.api, self.worker):

@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from img2img.catalog import base_model_id
 from img2img.domain.lifecycle import configured_base_ids
 from infra.checkov import LOG_GROUP_DEFAULT_ENCRYPTION, NO_VPC, PLAIN_ENVIRONMENT, skip_check
 from infra.config import EnvironmentConfig
@@ -52,6 +53,17 @@ def lifecycle_model_arns(config: EnvironmentConfig, partition: str) -> list[str]
     ]
 
 
+def lifecycle_profile_arns(config: EnvironmentConfig, partition: str, account: str) -> list[str]:
+    """GetInferenceProfile, for the configured `us.`-style profiles (read when GetFoundationModel
+    does not find their model in the region): authorized on the profile's ARN in this account."""
+    region = config.model_region
+    return [
+        f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+        for model_id in dict.fromkeys(config.configured_model_ids)
+        if base_model_id(model_id) != model_id
+    ]
+
+
 class LifecycleWatch(Construct):
     def __init__(
         self,
@@ -71,6 +83,11 @@ class LifecycleWatch(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["bedrock:GetFoundationModel"], resources=self.model_arns)
         )
+        self.profile_arns = lifecycle_profile_arns(config, stack.partition, stack.account)
+        if self.profile_arns:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["bedrock:GetInferenceProfile"], resources=self.profile_arns)
+            )
         acknowledge(self.function.role, "AwsSolutions-IAM5", XRAY_REASON, finding="Resource::*")
 
         self.rule = events.Rule(

@@ -122,3 +122,25 @@ def poll(check: Callable[[], Any], *, timeout: float, interval: float = 5.0, wha
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """`make e2e`'s checklist: one line per check, in words, with what it found."""
+    env = os.environ.get(E2E_ENV_VARIABLE, "").strip()
+    if not env:
+        return
+    found: dict[str, tuple[str, Any]] = {}
+    for outcome in ("passed", "skipped", "failed"):  # a later outcome wins: failed over the rest
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "nodeid", ""):
+                found[report.nodeid] = (outcome, report)
+    lines = []
+    for nodeid, (outcome, report) in sorted(found.items()):
+        name = nodeid.split("::")[-1].removeprefix("test_").replace("_", " ")
+        if outcome == "skipped" and isinstance(report.longrepr, tuple):
+            name += f" (skipped: {report.longrepr[2].removeprefix('Skipped: ')})"
+        mark = {"passed": "[x]", "failed": "[ ] FAILED:", "skipped": "[-]"}[outcome]
+        lines.append(f"{mark} {name}")
+    terminalreporter.write_sep("=", f"first-deploy checklist for {env}")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -19,10 +19,23 @@ pytestmark = pytest.mark.aws
 
 
 def test_every_configured_model_reads_active(deployed: Deployed) -> None:
+    """What cannot be checked offline: what GetFoundationModel answers for the base id of a model
+    used only through a `us.` profile in this region, and GetInferenceProfile for the profile.
+    Both are printed; the lifecycle watch's own reading must be ACTIVE for every model."""
+    from img2img.adapters.model_catalog import FoundationModels
+
     bedrock = deployed.session.client("bedrock", region_name=deployed.config.model_region)
     for model_id in deployed.config.configured_model_ids:
-        details = bedrock.get_foundation_model(modelIdentifier=base_model_id(model_id))["modelDetails"]
-        assert details["modelLifecycle"]["status"] == "ACTIVE", (model_id, details["modelLifecycle"])
+        if base_model_id(model_id) != model_id:
+            try:
+                found = bedrock.get_foundation_model(modelIdentifier=base_model_id(model_id))["modelDetails"]
+                print(f"{model_id}: GetFoundationModel {found['modelLifecycle']}")
+            except bedrock.exceptions.ResourceNotFoundException as exc:
+                print(f"{model_id}: GetFoundationModel {exc}")
+            profile = bedrock.get_inference_profile(inferenceProfileIdentifier=model_id)
+            print(f"{model_id}: GetInferenceProfile {profile['status']}")
+        status = FoundationModels(bedrock).status(model_id)
+        assert status.status == "ACTIVE", (model_id, status)
 
 
 def test_every_allowed_model_takes_the_sdxl_body(deployed: Deployed, source_png: bytes) -> None:

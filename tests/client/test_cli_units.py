@@ -556,7 +556,9 @@ def test_doctor_takes_the_region_and_models_from_cdk_json() -> None:
     found = {c.name: c for c in report.checks}
     assert found["cdk.json"].verdict == "ok"
     assert found["region"].detail.startswith("us-west-2 (from cdk.json environment dev)")
-    assert clients.regions == {"sts": "us-west-2", "cloudformation": "us-west-2", "bedrock": "us-east-1"}
+    # The account's checks ask the stack's region; Bedrock's, the model region.
+    stack_region = ("sts", "ssm", "lambda", "apigateway", "cloudformation")
+    assert clients.regions == {**dict.fromkeys(stack_region, "us-west-2"), "bedrock": "us-east-1"}
     # The deployed stack and cdk.json disagree: said, and every model of both is checked (both
     # defaults: the deployed one now, cdk.json's after the next deploy).
     assert (

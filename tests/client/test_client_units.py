@@ -353,7 +353,10 @@ def test_doctor_fails_a_legacy_or_retired_default_and_says_what_to_fix(aws: Stub
     assert "does not offer it" in found[f"model {sd35} (default)"].detail
     assert "default_model_id" in found[f"model {sd35} (default)"].fix
     assert found[f"model {ultra}"].verdict == "warn" and "LEGACY" in found[f"model {ultra}"].detail
-    assert found[f"model {structure}"].verdict == "fail" and "Model access" in found[f"model {structure}"].fix
+    assert (
+        found[f"model {structure}"].verdict == "fail"
+        and "make enable-models ENV=dev" in found[f"model {structure}"].fix
+    )
     # A model the catalogue knows is retired is named so without asking Bedrock (no stub answer used).
     assert found[f"model {sdxl}"].verdict == "fail" and "2025-05-20" in found[f"model {sdxl}"].detail
     assert "problem(s) to fix" in report.render() and "fix:" in report.render()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from img2img.handlers import api
 from tests.fakes import png_bytes
-from tests.handlers.api_events import OWN_UPLOADS, FakeContext, api_event
+from tests.handlers.api_events import IAM_USER, OWN_UPLOADS, FakeContext, api_event
 from tests.handlers.world import INPUT, OUTPUT, World
 
 pytestmark = pytest.mark.handlers
@@ -116,7 +118,8 @@ def test_idempotency_key_replays_without_a_second_model_call(world: World) -> No
 def test_async_job_is_queued_then_visible(world: World) -> None:
     status, payload, headers = call("POST", "/v1/jobs", body())
     assert status == 202 and payload["status"] == "QUEUED"
-    assert headers["Location"] == f"/v1/jobs/{payload['job_id']}"
+    # On the execute-api host the stage leads the path (api_events.STAGE is named v1).
+    assert headers["Location"] == payload["links"]["self"] == f"/v1/v1/jobs/{payload['job_id']}"
     (message,) = world.queued()
     queued = json.loads(message["Body"])
     assert queued["kind"] == "api_job" and queued["job_id"] == payload["job_id"]
@@ -217,7 +220,8 @@ def test_model_access_denied_keeps_bedrocks_arns_out_of_the_answer(world: World)
     payload = json.loads(response["body"])
     assert response["statusCode"] == 503 and payload["error"]["code"] == "model_unavailable"
     assert (
-        "fake AccessDeniedException" not in response["body"] and "model access" in payload["error"]["message"]
+        "fake AccessDeniedException" not in response["body"]
+        and "make enable-models" in payload["error"]["message"]
     )
 
 
@@ -257,3 +261,39 @@ def test_a_400_says_which_part_of_the_request_is_wrong(
     status, answer, _ = call(method, path, payload, headers=headers)
     assert status == 400 and answer["error"]["message"] == message
     assert field is None or field in {d["field"] for d in answer["error"]["details"]}
+
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """A recorded deployed-shape event (stage dev, requestContext.path /dev/...), as IAM_USER."""
+    event = json.loads((EVENTS / name).read_text())
+    event["requestContext"]["identity"].update(IAM_USER)
+    return event
+
+
+def test_links_and_location_carry_the_stage_of_a_deployed_url(world: World) -> None:
+    response = api.handler(recorded("apigw_post_jobs.json"), FakeContext())
+    payload = json.loads(response["body"])
+    assert response["statusCode"] == 202
+    location = (response.get("headers") or {}).get("Location") or response["multiValueHeaders"]["Location"][0]
+    assert location == payload["links"]["self"] == f"/dev/v1/jobs/{payload['job_id']}"
+
+
+def test_the_sync_budget_counts_from_api_gateways_receipt(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request API Gateway received 5 s before the function ran (a cold start): of the
+    invocation's 29 s, 24 are left for the sync route."""
+    seen: list[float] = []
+
+    def run_now(*args: Any, time_left: Any, **kwargs: Any) -> Any:
+        seen.append(time_left())
+        raise api.InvalidRequest("stop here")
+
+    monkeypatch.setattr(api._service().api, "run_now", run_now)
+    event = recorded("apigw_post_image_to_image.json")
+    event["requestContext"]["requestTimeEpoch"] = int((time.time() - 5) * 1000)
+    assert api.handler(event, FakeContext(remaining_ms=29_000))["statusCode"] == 400
+    assert 23.5 < seen[0] <= 24.0

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Before jsii starts node: this machine's Node 20 is past its jsii support date and would print
-# a banner on every synth (README asks users for Node 22+).
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# Before jsii starts node: the Node.js LTS package.json installs (mk/infra.mk does the same).
+os.environ.setdefault(
+    "JSII_NODE",
+    shutil.which("node", path=Path(__file__).resolve().parents[2] / "node_modules" / ".bin") or "node",
+)
 os.environ.setdefault("JSII_DEPRECATED", "fail")  # no deprecated CDK API in infra/
 
 from aws_cdk.assertions import Template
@@ -40,6 +44,8 @@ AWS_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_WEB_IDENTITY_TOKEN_FILE",
 )
+# One variant synth for the opt-in settings, shared by the tests that need any of them.
+OPTED_IN = {"api_cloudwatch_role": False, "alarm_email": "ops@example.com", "api_reserve_concurrency": True}
 
 
 @dataclass(frozen=True)

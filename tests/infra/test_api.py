@@ -4,13 +4,14 @@ method, request validation, stage throttling, logging and tracing, the sync time
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from infra.api import ROUTES
-from tests.infra.conftest import Synth
+from tests.infra.conftest import OPTED_IN, Synth
 from tests.infra.templates import by_type, render
 
 pytestmark = pytest.mark.infra
@@ -111,10 +112,13 @@ def test_api_key_mode_has_a_usage_plan_and_iam_mode_has_none(env_synth: Synth) -
     }
     assert props["Quota"] == {"Limit": s.config.api_key_quota_per_day, "Period": "DAY"}
     assert props["ApiStages"][0]["Stage"] == {"Ref": s.logical_id(s.stack.api.rest_api.deployment_stage)}
-    ((key_id, _),) = keys.items()
-    ((_, link),) = by_type(s.template, "AWS::ApiGateway::UsagePlanKey").items()
-    assert link["Properties"]["KeyId"] == {"Ref": key_id}
-    assert s.template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_id}
+    # One key per caller, each in the plan (its throttle and quota are per key).
+    names = {key["Properties"]["Name"]: key_id for key_id, key in keys.items()}
+    assert list(names) == [f"{s.config.stack_name}-{caller}" for caller in s.config.api_key_callers]
+    links = by_type(s.template, "AWS::ApiGateway::UsagePlanKey").values()
+    assert sorted(link["Properties"]["KeyId"]["Ref"] for link in links) == sorted(names.values())
+    first = names[f"{s.config.stack_name}-{s.config.api_key_callers[0]}"]
+    assert s.template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": first}
 
 
 def test_requests_are_validated(env_synth: Synth) -> None:
@@ -165,8 +169,14 @@ def test_stage_throttles_logs_and_traces(env_synth: Synth) -> None:
     ]
     access_logs = s.logical_id(s.stack.api.access_log_group)
     assert render(props["AccessLogSetting"]["DestinationArn"]).endswith(f":log-group:<{access_logs}>")
-    fields = json.loads(props["AccessLogSetting"]["Format"])
-    assert {"requestId", "ip", "caller", "status", "integrationLatency", "errorMessage"} <= set(fields)
+    # Every line stays JSON whatever the error message holds: API Gateway substitutes each
+    # variable's value; messageString arrives quoted and escaped, the others as they are.
+    line = props["AccessLogSetting"]["Format"].replace(
+        "$context.error.messageString", json.dumps('Invalid "x-api-key" \\ header')
+    )
+    fields = json.loads(re.sub(r"\$context\.[A-Za-z.]+", "v", line))
+    assert {"requestId", "ip", "caller", "status", "integrationLatency"} <= set(fields)
+    assert fields["errorMessage"] == 'Invalid "x-api-key" \\ header'
     retention = s.template["Resources"][access_logs]["Properties"]["RetentionInDays"]
     assert retention == s.config.log_retention_days
 
@@ -205,10 +215,7 @@ def test_gateway_errors_use_the_services_error_shape(env_synth: Synth) -> None:
 
 
 def test_cloudwatch_role_follows_the_config(synth: Callable[..., Synth]) -> None:
-    with_role, without_role = (
-        synth("dev"),
-        synth("dev", api_cloudwatch_role=False, alarm_email="ops@example.com"),
-    )
+    with_role, without_role = synth("dev"), synth("dev", **OPTED_IN)
     ((_, account),) = by_type(with_role.template, "AWS::ApiGateway::Account").items()
     assert account["DeletionPolicy"] == "Retain"  # shared by every API in the account and region
     assert not by_type(without_role.template, "AWS::ApiGateway::Account")
@@ -216,8 +223,7 @@ def test_cloudwatch_role_follows_the_config(synth: Callable[..., Synth]) -> None
 
 def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_synth: Synth) -> None:
     """One model call per sync request: the route admits rpm/60 requests a second (burst a small
-    integer), and the api function runs no more at once than that throttle can admit within its
-    timeout, never fewer than 2."""
+    integer). No environment reserves concurrency by default (a new account refuses it)."""
     s = env_synth
     rpm, timeout = s.config.bedrock_requests_per_minute, s.config.api_timeout_seconds
     (sync,) = (m for m in stage(s)["MethodSettings"] if m["HttpMethod"] == "POST")
@@ -226,13 +232,11 @@ def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_s
     burst = sync["ThrottlingBurstLimit"]
     assert isinstance(burst, int) and 1 <= burst <= max(1, -(-rpm // 60))
     api_fn = s.template["Resources"][s.logical_id(s.stack.functions.api)]["Properties"]
-    reserved = api_fn["ReservedConcurrentExecutions"]
-    # A token bucket admits at most burst + rate * T requests in any T seconds.
-    assert 2 <= reserved <= max(2, int(burst + rpm / 60 * timeout))
-    assert reserved == s.config.api_reserved_concurrency
-    # cdk.json's default quota (6/min) and 29 s timeout: 0.1 request/s, burst 1, 3 instances.
+    assert not s.config.api_reserve_concurrency
+    assert "ReservedConcurrentExecutions" not in api_fn
+    # cdk.json's default quota (6/min) and 29 s timeout: 0.1 request/s, burst 1.
     if rpm == 6 and timeout == 29:
-        assert (sync["ThrottlingRateLimit"], burst, reserved) == (0.1, 1, 3)
+        assert (sync["ThrottlingRateLimit"], burst) == (0.1, 1)
     # The sync route's own throttle is below the stage's, so it is the one that applies there.
     assert sync["ThrottlingRateLimit"] <= s.config.api_throttle_rate_limit
     # The workers cannot exceed the quota on their own either.
@@ -240,3 +244,14 @@ def test_the_sync_route_and_the_api_function_are_held_to_the_bedrock_quota(env_s
     assert mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] <= rpm
     worker = s.template["Resources"][s.logical_id(s.stack.functions.worker)]["Properties"]
     assert "ReservedConcurrentExecutions" not in worker
+
+
+def test_an_environment_that_opts_in_reserves_what_the_throttle_can_admit(
+    synth: Callable[..., Synth],
+) -> None:
+    """api_reserve_concurrency: the api function runs no more at once than the sync throttle can
+    admit within its timeout, never fewer than 2 (the preflight checks the account allows it)."""
+    s = synth("dev", **OPTED_IN)
+    api_fn = s.template["Resources"][s.logical_id(s.stack.functions.api)]["Properties"]
+    reserved = api_fn["ReservedConcurrentExecutions"]
+    assert reserved == s.config.api_reserved_concurrency == 3  # floor(1 + 0.1 * 29)

@@ -90,7 +90,7 @@ def check_no_model_outside_the_list(s: Synth) -> None:
             assert grant.action not in ("*", "bedrock:*"), (role_id, grant)
             if not grant.action.lower().startswith("bedrock:"):
                 continue
-            if grant.action == "bedrock:GetFoundationModel":
+            if grant.action in ("bedrock:GetFoundationModel", "bedrock:GetInferenceProfile"):
                 reading.setdefault(role_id, set()).add(grant)
                 continue
             assert grant.action == "bedrock:InvokeModel", (role_id, grant)
@@ -113,8 +113,17 @@ def check_no_model_outside_the_list(s: Synth) -> None:
     watch = function_role_id(s.template, s.logical_id(s.stack.lifecycle.function))
     bases = {base_model_id(m) for m in s.config.configured_model_ids}
     assert set(reading) == {watch}
-    assert {(g.resource, g.condition) for g in reading[watch]} == {
-        (f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{b}", "") for b in bases
+    profiles = {m for m in s.config.configured_model_ids if base_model_id(m) != m}
+    assert {(g.action, g.resource, g.condition) for g in reading[watch]} == {
+        ("bedrock:GetFoundationModel", f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{b}", "")
+        for b in bases
+    } | {
+        (
+            "bedrock:GetInferenceProfile",
+            f"arn:aws:bedrock:{s.config.model_region}:<AWS::AccountId>:inference-profile/{p}",
+            "",
+        )
+        for p in profiles
     }
 
 

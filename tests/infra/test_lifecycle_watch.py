@@ -97,8 +97,15 @@ def test_the_role_reads_the_configured_models_lifecycle_and_nothing_else(synth: 
     arns = [f"arn:aws:bedrock:{s.config.model_region}::foundation-model/{b}" for b in bases]
     assert s.stack.lifecycle.model_arns == arns
     log_group = s.template["Resources"][fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    # Its `us.` profiles, read when GetFoundationModel does not find their model in the region.
+    profiles = [
+        f"arn:aws:bedrock:{s.config.model_region}:<AWS::AccountId>:inference-profile/{m}"
+        for m in dict.fromkeys(s.config.configured_model_ids)
+        if m.startswith("us.")
+    ]
     expected = (
         {Grant("Allow", "bedrock:GetFoundationModel", arn, "") for arn in arns}
+        | {Grant("Allow", "bedrock:GetInferenceProfile", arn, "") for arn in profiles}
         | {Grant("Allow", a, f"<{log_group}.Arn>", "") for a in ("logs:CreateLogStream", "logs:PutLogEvents")}
         | {Grant("Allow", a, "*", "") for a in ("xray:PutTraceSegments", "xray:PutTelemetryRecords")}
     )

@@ -300,7 +300,7 @@ class TestWithinOneReceive:
         ("fault", "words"),
         [
             ({"retired_models": list(CHAIN)}, ("end of life", "cdk.json")),
-            ({"denied_models": list(CHAIN)}, ("denied", "model access")),
+            ({"denied_models": list(CHAIN)}, ("denied", "make enable-models")),
         ],
         ids=["end_of_life", "access_denied"],
     )

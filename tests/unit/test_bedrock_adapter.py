@@ -264,3 +264,16 @@ class TestBedrockInvokerContract(ModelInvokerContract):
 )
 def test_request_bodies_are_exactly_what_json_dumps_writes(body: dict[object, object]) -> None:
     assert request_json(body) == json.dumps(body).encode()  # type: ignore[arg-type]
+
+
+def test_access_denied_names_todays_causes_and_their_remedies(client) -> None:  # type: ignore[no-untyped-def]
+    """A subscription never completed (the operator runs make enable-models) or a LEGACY model
+    withheld for inactivity (choose an ACTIVE one); Bedrock's own text stays in the logs."""
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_model", "AccessDeniedException", "arn:aws:iam::1:role/x", 403)
+        with pytest.raises(errors.ModelUnavailable) as caught:
+            BedrockInvoker(client).invoke(MODEL, {})
+    message = caught.value.message
+    assert "make enable-models ENV=" in message and "LEGACY" in message
+    assert "ACTIVE model in cdk.json" in message
+    assert "arn:aws:iam" not in message

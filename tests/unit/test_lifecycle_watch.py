@@ -98,7 +98,7 @@ def test_check_models_looks_each_base_model_up_once_and_counts() -> None:
     asked: list[str] = []
     verdicts = {
         SD35: ModelStatus(SD35, "ACTIVE", "ACTIVE"),
-        STRUCTURE: ModelStatus(STRUCTURE, "LEGACY", "LEGACY", "2027-01-01T00:00:00+00:00"),
+        f"us.{STRUCTURE}": ModelStatus(STRUCTURE, "LEGACY", "LEGACY", "2027-01-01T00:00:00+00:00"),
         ULTRA: ModelStatus(ULTRA, "UNKNOWN", "AccessDeniedException: no"),
         RETIRED: ModelStatus(RETIRED, "GONE", "end of life"),
     }
@@ -108,7 +108,8 @@ def test_check_models_looks_each_base_model_up_once_and_counts() -> None:
         return verdicts[model_id]
 
     report = check_models([SD35, f"us.{STRUCTURE}", ULTRA, STRUCTURE, RETIRED, f"us.{SD35}"], lookup)
-    assert asked == [SD35, STRUCTURE, ULTRA, RETIRED]  # base ids, first occurrence first
+    # One lookup per model, by the id first configured for it (a profile id: its profile can be read)
+    assert asked == [SD35, f"us.{STRUCTURE}", ULTRA, RETIRED]
     assert [m.status for m in report.models] == ["ACTIVE", "LEGACY", "UNKNOWN", "GONE"]
     assert (report.not_active, report.unknown) == (2, 1)
     assert report.to_dict()["models"][1] == {
@@ -152,6 +153,26 @@ def test_not_found_is_gone(client: Any, stubber: Stubber) -> None:
     status = FoundationModels(client).status(ULTRA)
     assert (status.status, status.end_of_life) == ("GONE", None)
     assert status.detail.startswith("ResourceNotFoundException: ") and "us-west-2" in status.detail
+
+
+PROFILE = json.loads((Path(__file__).parents[1] / "fixtures" / "aws" / "control-plane.json").read_text())[
+    "bedrock.get_inference_profile"
+]["response"]
+
+
+def test_a_profile_whose_model_this_region_does_not_read_is_active_through_the_profile(
+    client: Any, stubber: Stubber
+) -> None:
+    """No false alarm: GetFoundationModel's not-found for the base id of a `us.` profile is
+    answered by GetInferenceProfile (AWS's documented shape); only a gone profile is GONE."""
+    profile = f"us.{STRUCTURE}"
+    fail(stubber, STRUCTURE, "ResourceNotFoundException", 404)
+    stubber.add_response("get_inference_profile", PROFILE, {"inferenceProfileIdentifier": profile})
+    status = FoundationModels(client).status(profile)
+    assert (status.model_id, status.status) == (STRUCTURE, "ACTIVE") and profile in status.detail
+    fail(stubber, STRUCTURE, "ResourceNotFoundException", 404)
+    stubber.add_client_error("get_inference_profile", "ResourceNotFoundException", "gone", 404)
+    assert FoundationModels(client).status(profile).status == "GONE"
 
 
 def test_a_model_the_catalogue_knows_as_retired_is_gone_without_a_call(client: Any, stubber: Stubber) -> None:

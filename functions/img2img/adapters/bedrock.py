@@ -136,9 +136,13 @@ class BedrockInvoker:
             )
         if code == "AccessDeniedException":
             # Bedrock's text can name the role and resource ARNs: the logs get it, callers do not.
+            # Today's causes (docs.aws.amazon.com/bedrock/latest/userguide/model-access.html and
+            # model-lifecycle-legacy.html): the Marketplace subscription a first call starts was never
+            # completed, or a LEGACY model is withheld from accounts that have not used it lately.
             return ModelUnavailable(
-                f"access to model {model_id} in region {region} is denied. Request model access "
-                "in the Bedrock console for this account and region, or choose another model in cdk.json.",
+                f"access to model {model_id} in region {region} is denied. If its Marketplace "
+                "subscription is not complete, an operator runs make enable-models ENV=<environment>; "
+                "if the model is LEGACY (img2img doctor says), choose an ACTIVE model in cdk.json.",
                 internal=message,
             )
         if code == "ThrottlingException":

@@ -50,12 +50,38 @@ class FoundationModels:
             error = exc.response.get("Error", {})
             code, message = error.get("Code") or "ClientError", error.get("Message", "")
             if code == "ResourceNotFoundException":
+                if base != model_id:
+                    return self._profile(model_id, base)
                 # Past end of life, or not offered in this region: every call would fail alike.
                 return ModelStatus(base, "GONE", f"{code}: {message} (region {self._region})")
             return ModelStatus(base, "UNKNOWN", f"{code}: {message}")
         except BotoCoreError as exc:  # connection faults, after botocore's retries
             return ModelStatus(base, "UNKNOWN", f"{type(exc).__name__}: {exc}")
         return _from_details(base, response.get("modelDetails") or {})
+
+    def _profile(self, profile_id: str, base: str) -> ModelStatus:
+        """A model used only through a cross-region profile whose base id GetFoundationModel does
+        not read in this region: GetInferenceProfile says whether the profile still serves (its
+        status is ACTIVE or it is gone; a profile has no LEGACY state). ACTIVE is not a false
+        alarm; not found is GONE, as for a model.
+        https://docs.aws.amazon.com/bedrock/latest/APIReference/API_GetInferenceProfile.html"""
+        try:
+            profile = self._client.get_inference_profile(inferenceProfileIdentifier=profile_id)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code") or "ClientError", error.get("Message", "")
+            where = f"{code}: {message} (profile {profile_id}, region {self._region})"
+            if code == "ResourceNotFoundException":
+                return ModelStatus(base, "GONE", where)
+            return ModelStatus(base, "UNKNOWN", where)
+        except BotoCoreError as exc:
+            return ModelStatus(base, "UNKNOWN", f"{type(exc).__name__}: {exc}")
+        status = profile.get("status")
+        if status == "ACTIVE":
+            return ModelStatus(
+                base, "ACTIVE", f"ACTIVE through profile {profile_id} (its model is not read here)"
+            )
+        return ModelStatus(base, "UNKNOWN", f"profile {profile_id} is {status!r}")
 
     @property
     def _region(self) -> str:

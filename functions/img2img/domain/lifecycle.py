@@ -60,6 +60,11 @@ def configured_base_ids(model_ids: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_models(model_ids: Iterable[str], lookup: Callable[[str], ModelStatus]) -> LifecycleReport:
-    """Look up each configured model once, by its base id. `lookup` does not raise: a model
-    whose state cannot be read comes back UNKNOWN and the others are still checked."""
-    return LifecycleReport(tuple(lookup(model_id) for model_id in configured_base_ids(model_ids)))
+    """Look up each configured model once (`us.<id>` and `<id>` are one model), by the id first
+    configured for it: a profile id lets the lookup ask for the profile where the base model
+    cannot be read. `lookup` does not raise: a model whose state cannot be read comes back
+    UNKNOWN and the others are still checked."""
+    first: dict[str, str] = {}
+    for model_id in model_ids:
+        first.setdefault(base_model_id(model_id), model_id)
+    return LifecycleReport(tuple(lookup(model_id) for model_id in first.values()))

@@ -4,6 +4,7 @@ request parsing, response shapes. Errors become responses in http_errors.py only
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -168,11 +169,15 @@ def image_to_image(
     return_as: ReturnAs = None,
 ) -> Response[SyncAnswer]:
     context = app.lambda_context
+    # API Gateway's integration timeout counts from its receipt of the request, before Lambda's
+    # init or SnapStart restore, which the invocation's own clock leaves out: take that lag off.
+    received = app.current_event.request_context.request_time_epoch / 1000
+    lag = max(0.0, time.time() - received) if received else 0.0
     answer = _service().api.run_now(
         request,
         _caller(),
         _key(idempotency_key),
-        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000 - lag,
         want_url=return_as == "url",
     )
     return Response(status_code=200, content_type="application/json", body=answer)
@@ -190,12 +195,21 @@ def submit_job(
     request: Annotated[ImageToImageRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[JobAccepted]:
     accepted = _service().api.submit(request, _caller(), _key(idempotency_key))
+    link = _as_sent(accepted.links.self_)
+    accepted = accepted.model_copy(update={"links": accepted.links.model_copy(update={"self_": link})})
     return Response(
-        status_code=202,
-        content_type="application/json",
-        body=accepted,
-        headers={"Location": accepted.links.self_},
+        status_code=202, content_type="application/json", body=accepted, headers={"Location": link}
     )
+
+
+def _as_sent(path: str) -> str:
+    """`path` as the caller's URL spells it. requestContext.path is the path the caller sent
+    (`/dev/v1/jobs` on the execute-api host: the stage leads; a custom domain's base path
+    likewise), `path` the API's own (`/v1/jobs`); what precedes the latter leads every link.
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html"""
+    event = app.current_event
+    sent, own = event.request_context.path or "", event.path
+    return (sent[: -len(own)] if own and sent.endswith(own) else "") + path
 
 
 @app.get(
