@@ -1,11 +1,12 @@
 """Test doubles, all in one place.
 
 In memory, one per port of domain/ports.py and the idempotency `Once` of domain/api_door.py:
-`MemoryObjectStore`, `FakeModel`, `MemoryJobStore`, `MemoryQueue`, `MemoryIdempotency`. Each
-behaves as its adapter does, error for error; the same assertions run against both
-(tests/contracts.py: the fakes in tests/domain/test_fake_contracts.py, the adapters over moto in
-tests/handlers/test_adapter_contracts.py, the Bedrock adapter in tests/unit/test_bedrock_adapter.py).
-Faults are injected through the fakes' own `fail(...)`, never by reaching into private parts.
+`MemoryObjectStore`, `FakeModel`, `MemoryJobStore`, `MemoryQueue`, `MemoryJobEvents`,
+`MemoryIdempotency`. Each behaves as its adapter does, error for error; the same assertions run
+against both (tests/contracts.py: the fakes in tests/domain/test_fake_contracts.py, the adapters
+over moto in tests/handlers/test_adapter_contracts.py, the Bedrock adapter in
+tests/unit/test_bedrock_adapter.py). Faults are injected through the fakes' own `fail(...)`
+(`refuse(...)` for events), never by reaching into private parts.
 `House` builds the real Pipeline, ApiDoor and QueueWorker on top of them (tests/domain/).
 
 For the real adapters: `FakeBedrock`, a bedrock-runtime client (InvokeModel) that raises real
@@ -437,6 +438,47 @@ class MemoryQueue(_Faulty):
         self.messages.append(json.loads(json.dumps(message)))
 
 
+# --- JobEventsPort ------------------------------------------------------------------------------
+
+
+class MemoryJobEvents:
+    """The events adapter (adapters/events.py) over an event bus in memory: each event as
+    PutEvents' entry (`entries`, the ones EventBridge took), refusals as PutEvents answers
+    them per entry. `refuse("ThrottlingException", times=2)` refuses the next two puts with that
+    code; a retryable code is tried again (3 puts in all), any other is not; an event still
+    refused is counted in `undelivered` (its last code), never raised."""
+
+    RETRYABLE = frozenset({"InternalFailure", "ThrottlingException"})
+
+    def __init__(self, bus: str = "default") -> None:
+        self.bus = bus
+        self.entries: list[dict[str, Any]] = []
+        self.undelivered: list[str] = []
+        self.requests: list[list[dict[str, Any]]] = []  # each PutEvents call's Entries
+        self._refusals: list[str] = []
+
+    def refuse(self, code: str, *, times: int = 1) -> None:
+        self._refusals.extend([code] * times)
+
+    def job_finished(self, event: Any) -> None:
+        from img2img.domain.job_events import DETAIL_TYPE, SOURCE
+
+        detail = json.dumps(event.to_json_dict(), separators=(",", ":"))
+        entry = {"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": detail, "EventBusName": self.bus}
+        for attempt in range(1, 4):
+            self.requests.append([entry])
+            code = self._refusals.pop(0) if self._refusals else None
+            if code is None:
+                self.entries.append(entry)
+                return
+            if code not in self.RETRYABLE or attempt == 3:
+                self.undelivered.append(code)
+                return
+
+    def details(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
 # --- Once (domain/api_door.py), the Idempotency adapter's `once` --------------------------------
 
 
@@ -516,6 +558,7 @@ class House:
     jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     queue: MemoryQueue = field(default_factory=MemoryQueue)
     idempotency: MemoryIdempotency = field(default_factory=MemoryIdempotency)
+    events: MemoryJobEvents = field(default_factory=MemoryJobEvents)
     fallbacks: tuple[str, ...] = ()
     clock: Callable[[], str] | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
@@ -533,6 +576,7 @@ class House:
             store=self.store,
             invoker=self.model,
             jobs=self.jobs,
+            events=self.events,
             limits=self.limits,
             environment=self.environment,
             fallback_model_ids=self.fallbacks,
@@ -596,7 +640,9 @@ def memory_service(settings: Any) -> tuple[Any, House]:
         environment=settings.env,
     )
     # No boto3 behind the fakes: nothing for fault tests to hook.
-    service = Service(settings, house.api, house.worker, house.idempotency, Clients(None, None, None, None))
+    service = Service(
+        settings, house.api, house.worker, house.idempotency, Clients(None, None, None, None, None)
+    )
     return service, house
 
 

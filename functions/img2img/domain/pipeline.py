@@ -26,8 +26,15 @@ from img2img.domain.imaging import (
     prepare_image,
 )
 from img2img.domain.job import Job, OutputKeys, SourceRef
+from img2img.domain.job_events import JobFinished
 from img2img.domain.models import model_chain
-from img2img.domain.ports import JobStorePort, ModelInvokerPort, ModelReply, ObjectStorePort
+from img2img.domain.ports import (
+    JobEventsPort,
+    JobStorePort,
+    ModelInvokerPort,
+    ModelReply,
+    ObjectStorePort,
+)
 from img2img.domain.records import (
     ErrorInfo,
     FallbackFrom,
@@ -111,6 +118,7 @@ class Pipeline:
         store: ObjectStorePort,
         invoker: ModelInvokerPort,
         jobs: JobStorePort,
+        events: JobEventsPort,
         limits: ImageLimits,
         environment: str,
         fallback_model_ids: tuple[str, ...] = (),
@@ -124,6 +132,7 @@ class Pipeline:
         self._store = store
         self._invoker = invoker
         self._jobs = jobs
+        self._events = events  # one "Image Job Finished" per finished job, once it is written
         self._limits = limits
         self._environment = environment
         self._fallbacks = fallback_model_ids
@@ -244,6 +253,7 @@ class Pipeline:
                 caller=caller,
             )
         )
+        self._events.job_finished(JobFinished.of(meta))
         error.job_id = job_id
         summary = Outcome(meta, error=error).summary()
         self._on_finish(summary)
@@ -461,6 +471,7 @@ class Pipeline:
         record.model_id, record.fallback_from = model.id, model.fallback_from
         record.output, record.result, record.error = meta.output, meta.result, meta.error
         self._durably(lambda: self._jobs.save(record), time_left)
+        self._events.job_finished(JobFinished.of(meta))
 
     def _base_metadata(self, job: Job) -> Metadata:
         return Metadata(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from img2img.domain.job_events import JobFinished
 from img2img.domain.records import JobRecord
 
 
@@ -68,3 +69,10 @@ class JobStorePort(Protocol):
 
 class JobQueuePort(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
+
+
+class JobEventsPort(Protocol):
+    def job_finished(self, event: JobFinished) -> None:
+        """Announce that a job ended (its metadata JSON written). Never raises and never
+        blocks for long: a job never depends on its event (a refused event is counted instead)."""
+        ...

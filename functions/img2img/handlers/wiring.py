@@ -13,6 +13,7 @@ import boto3
 from botocore.config import Config
 
 from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.events import EventBridgeJobEvents
 from img2img.adapters.idempotency import Idempotency
 from img2img.adapters.jobs import JobStore
 from img2img.adapters.queue import JobQueue
@@ -23,9 +24,10 @@ from img2img.domain.door_settings import DoorSettings
 from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker
-from img2img.handlers.observability import count_outcome, logger, metrics
+from img2img.handlers.observability import count_outcome, count_undelivered_event, logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+_EVENTS = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Clients:
     dynamodb: Any
     sqs: Any
     bedrock: Any
+    events: Any
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def build_service(
     s3 = session.client("s3", config=_AWS.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=_AWS)
     sqs = session.client("sqs", config=_AWS)
+    # A job's event waits for nobody: a few quick tries, then it is counted as undelivered.
+    events = session.client("events", config=_EVENTS)
 
     def model_client(read_timeout: float) -> Any:
         config = model_client_config(settings, sync=sync).merge(Config(read_timeout=read_timeout))
@@ -106,6 +111,9 @@ def build_service(
             client_for_timeout=functools.lru_cache(maxsize=32)(model_client),
         ),
         jobs=jobs,
+        events=EventBridgeJobEvents(
+            events, settings.event_bus_name, on_undelivered=count_undelivered_event, sleep=sleep
+        ),
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
@@ -130,7 +138,7 @@ def build_service(
         once=idempotency.once,
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
-    return Service(settings, api, worker, idempotency, Clients(s3, dynamodb, sqs, bedrock))
+    return Service(settings, api, worker, idempotency, Clients(s3, dynamodb, sqs, bedrock, events))
 
 
 def door_settings(settings: Settings) -> DoorSettings:
