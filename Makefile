@@ -60,6 +60,7 @@ clean:
 # Each area keeps its own targets in mk/<area>.mk (infra, local, client, ...).
 -include mk/*.mk
 
-## schema: regenerate docs/metadata.schema.json from the typed metadata (a test keeps it current)
+## schema: regenerate docs/metadata.schema.json and docs/job-finished.schema.json from the typed models (tests keep them current)
 schema: install
 	$(PY) -c 'import json; from img2img.domain.records import metadata_schema; print(json.dumps(metadata_schema(), indent=2))' > docs/metadata.schema.json
+	$(PY) -c 'import json; from img2img.domain.job_events import job_finished_schema; print(json.dumps(job_finished_schema(), indent=2))' > docs/job-finished.schema.json

@@ -87,6 +87,20 @@ class ConfigError(ValueError):
     """cdk.json does not describe a usable environment. The message names the environment and key."""
 
 
+class Webhook(BaseModel):
+    """An HTTPS endpoint that receives every finished job's event (infra/events.py): EventBridge
+    POSTs the event to `url` with the header `header_name` set to the value of the Secrets
+    Manager secret `secret_name` (a plain string, created by you), which the receiver checks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+(/\S*)?$", max_length=2048)]
+    secret_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_/+=.@-]{1,512}$")]
+    header_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")] = (
+        "x-img2img-webhook-secret"
+    )
+
+
 class EnvironmentConfig(BaseModel):
     """One environment's settings. Field docs are the reference for cdk.json's keys."""
 
@@ -213,6 +227,13 @@ class EnvironmentConfig(BaseModel):
         Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")], ...
     ] = ()
     model_failures_alarm_threshold: Annotated[int, Field(ge=1)]
+
+    # Job events (infra/events.py): the EventBridge bus each job's "Image Job Finished" event is
+    # put on, "default" (the account's default bus) or the name of a bus that already exists in
+    # the stack's account and region. The functions may put events on that bus only.
+    event_bus_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_./-]{1,256}$")] = "default"
+    # Optional: deliver each event of this environment to an HTTPS endpoint (see Webhook).
+    webhook: Webhook | None = None
 
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from infra.api import Api
 from infra.asset import Asset
 from infra.auth import SignIn, page_origin
 from infra.config import EnvironmentConfig
+from infra.events import JobEvents
 from infra.functions import Functions
 from infra.jobs import Jobs
 from infra.lifecycle import LifecycleWatch
@@ -69,6 +70,9 @@ class Img2ImgStack(Stack):
             self.sign_in.acknowledge_findings()
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, functions=self.functions, jobs=self.jobs, api=self.api
+        )
+        self.job_events = JobEvents(
+            self, "JobEvents", config=config, functions=self.functions, monitoring=self.monitoring
         )
         self.lifecycle = LifecycleWatch(
             self,

@@ -1,6 +1,7 @@
-"""AWS emulation for local mode: moto's server in this process (S3, SQS, DynamoDB and the
-S3 -> SQS notification), the service's resources, and two small corrections that make moto's
-S3 notifications look like real S3's (see align_moto_s3_events)."""
+"""AWS emulation for local mode: moto's server in this process (S3, SQS, DynamoDB, EventBridge and
+the S3 -> SQS notification), the service's resources, and small corrections that make moto's S3
+notifications and EventBridge deliveries look like AWS's (align_moto_s3_events,
+align_moto_events)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class MotoServer(ThreadedMotoServer):
 
 def start_moto(host: str = r.DEFAULT_HOST, port: int = r.DEFAULT_AWS_PORT) -> MotoServer:
     align_moto_s3_events()
+    align_moto_events()
     server = MotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server
@@ -183,6 +185,18 @@ def _s3_may_send(queue_arn: str) -> str:
 
 
 _ALIGNED = False
+
+
+def align_moto_events() -> None:
+    """moto 5.2 delivers an event to a rule's target without the envelope's `account`, which AWS
+    documents in every event (tests/fixtures/eventbridge/event-envelope.json): put it back into
+    moto's default input template. moto also adds its own `ingestion-time`; nothing here uses it."""
+    from moto.events.utils import EventTemplateParser as parser
+
+    if '"account"' not in parser.DEFAULT_EVENT_INPUT_TEMPLATE:
+        parser.DEFAULT_EVENT_INPUT_TEMPLATE = parser.DEFAULT_EVENT_INPUT_TEMPLATE.replace(
+            '"version": "0", ', '"version": "0", "account": "<account>", '
+        )
 
 
 def align_moto_s3_events() -> None:

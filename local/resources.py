@@ -27,6 +27,9 @@ OUTPUT_BUCKET = "img2img-local-output"
 JOBS_QUEUE = "img2img-local-jobs"
 JOBS_DLQ = "img2img-local-jobs-dlq"
 JOBS_TABLE = "img2img-local-jobs"
+# Where each job's "Image Job Finished" event goes: the account's default bus, as the stack's
+# unless cdk.json names one (moto's EventBridge has it from the start).
+EVENT_BUS = "default"
 TABLE_PARTITION_KEY = "pk"  # String
 TABLE_TTL_ATTRIBUTE = "ttl"
 

@@ -23,8 +23,10 @@ from PIL import Image
 
 from img2img.domain import errors
 from img2img.domain.caller import Caller
+from img2img.domain.job_events import DETAIL_TYPE, SOURCE, JobFinished
 from img2img.domain.job_states import State
 from img2img.domain.ports import (
+    JobEventsPort,
     JobQueuePort,
     JobStorePort,
     ModelInvokerPort,
@@ -34,6 +36,7 @@ from img2img.domain.ports import (
 )
 from img2img.domain.records import FINAL_STATUSES, JobRecord, OutputInfo, ResultInfo, SourceInfo, Status
 from tests.fakes import INPUT, OUTPUT, REGION, SD3
+from tests.fixtures.eventbridge_docs import MAX_ENTRIES, MAX_ENTRY_BYTES, entry_size
 
 FIXTURES = "tests/fixtures/bedrock"
 
@@ -258,6 +261,85 @@ class JobQueueContract:
         with pytest.raises(errors.StorageError) as caught:
             rig.broken.send({"kind": "api_job"})
         assert caught.value.message == "could not queue the job" and caught.value.retryable
+
+
+# --- JobEventsPort ------------------------------------------------------------------------------
+
+
+class EventsRig(Protocol):
+    events: JobEventsPort
+    undelivered: list[str]  # the codes counted as undelivered (the JobEventsUndelivered metric)
+
+    def refuse(self, code: str, *, times: int = 1) -> None:
+        """The next `times` PutEvents calls refuse the entry with `code`, as PutEvents answers."""
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """What the bus took: each event's source, detail-type and detail."""
+        ...
+
+    def requests(self) -> list[list[dict[str, Any]]]:
+        """Each PutEvents call's Entries, as sent."""
+        ...
+
+
+def a_finished_event(**fields: Any) -> JobFinished:
+    values: dict[str, Any] = {
+        "job_id": "a" * 32,
+        "status": "SUCCEEDED",
+        "door": "api",
+        "environment": "unit",
+        "created_at": "2026-12-07T10:00:00.000Z",
+        "completed_at": "2026-12-07T10:00:07.000Z",
+        "model_id": SD3,
+        "result_s3_uri": f"s3://{OUTPUT}/jobs/{'a' * 32}/result.png",
+        "metadata_s3_uri": f"s3://{OUTPUT}/jobs/{'a' * 32}/metadata.json",
+    }
+    return JobFinished(**{**values, **fields})
+
+
+class JobEventsContract:
+    def test_an_event_is_put_once_with_its_source_detail_type_and_detail(self, rig: EventsRig) -> None:
+        event = a_finished_event()
+        rig.events.job_finished(event)
+        assert rig.delivered() == [
+            {"source": SOURCE, "detail-type": DETAIL_TYPE, "detail": event.to_json_dict()}
+        ]
+        assert rig.undelivered == []
+
+    def test_each_put_is_one_entry_within_the_documented_size(self, rig: EventsRig) -> None:
+        long_key = "results/" + "k" * 1000  # S3 keys are at most 1024 bytes
+        rig.events.job_finished(
+            a_finished_event(
+                status="FAILED",
+                result_s3_uri=f"s3://{OUTPUT}/{long_key}.png",
+                metadata_s3_uri=f"s3://{OUTPUT}/{long_key}.json",
+                error_code="model_unavailable",
+                fallback_from=[{"model_id": SD3, "code": "model_unavailable", "reason": "r" * 2000}] * 3,
+            )
+        )
+        (entries,) = rig.requests()
+        assert len(entries) == 1 <= MAX_ENTRIES
+        assert entry_size(entries[0]) < MAX_ENTRY_BYTES
+
+    def test_a_throttled_put_is_retried_and_the_event_delivered_once(self, rig: EventsRig) -> None:
+        rig.refuse("ThrottlingException", times=1)
+        rig.refuse("InternalFailure", times=1)
+        rig.events.job_finished(a_finished_event())
+        assert (len(rig.requests()), len(rig.delivered()), rig.undelivered) == (3, 1, [])
+
+    def test_a_refusal_past_the_retries_is_counted_never_raised(self, rig: EventsRig) -> None:
+        rig.refuse("ThrottlingException", times=3)
+        rig.events.job_finished(a_finished_event())
+        assert len(rig.requests()) == 3 and rig.delivered() == []
+        assert rig.undelivered == ["ThrottlingException"]
+
+    @pytest.mark.parametrize(
+        "code", ["AccessDeniedException", "NotAuthorizedForSourceException", "MalformedDetail"]
+    )
+    def test_a_refusal_no_retry_can_fix_is_counted_at_once(self, rig: EventsRig, code: str) -> None:
+        rig.refuse(code)
+        rig.events.job_finished(a_finished_event())
+        assert len(rig.requests()) == 1 and rig.delivered() == [] and rig.undelivered == [code]
 
 
 # --- ModelInvokerPort ---------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Test doubles, all in one place.
 
 In memory, one per port of domain/ports.py: `MemoryObjectStore`, `FakeModel`, `MemoryJobStore`,
-`MemoryQueue`. Each
-behaves as its adapter does, error for error; the same assertions run against both
-(tests/contracts.py: the fakes in tests/domain/test_fake_contracts.py, the adapters over moto in
-tests/handlers/test_adapter_contracts.py, the Bedrock adapter in tests/unit/test_bedrock_adapter.py).
-Faults are injected through the fakes' own `fail(...)`, never by reaching into private parts.
+`MemoryQueue`, `MemoryJobEvents`. Each behaves as its adapter does, error for error; the same
+assertions run against both (tests/contracts.py: the fakes in tests/domain/test_fake_contracts.py,
+the adapters over moto in tests/handlers/test_adapter_contracts.py, the Bedrock adapter in
+tests/unit/test_bedrock_adapter.py). Faults are injected through the fakes' own `fail(...)`
+(`refuse(...)` for events), never by reaching into private parts.
 `House` builds the real Pipeline, ApiDoor and QueueWorker on top of them (tests/domain/).
 
 For the real adapters: `FakeBedrock`, a bedrock-runtime client (InvokeModel) that raises real
@@ -458,6 +458,47 @@ class MemoryQueue(_Faulty):
         self.messages.append(json.loads(json.dumps(message)))
 
 
+# --- JobEventsPort ------------------------------------------------------------------------------
+
+
+class MemoryJobEvents:
+    """The events adapter (adapters/events.py) over an event bus in memory: each event as
+    PutEvents' entry (`entries`, the ones EventBridge took), refusals as PutEvents answers
+    them per entry. `refuse("ThrottlingException", times=2)` refuses the next two puts with that
+    code; a retryable code is tried again (3 puts in all), any other is not; an event still
+    refused is counted in `undelivered` (its last code), never raised."""
+
+    RETRYABLE = frozenset({"InternalFailure", "ThrottlingException"})
+
+    def __init__(self, bus: str = "default") -> None:
+        self.bus = bus
+        self.entries: list[dict[str, Any]] = []
+        self.undelivered: list[str] = []
+        self.requests: list[list[dict[str, Any]]] = []  # each PutEvents call's Entries
+        self._refusals: list[str] = []
+
+    def refuse(self, code: str, *, times: int = 1) -> None:
+        self._refusals.extend([code] * times)
+
+    def job_finished(self, event: Any) -> None:
+        from img2img.domain.job_events import DETAIL_TYPE, SOURCE
+
+        detail = json.dumps(event.to_json_dict(), separators=(",", ":"))
+        entry = {"Source": SOURCE, "DetailType": DETAIL_TYPE, "Detail": detail, "EventBusName": self.bus}
+        for attempt in range(1, 4):
+            self.requests.append([entry])
+            code = self._refusals.pop(0) if self._refusals else None
+            if code is None:
+                self.entries.append(entry)
+                return
+            if code not in self.RETRYABLE or attempt == 3:
+                self.undelivered.append(code)
+                return
+
+    def details(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
 # --- the domain on top of the fakes ------------------------------------------------------------
 
 
@@ -485,6 +526,7 @@ class House:
     model: FakeModel = field(default_factory=FakeModel)
     jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     queue: MemoryQueue = field(default_factory=MemoryQueue)
+    events: MemoryJobEvents = field(default_factory=MemoryJobEvents)
     fallbacks: tuple[str, ...] = ()
     clock: Callable[[], float] | None = None  # epoch seconds
     limits: ImageLimits = field(default_factory=ImageLimits)
@@ -502,6 +544,7 @@ class House:
             invoker=self.model,
             jobs=self.jobs,
             engines=engine_for,
+            events=self.events,
             limits=self.limits,
             environment=self.environment,
             fallback_model_ids=self.fallbacks,
@@ -565,7 +608,7 @@ def memory_service(settings: Any) -> tuple[Any, House]:
         environment=settings.env,
     )
     # No boto3 behind the fakes: nothing for fault tests to hook.
-    service = Service(settings, house.api, house.worker, Clients(None, None, None, None))
+    service = Service(settings, house.api, house.worker, Clients(None, None, None, None, None))
     return service, house
 
 

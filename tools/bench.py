@@ -348,11 +348,16 @@ class InProcessModel:
         return {"body": io.BytesIO(self._answer), "ResponseMetadata": {"HTTPHeaders": {}}}
 
 
+def _undelivered(code: str) -> None:
+    raise RuntimeError(f"local mode's EventBridge refused the job's event ({code})")
+
+
 class PipelineRun:
     """pipeline.run alone (an API-door job), the model an in-process double."""
 
     def __init__(self) -> None:
         from img2img.adapters.bedrock import BedrockInvoker
+        from img2img.adapters.events import EventBridgeJobEvents
         from img2img.adapters.jobs import JobStore
         from img2img.adapters.s3 import ObjectStore
         from img2img.domain.imaging import ImageLimits
@@ -364,6 +369,7 @@ class PipelineRun:
             invoker=BedrockInvoker(InProcessModel(model_answer())),
             jobs=JobStore(client("dynamodb"), r.JOBS_TABLE, 1),
             engines=engine_for,
+            events=EventBridgeJobEvents(client("events"), r.EVENT_BUS, on_undelivered=_undelivered),
             limits=ImageLimits(),
             environment="bench",
         )

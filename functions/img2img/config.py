@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Tried in order when the chosen model is gone (end of life, not found, access denied).
     fallback_model_ids: Annotated[tuple[str, ...], NoDecode] = ()
     bedrock_region: str | None = None  # defaults to the function's own region
+    # Where each job's "Image Job Finished" event goes (cdk.json's event_bus_name; the account's
+    # default bus unless an environment names one).
+    event_bus_name: str = "default"
 
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=50_000_000, gt=0)

@@ -4,12 +4,14 @@ tests/unit/test_bedrock_adapter.py (Bedrock)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests.contracts import (
+    JobEventsContract,
     JobQueueContract,
     JobStoreContract,
     ModelInvokerContract,
@@ -19,6 +21,7 @@ from tests.fakes import (
     INPUT,
     OUTPUT,
     FakeModel,
+    MemoryJobEvents,
     MemoryJobStore,
     MemoryObjectStore,
     MemoryQueue,
@@ -97,3 +100,30 @@ class TestFakeModel(ModelInvokerContract):
     @pytest.fixture
     def rig(self) -> FakeModelRig:
         return FakeModelRig()
+
+
+@dataclass
+class MemoryEventsRig:
+    events: MemoryJobEvents = field(default_factory=MemoryJobEvents)
+
+    @property
+    def undelivered(self) -> list[str]:
+        return self.events.undelivered
+
+    def refuse(self, code: str, *, times: int = 1) -> None:
+        self.events.refuse(code, times=times)
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [
+            {"source": e["Source"], "detail-type": e["DetailType"], "detail": json.loads(e["Detail"])}
+            for e in self.events.entries
+        ]
+
+    def requests(self) -> list[list[dict[str, Any]]]:
+        return self.events.requests
+
+
+class TestMemoryJobEvents(JobEventsContract):
+    @pytest.fixture
+    def rig(self) -> MemoryEventsRig:
+        return MemoryEventsRig()

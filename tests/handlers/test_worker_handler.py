@@ -133,3 +133,27 @@ def test_the_worker_reads_its_model_read_timeout(aws_env: None, monkeypatch: pyt
     monkeypatch.setattr(boto3.session.Session, "client", client)
     wiring.build_service(Settings(), sync=False)  # type: ignore[call-arg]
     assert made["bedrock-runtime"].read_timeout == 117
+
+
+def test_a_refused_job_event_is_counted_and_changes_nothing_about_the_job(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PutEvents refused past its retries (the functions' role lost events:PutEvents): the job
+    still succeeds with one model call, and the JobEventsUndelivered metric says so."""
+    from botocore.awsrequest import AWSResponse
+
+    from img2img.handlers import wiring
+
+    refused = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to PutEvents"}}
+    client = wiring.get_service(sync=False).clients.events
+    client.meta.events.register(
+        "before-call.events.PutEvents",
+        lambda params, **_: (AWSResponse(params["url"], 400, {}, None), refused),
+    )
+    out = run(drop(world, "inbox/quiet.png", prompt="x"))
+    assert out == {"batchItemFailures": []} and len(world.bedrock.calls) == 1
+    assert world.read_json(OUTPUT, "results/quiet.png.json")["status"] == "SUCCEEDED"
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(
+        m.get("JobEventsUndelivered") == [1.0] or m.get("JobEventsUndelivered") == 1.0 for m in emitted
+    )

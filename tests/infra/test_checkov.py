@@ -23,12 +23,14 @@ import pytest
 from infra.asset import ROOT
 from infra.checkov import CHECK_ID, METADATA_KEY
 from tests.infra.conftest import ENVIRONMENTS, Synth
+from tests.infra.test_job_events import WEBHOOK_VARIANT
 
 pytestmark = pytest.mark.infra
 
 CHECKOV = Path(os.environ.get("IMG2IMG_CHECKOV", ROOT / ".venv" / "checkov" / "bin" / "checkov"))
 UNACKNOWLEDGED = "unacknowledged"  # the same template with every checkov skip removed
 TIMEOUT_SECONDS = 120
+WEBHOOK = "dev-webhook"  # dev with a webhook and a named bus (tests/infra/test_job_events.py)
 
 Finding = tuple[str, str]  # (logical id, check id)
 
@@ -81,6 +83,7 @@ def checkov(
     """Per environment: its template, the findings of it and of its copy without skips."""
     directory = tmp_path_factory.mktemp("checkov")
     templates = {env: synth(env).template for env in ENVIRONMENTS}
+    templates[WEBHOOK] = synth("dev", **WEBHOOK_VARIANT).template  # the webhook's resources too
     files = []
     for env, template in templates.items():
         for name, content in ((env, template), (f"{env}.{UNACKNOWLEDGED}", without_skips(template))):
@@ -96,7 +99,7 @@ def checkov(
             "unacknowledged": failed[f"{env}.{UNACKNOWLEDGED}.json"],
             "elapsed": elapsed,
         }
-        for env in ENVIRONMENTS
+        for env in templates
     }
 
 
@@ -105,13 +108,13 @@ def finding(check: dict[str, Any]) -> Finding:
     return (str(check["resource"]).rsplit(".", 1)[-1], str(check["check_id"]))
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, WEBHOOK])
 def test_checkov_finds_nothing_unacknowledged(env: str, checkov: dict[str, dict[str, Any]]) -> None:
     failed = sorted(f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in checkov[env]["failed"])
     assert failed == [], "\n".join(failed)
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, WEBHOOK])
 def test_every_checkov_skip_matches_a_real_finding_and_says_why(
     env: str, checkov: dict[str, dict[str, Any]]
 ) -> None:

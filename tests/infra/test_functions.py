@@ -87,6 +87,11 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
     )
     common = (
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], f"<{log_group_id(s, i[kind])}.Arn>")
+        # The job's "Image Job Finished" event, on the environment's one bus (infra/events.py).
+        | allow(
+            ["events:PutEvents"],
+            f"arn:aws:events:{s.config.region}:<AWS::AccountId>:event-bus/{s.config.event_bus_name}",
+        )
         | allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
         | allow(["s3:GetObject", "s3:GetObjectVersion"], *sources)
         | allow(ITEM_ACTIONS, f"<{i['table']}.Arn>")
@@ -190,6 +195,7 @@ def test_environment_is_the_function_contract(env_synth: Synth, kind: str) -> No
         "IMG2IMG_PRESIGN_EXPIRY_SECONDS": str(s.config.presign_expiry_seconds),
         "IMG2IMG_MAX_RECEIVE_COUNT": str(s.config.max_receive_count),
         "IMG2IMG_API_AUTH": s.config.api_auth,
+        "IMG2IMG_EVENT_BUS_NAME": s.config.event_bus_name,
         "POWERTOOLS_SERVICE_NAME": "img2img",
         "POWERTOOLS_METRICS_NAMESPACE": "Img2Img",
         "POWERTOOLS_LOG_LEVEL": s.config.log_level,

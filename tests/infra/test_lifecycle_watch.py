@@ -15,7 +15,8 @@ from tests.infra.templates import Grant, by_type, function_role_id, render, role
 
 pytestmark = pytest.mark.infra
 
-WORKER_ONLY = {"IMG2IMG_MODEL_READ_TIMEOUT_SECONDS"}
+# The watch calls no model and sends no job event.
+WORKER_ONLY = {"IMG2IMG_MODEL_READ_TIMEOUT_SECONDS", "IMG2IMG_EVENT_BUS_NAME"}
 
 
 def function_id(s: Synth) -> str:

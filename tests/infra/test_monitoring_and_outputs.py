@@ -26,6 +26,8 @@ ALARMS = (
     "ModelLifecycle",
     "ModelFallbacks",
     "LifecycleWatchFailed",
+    # infra/events.py (tests/infra/test_job_events.py; WebhookDeadLetters too when configured)
+    "JobEventsUndelivered",
 )
 # A verdict published once per run: between runs the alarm keeps the last one.
 KEEPS_STATE_WITHOUT_DATA = {"ModelLifecycle"}

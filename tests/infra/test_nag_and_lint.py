@@ -16,6 +16,7 @@ from infra.app import build_app
 from infra.nag import DRY_RUN_CONTEXT_KEY, RECORD_METADATA_TYPE
 from infra.stack import Img2ImgStack
 from tests.infra.conftest import DISABLE_ASSET_STAGING, ENVIRONMENTS, Synth, context_with, offline
+from tests.infra.test_job_events import WEBHOOK_VARIANT
 
 pytestmark = pytest.mark.infra
 
@@ -27,8 +28,15 @@ VARIANTS: list[dict[str, Any]] = [
     {"api_cloudwatch_role": False, "alarm_email": "ops@example.com"},
     {"api_auth": "cognito"},
     {"api_auth": "cognito", "cognito_feature_plan": "essentials", "cognito_mfa": "optional"},
+    WEBHOOK_VARIANT,
 ]
-VARIANT_IDS = ["inference-profile", "no-cloudwatch-role", "cognito", "cognito-essentials-optional-mfa"]
+VARIANT_IDS = [
+    "inference-profile",
+    "no-cloudwatch-role",
+    "cognito",
+    "cognito-essentials-optional-mfa",
+    "webhook-named-bus",
+]
 
 
 def acknowledgements(stack: Img2ImgStack) -> list[tuple[str, str, str]]:

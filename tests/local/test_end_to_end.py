@@ -277,3 +277,63 @@ def test_callers_see_only_their_own_over_http(stack: LocalStack) -> None:
     his = post(stack, "/v1/image-to-image", inline, headers={**bob, **keyed})
     assert his.status_code == 200 and his.json()["job_id"] != job_id
     assert stats(stack)["invocations"] == 2
+
+
+def test_a_rule_with_an_sqs_target_receives_one_event_per_job_from_each_door(stack: LocalStack) -> None:
+    """Issue #23's 'done when': a user's rule on the bus the stack would use (the default bus),
+    with an SQS target, receives each finished job's event once, in the envelope AWS documents
+    (tests/fixtures/eventbridge/event-envelope.json), its detail meeting the published schema
+    and pointing at a metadata JSON that exists."""
+    from img2img.domain.job_events import job_finished_schema
+    from tests.fixtures.eventbridge_docs import assert_envelope
+
+    sqs, events, s3 = stack.client("sqs"), stack.client("events"), stack.client("s3")
+    queue = sqs.create_queue(QueueName="my-job-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {
+        "source": ["img2img"],
+        "detail-type": ["Image Job Finished"],
+        "detail": {"environment": ["local"]},
+    }
+    events.put_rule(Name="my-job-events", EventBusName=r.EVENT_BUS, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule="my-job-events", EventBusName=r.EVENT_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
+    )
+    try:
+        body = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(640, 480)).decode()}
+        sync_id = post(stack, "/v1/image-to-image", body).json()["job_id"]
+        queued_id = post(stack, "/v1/jobs", body).json()["job_id"]
+        for key, metadata in (("inbox/evented.png", {"prompt": "a lighthouse"}), ("inbox/bare.png", {})):
+            s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=imagegen.png(64, 64), Metadata=metadata)
+        received: list[dict[str, Any]] = []
+
+        def four() -> list[dict[str, Any]] | None:
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            received.extend(json.loads(m["Body"]) for m in got.get("Messages", []))
+            return received if len(received) >= 4 else None
+
+        wait_until(four, timeout=60)
+        assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages") is None  # once each
+        by_door: dict[str, list[str]] = {}
+        for envelope in received:
+            envelope.pop("ingestion-time", None)  # moto's own field; AWS documents none
+            assert_envelope(envelope)
+            detail = envelope["detail"]
+            Draft202012Validator(job_finished_schema()).validate(detail)
+            bucket, key = detail["metadata_s3_uri"].removeprefix("s3://").split("/", 1)
+            assert (
+                json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["job_id"] == detail["job_id"]
+            )
+            by_door.setdefault(detail["door"], []).append(detail["status"])
+            by_door[detail["door"]].sort()
+            assert envelope["region"] == r.REGION and envelope["account"] == r.ACCOUNT_ID
+        assert {d["job_id"] for d in (e["detail"] for e in received)} >= {sync_id, queued_id}
+        # The API door's two jobs and one drop succeeded; the drop without a prompt failed, saying why.
+        assert by_door == {"api": ["SUCCEEDED", "SUCCEEDED"], "s3": ["FAILED", "SUCCEEDED"]}
+        [refused] = [e["detail"] for e in received if e["detail"]["status"] == "FAILED"]
+        assert refused["error_code"] == "missing_parameters" and "model_id" not in refused
+    finally:
+        events.remove_targets(Rule="my-job-events", EventBusName=r.EVENT_BUS, Ids=["q"])
+        events.delete_rule(Name="my-job-events", EventBusName=r.EVENT_BUS)

@@ -40,10 +40,12 @@ from img2img.domain.imaging import (
     prepare_image,
 )
 from img2img.domain.job import Job, OutputKeys, SourceRef
+from img2img.domain.job_events import JobFinished
 from img2img.domain.models import model_chain
 from img2img.domain.ports import (
     Artifact,
     EngineLookup,
+    JobEventsPort,
     JobStorePort,
     ModelInvokerPort,
     ObjectStorePort,
@@ -213,6 +215,7 @@ class Pipeline:
         invoker: ModelInvokerPort,
         jobs: JobStorePort,
         engines: EngineLookup,
+        events: JobEventsPort,
         limits: ImageLimits,
         environment: str,
         fallback_model_ids: tuple[str, ...] = (),
@@ -225,6 +228,7 @@ class Pipeline:
         self._invoker = invoker
         self._jobs = jobs
         self._engines = engines
+        self._events = events  # one "Image Job Finished" per finished job, once it is written
         self._limits = limits
         self._service = ServiceInfo(name="img2img", version=__version__, environment=environment)
         self._fallbacks = fallback_model_ids
@@ -383,6 +387,7 @@ class Pipeline:
         retry = error is not None and error.retryable
         self._jobs.write(record, now=now, calls=calls, retry=retry, request_hash=job.request_hash)
         summary = _summary(record)
+        self._events.job_finished(JobFinished.of(metadata))
         self._on_finish(summary)
         log.info(
             "job %s %s",

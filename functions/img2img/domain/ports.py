@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from img2img.domain.imaging import PreparedImage
+from img2img.domain.job_events import JobFinished
 from img2img.domain.job_states import State
 from img2img.domain.records import JobRecord
 from img2img.domain.request import ImageToImageRequest
@@ -130,3 +131,10 @@ class Engine(Protocol):
 
 
 EngineLookup = Callable[[str], Engine]  # a model id -> its engine (raises InvalidRequest)
+
+
+class JobEventsPort(Protocol):
+    def job_finished(self, event: JobFinished) -> None:
+        """Announce that a job ended (its metadata JSON written). Never raises and never
+        blocks for long: a job never depends on its event (a refused event is counted instead)."""
+        ...

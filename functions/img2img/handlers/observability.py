@@ -39,3 +39,10 @@ def count_failure(error: ErrorInfo) -> None:
     chosen = any(detail.field == "model_id" for detail in error.details)
     if error.code.startswith("model_") and not chosen:
         metrics.add_metric(name="ModelFailures", unit=MetricUnit.Count, value=1)
+
+
+def count_undelivered_event(code: str) -> None:
+    """A job's event that EventBridge refused past its retries (adapters/events.py): the job is
+    unaffected, but whoever waits on the event will not hear of it. JobEventsUndelivered feeds
+    its own alarm."""
+    metrics.add_metric(name="JobEventsUndelivered", unit=MetricUnit.Count, value=1)

@@ -13,6 +13,7 @@ import boto3
 from botocore.config import Config
 
 from img2img.adapters.bedrock import BedrockInvoker
+from img2img.adapters.events import EventBridgeJobEvents
 from img2img.adapters.jobs import JobStore
 from img2img.adapters.queue import JobQueue
 from img2img.adapters.s3 import ObjectStore
@@ -23,9 +24,12 @@ from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker
 from img2img.engines import engine_for
-from img2img.handlers.observability import count_outcome, logger, metrics
+from img2img.handlers.observability import count_outcome, count_undelivered_event, logger, metrics
 
 _AWS = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+# PutEvents answers in tens of milliseconds: a stalled call costs at most 2 x (1 + 2) s, since
+# the adapter never calls again after a refused call (only after a refused entry, quickly).
+_EVENTS = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=2)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Clients:
     dynamodb: Any
     sqs: Any
     bedrock: Any
+    events: Any
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ def build_service(
     s3 = session.client("s3", config=_AWS.merge(Config(signature_version="s3v4")))
     dynamodb = session.client("dynamodb", config=_AWS)
     sqs = session.client("sqs", config=_AWS)
+    # A job's event waits for nobody: a few quick tries, then it is counted as undelivered.
+    events = session.client("events", config=_EVENTS)
 
     def model_client(read_timeout: float) -> Any:
         config = model_client_config(settings, sync=sync).merge(Config(read_timeout=read_timeout))
@@ -101,6 +108,9 @@ def build_service(
         ),
         jobs=jobs,
         engines=engine_for,
+        events=EventBridgeJobEvents(
+            events, settings.event_bus_name, on_undelivered=count_undelivered_event, sleep=sleep
+        ),
         limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
@@ -123,7 +133,7 @@ def build_service(
         store=store,
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
-    return Service(settings, api, worker, Clients(s3, dynamodb, sqs, bedrock))
+    return Service(settings, api, worker, Clients(s3, dynamodb, sqs, bedrock, events))
 
 
 def door_settings(settings: Settings) -> DoorSettings:
