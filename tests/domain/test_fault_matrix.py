@@ -203,17 +203,29 @@ def bound(step: str) -> int:
     return 2 if step == "result write" else 1
 
 
-@pytest.mark.parametrize("killed", [False, True], ids=["fault", "killed"])
-@pytest.mark.parametrize("mode", RECEIVES)
-@pytest.mark.parametrize("door", DOORS)
-@pytest.mark.parametrize("step", STEPS)
+def _door_has(step: str, door: str, killed: bool) -> bool:
+    return step not in ("QUEUED record", "queue send") or (
+        door == "api-job" and not (killed and step == "queue send")
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "door", "mode", "killed"),
+    [
+        pytest.param(step, door, mode, killed, id=f"{step}-{door}-{mode}-{'killed' if killed else 'fault'}")
+        for step in STEPS
+        for door in DOORS
+        for mode in RECEIVES
+        for killed in (False, True)
+        if _door_has(step, door, killed)  # only the api-job door queues; a send is refused, not killed
+    ],
+)
 def test_one_call_per_job_and_every_job_ends_where_its_caller_looks(
     step: str, door: str, mode: str, killed: bool
 ) -> None:
     case = start(door)
     times = None if mode == "every" and not killed else 1  # a function is killed once
-    if not inject(case.house, step, door, times, Killed if killed else None):
-        pytest.skip(f"the {door} door has no {step}")
+    assert inject(case.house, step, door, times, Killed if killed else None)
     run_door(case, mode)
     house = case.house
     assert len(house.model.calls) <= bound(step)
