@@ -192,7 +192,14 @@ def test_bucket_names_stay_within_63_characters() -> None:
 def test_every_settings_key_is_documented_in_cdk_json_defaults() -> None:
     """cdk.json's `defaults` is the reference: every optional key appears there or in an env."""
     documented = set(block()["defaults"]) | {k for env in block()["environments"].values() for k in env}
-    optional = {"account", "bedrock_region", "alarm_email", "api_key_quota_per_day", "api_key_callers"}
+    optional = {
+        "account",
+        "bedrock_region",
+        "alarm_email",
+        "api_key_quota_per_day",
+        "api_key_callers",
+        "webhook",
+    }
     # api_auth "cognito" only (refused elsewhere): documented in infra/config.py and README.
     optional |= {"cognito_feature_plan", "cognito_mfa", "cognito_self_sign_up", "cognito_domain_prefix"}
     assert set(EnvironmentConfig.model_fields) - {"name"} <= documented | optional
