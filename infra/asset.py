@@ -4,7 +4,7 @@ The asset is the contents of `functions/` (package `img2img`) plus the runtime r
 `requirements.txt`, installed as Linux wheels for Lambda's architecture and Python version:
 
     pip install --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
-                --only-binary=:all: --python-version 3.14 --implementation cp --target ...
+                --only-binary=:all: --python-version 3.13 --implementation cp --target ...
 
 Two caches make a rebuild with nothing changed a no-op, and a source-only change cheap:
 
@@ -14,8 +14,9 @@ Two caches make a rebuild with nothing changed a no-op, and a source-only change
 
 boto3/botocore are bundled (requirements.txt pins them): the runtime's copy lags the SDK
 releases that add Bedrock models and fields, and bundling runs the exact versions the unit
-tests ran. Python 3.14 is the newest Lambda runtime, and every dependency ships cp314
-manylinux aarch64 wheels (pip fails the build otherwise: --only-binary=:all:).
+tests ran. Python 3.13 is the Lambda runtime because it is the newest CPython `make test` can run
+the function code on (the Makefile builds .venv with it); every dependency ships cp313 manylinux
+aarch64 wheels (pip fails the build otherwise: --only-binary=:all:).
 
 Used by synth (infra/stack.py calls `build_asset()`) and by `make asset` (`python -m infra.asset`).
 """
@@ -43,7 +44,7 @@ BUILD_DIR = ROOT / ".build"
 
 # The Lambda platform the asset is built for. infra/functions.py maps these to the CDK runtime
 # and architecture, so the wheels and the function always agree.
-PYTHON_VERSION = "3.14"
+PYTHON_VERSION = "3.13"
 ARCHITECTURE = "arm64"
 _PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCHITECTURE]
 PLATFORMS = (f"manylinux_2_28_{_PIP_ARCH}", f"manylinux2014_{_PIP_ARCH}")

@@ -118,7 +118,7 @@ def deployed_environment(function: str) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_NAME": f"img2img-dev-{function}",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.14",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
             "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
             "_X_AMZN_TRACE_ID": "Root=1-6743a1f0-0d3a5c7e9b1f2a4c6e8d0b2a;Parent=53995c3f42cd8ad8;Sampled=1",
             # Active tracing: Lambda's X-Ray daemon address; here a port nobody listens on (UDP).

@@ -23,12 +23,12 @@ def test_asset_holds_the_package_and_linux_arm64_wheels(code_asset: Asset) -> No
     for handler in ("api", "worker"):
         assert (root / "img2img" / "handlers" / f"{handler}.py").is_file()
     assert (root / "img2img" / "domain" / "imaging" / "__init__.py").is_file()  # subpackages too
-    # Pillow and pydantic-core compiled for Lambda (CPython 3.14 on aarch64 Linux), not this host.
-    assert (root / "PIL" / "_imaging.cpython-314-aarch64-linux-gnu.so").is_file()
-    assert (root / "pydantic_core" / "_pydantic_core.cpython-314-aarch64-linux-gnu.so").is_file()
+    # Pillow and pydantic-core compiled for Lambda (CPython 3.13 on aarch64 Linux), not this host.
+    assert (root / "PIL" / "_imaging.cpython-313-aarch64-linux-gnu.so").is_file()
+    assert (root / "pydantic_core" / "_pydantic_core.cpython-313-aarch64-linux-gnu.so").is_file()
     assert not list(root.rglob("*x86_64*.so")) and not list(root.rglob("*cpython-311*.so"))
     # The ELF header says aarch64 (e_machine 0xB7).
-    header = (root / "PIL" / "_imaging.cpython-314-aarch64-linux-gnu.so").read_bytes()[:20]
+    header = (root / "PIL" / "_imaging.cpython-313-aarch64-linux-gnu.so").read_bytes()[:20]
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 0xB7
 
 
