@@ -333,6 +333,27 @@ def build_twin() -> Asset:
     return build_asset(TWIN_BUILD_DIR, target=host_platform())
 
 
+# How the tests and `make bench` run the twin as Lambda's runtime imports the asset: a fresh
+# interpreter with only the asset on its path (PYTHONPATH; -S: no site-packages, so nothing of
+# .venv; -P: no script directory) that writes no bytecode (-B; /var/task is read-only).
+ISOLATED_FLAGS = ("-S", "-P", "-B")
+
+
+def read_only_copy(asset_dir: Path, destination: Path) -> Path:
+    """A copy of `asset_dir` with no write bits, as Lambda mounts /var/task. (root ignores the
+    bits, hence also -B and the tests' check that nothing is compiled at import.)"""
+    shutil.copytree(asset_dir, destination)
+    for path in [destination, *destination.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return destination
+
+
+def make_writable(path: Path) -> None:
+    """Undo read_only_copy, so the copy can be deleted."""
+    for item in [path, *path.rglob("*")]:
+        item.chmod(item.stat().st_mode | 0o200)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Build the Lambda code asset into .build/lambda/ (no Docker)."
