@@ -12,7 +12,7 @@ module, compiled by the runtime's Python (the builder refuses any other) as unch
 bytecode (PEP 552) in `__pycache__/<name>.cpython-313.pyc`, where the import system looks:
 nothing in them depends on the build's path, time or hash seed, so unchanged sources give an
 unchanged asset. botocore's and boto3's data keep only the services the functions call
-(BOTOCORE_SERVICES); tests/infra/test_twin.py creates every client in the trimmed asset.
+(BOTOCORE_SERVICES); tests/local/test_asset_twin.py creates every client in the trimmed asset.
 
 `build_twin()` builds the same asset for this machine's architecture (only the wheels' platform
 tag differs) into .build/twin/: the tests and `make bench` import it as Lambda would.
