@@ -1,8 +1,12 @@
 # The single entry point. Every target sets up what it needs, so on a fresh machine
 # `make demo` and `make test` work with nothing installed by hand.
 SHELL := /bin/bash
-PYTHON ?= python3
+comma := ,
 VENV := .venv
+# .venv runs the functions' Lambda runtime (python3.13, infra/asset.py), so `make test` runs the
+# function code on the Python that runs it deployed. Found on PATH, then under pyenv; or PYTHON=...
+RUNTIME_PYTHON := 3.13
+PYTHON ?= $(shell for p in python$(RUNTIME_PYTHON) "$$(pyenv prefix $(RUNTIME_PYTHON) 2>/dev/null)/bin/python$(RUNTIME_PYTHON)" $(HOME)/.pyenv/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do "$$p" -c 'import sys; assert sys.version_info[:2] == ($(subst .,$(comma),$(RUNTIME_PYTHON)))' 2>/dev/null && command -v "$$p" && break; done)
 PY := $(VENV)/bin/python
 ENV ?= dev
 export PYTHONDONTWRITEBYTECODE := 1
@@ -12,8 +16,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 ## install: create .venv and install everything (quick when nothing changed)
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# A .venv of another Python (an older checkout's) lacks bin/python3.13: it is rebuilt.
+$(VENV)/bin/python$(RUNTIME_PYTHON):
+	@test -n "$(PYTHON)" || { echo "make: no CPython $(RUNTIME_PYTHON) (the Lambda runtime's Python): run 'pyenv install $(RUNTIME_PYTHON)' or install your distro's python$(RUNTIME_PYTHON) package" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(VENV)/bin/python$(RUNTIME_PYTHON) requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .

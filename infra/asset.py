@@ -4,7 +4,18 @@ The asset is the contents of `functions/` (package `img2img`) plus the runtime r
 `requirements.txt`, installed as Linux wheels for Lambda's architecture and Python version:
 
     pip install --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64
-                --only-binary=:all: --python-version 3.14 --implementation cp --target ...
+                --only-binary=:all: --python-version 3.13 --implementation cp --target ...
+
+Lambda's /var/task is read-only, so Python cannot write bytecode there: every module without
+its .pyc would be compiled from source on every cold start. The asset ships a .pyc for every
+module, compiled by the runtime's Python (the builder refuses any other) as unchecked-hash
+bytecode (PEP 552) in `__pycache__/<name>.cpython-313.pyc`, where the import system looks:
+nothing in them depends on the build's path, time or hash seed, so unchanged sources give an
+unchanged asset. botocore's and boto3's data keep only the services the functions call
+(BOTOCORE_SERVICES); tests/local/test_asset_twin.py creates every client in the trimmed asset.
+
+`build_twin()` builds the same asset for this machine's architecture (only the wheels' platform
+tag differs) into .build/twin/: the tests and `make bench` import it as Lambda would.
 
 Two caches make a rebuild with nothing changed a no-op, and a source-only change cheap:
 
@@ -14,8 +25,9 @@ Two caches make a rebuild with nothing changed a no-op, and a source-only change
 
 boto3/botocore are bundled (requirements.txt pins them): the runtime's copy lags the SDK
 releases that add Bedrock models and fields, and bundling runs the exact versions the unit
-tests ran. Python 3.14 is the newest Lambda runtime, and every dependency ships cp314
-manylinux aarch64 wheels (pip fails the build otherwise: --only-binary=:all:).
+tests ran. Python 3.13 is the Lambda runtime because it is the newest CPython `make test` can run
+the function code on (the Makefile builds .venv with it); every dependency ships cp313 manylinux
+aarch64 wheels (pip fails the build otherwise: --only-binary=:all:).
 
 Used by synth (infra/stack.py calls `build_asset()`) and by `make asset` (`python -m infra.asset`).
 """
@@ -28,6 +40,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -43,22 +56,62 @@ BUILD_DIR = ROOT / ".build"
 
 # The Lambda platform the asset is built for. infra/functions.py maps these to the CDK runtime
 # and architecture, so the wheels and the function always agree.
-PYTHON_VERSION = "3.14"
+PYTHON_VERSION = "3.13"
 ARCHITECTURE = "arm64"
-_PIP_ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCHITECTURE]
-PLATFORMS = (f"manylinux_2_28_{_PIP_ARCH}", f"manylinux2014_{_PIP_ARCH}")
-_ABI = "cp" + PYTHON_VERSION.replace(".", "")
-# Native modules that must be present, built for the target (proves the wheels are Lambda's).
-NATIVE_MODULES = (
-    f"PIL/_imaging.cpython-{_ABI.removeprefix('cp')}-{_PIP_ARCH}-linux-gnu.so",
-    f"pydantic_core/_pydantic_core.cpython-{_ABI.removeprefix('cp')}-{_PIP_ARCH}-linux-gnu.so",
-)
+TWIN_BUILD_DIR = BUILD_DIR / "twin"
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+# The AWS services the functions create clients for (handlers/wiring.py: s3, dynamodb, sqs,
+# bedrock-runtime; adapters/model_catalog.py: bedrock; EventBridge: events). botocore's and
+# boto3's data keep only these; a client for any other raises UnknownServiceError, which the
+# twin test (building every client the functions create) would show. botocore's top-level
+# files (endpoints, partitions, retry and default configuration) all stay.
+BOTOCORE_SERVICES = ("bedrock", "bedrock-runtime", "dynamodb", "events", "s3", "sqs")
+# Where the code runs on Lambda: the path compiled into the bytecode (Python replaces it with
+# the file's real path when it loads a .pyc, so it only keeps the bytes independent of the build).
+LAMBDA_TASK_ROOT = "/var/task"
 
 _IGNORED_NAMES = {"__pycache__", ".DS_Store", ".pytest_cache", ".mypy_cache"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
-# Installed but never imported on Lambda: console scripts and compiled bytecode of this host.
-_PRUNED_FROM_DEPS = ("bin",)
+# Installed but never loaded on Lambda (globs under the install): console scripts; Pillow's
+# native modules for what the functions never do (AVIF, drawing text, Tk; Pillow imports them
+# only on use) and the bundled libraries only those load (readelf -d: NEEDED). 8.9 MiB of 48.
+_PRUNED_FROM_DEPS = (
+    "bin",
+    "PIL/_avif.*.so",
+    "PIL/_imagingft.*.so",
+    "PIL/_imagingtk.*.so",
+    *(f"pillow.libs/{lib}-*" for lib in ("libavif", "libfreetype", "libharfbuzz", "libbrotli*", "libpng16")),
+)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Lambda's architecture name ("arm64" or "x86_64") and what pip and the files call it."""
+
+    architecture: str
+
+    @property
+    def machine(self) -> str:
+        return {"arm64": "aarch64", "x86_64": "x86_64"}[self.architecture]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (f"manylinux_2_28_{self.machine}", f"manylinux2014_{self.machine}")
+
+    @property
+    def native_modules(self) -> tuple[str, ...]:
+        """Native modules that must be present, built for the target (proves the wheels are its)."""
+        suffix = f"cpython-{PYTHON_VERSION.replace('.', '')}-{self.machine}-linux-gnu.so"
+        return (f"PIL/_imaging.{suffix}", f"pydantic_core/_pydantic_core.{suffix}")
+
+
+LAMBDA_PLATFORM = Platform(ARCHITECTURE)
+PLATFORMS = LAMBDA_PLATFORM.tags
+
+
+def host_platform() -> Platform:
+    machine = platform.machine().lower()
+    return Platform({"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}[machine])
 
 
 class AssetBuildError(RuntimeError):
@@ -82,25 +135,25 @@ def _source_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(p.relative_to(root)))
 
 
-def _recipe() -> bytes:
+def _recipe(target: Platform) -> bytes:
     """Everything about how the wheels are chosen: changing any of it means reinstalling."""
     recipe = {
         "python": PYTHON_VERSION,
-        "platforms": PLATFORMS,
+        "platforms": target.tags,
         "builder": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
     }
     return json.dumps(recipe, sort_keys=True).encode()
 
 
-def requirements_hash() -> str:
-    digest = hashlib.sha256(_recipe())
+def requirements_hash(target: Platform = LAMBDA_PLATFORM) -> str:
+    digest = hashlib.sha256(_recipe(target))
     digest.update(REQUIREMENTS.read_bytes())
     return digest.hexdigest()
 
 
-def asset_hash() -> str:
+def asset_hash(target: Platform = LAMBDA_PLATFORM) -> str:
     """The hash of everything in the asset: recipe, requirements and every source file."""
-    digest = hashlib.sha256(requirements_hash().encode())
+    digest = hashlib.sha256(requirements_hash(target).encode())
     for path in _source_files(SOURCE_DIR):
         digest.update(b"\0" + path.relative_to(SOURCE_DIR).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
@@ -119,7 +172,7 @@ def _locked(build_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pip_install(target: Path, report: Path) -> None:
+def _pip_install(target: Path, report: Path, wheels: Platform) -> None:
     command = [
         sys.executable,
         "-m",
@@ -127,13 +180,13 @@ def _pip_install(target: Path, report: Path) -> None:
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "--no-compile",  # this host's bytecode is no use to another Python version
+        "--no-compile",  # compiled afterwards, reproducibly (_compile)
         "--only-binary=:all:",
         "--implementation",
         "cp",
         "--python-version",
         PYTHON_VERSION,
-        *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+        *(arg for tag in wheels.tags for arg in ("--platform", tag)),
         "--target",
         str(target),
         "--report",
@@ -142,21 +195,46 @@ def _pip_install(target: Path, report: Path) -> None:
         str(REQUIREMENTS),
     ]
     print(
-        f"img2img asset: installing {REQUIREMENTS.name} for python{PYTHON_VERSION} {ARCHITECTURE}",
+        f"img2img asset: installing {REQUIREMENTS.name} for python{PYTHON_VERSION} {wheels.architecture}",
         file=sys.stderr,
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         raise AssetBuildError(
-            f"pip could not install {REQUIREMENTS.name} as {', '.join(PLATFORMS)} wheels for "
+            f"pip could not install {REQUIREMENTS.name} as {', '.join(wheels.tags)} wheels for "
             f"Python {PYTHON_VERSION} (is PyPI reachable, and does every requirement ship such a wheel?).\n"
             f"pip said:\n{result.stderr.strip() or result.stdout.strip()}"
         )
 
 
-def _ensure_dependencies(build_dir: Path) -> Path:
+def _compile(root: Path, task_root: str) -> None:
+    """Unchecked-hash .pyc for every module under `root`, by the runtime's Python, as the
+    import system finds them (__pycache__/<name>.cpython-313.pyc). The path compiled in is the
+    module's on Lambda, and the hash seed is fixed (frozenset constants): reproducible bytes."""
+    if sys.version_info[:2] != tuple(int(n) for n in PYTHON_VERSION.split(".")):
+        raise AssetBuildError(
+            f"the asset's bytecode must be compiled by Python {PYTHON_VERSION} (the Lambda runtime), "
+            f"not {sys.version.split()[0]}: run the build with .venv/bin/python (make install builds it)"
+        )
+    command = [sys.executable, "-m", "compileall", "-q", "-q", "-j", "0", "-d", task_root]
+    command += ["--invalidation-mode", "unchecked-hash", str(root)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603
+    if result.returncode != 0:
+        raise AssetBuildError(f"compileall failed under {root}:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def _trim_service_data(root: Path) -> None:
+    """botocore's and boto3's data directories keep the services the functions call."""
+    for data in (root / "botocore" / "data", root / "boto3" / "data"):
+        for entry in data.iterdir():
+            if entry.is_dir() and entry.name not in BOTOCORE_SERVICES:
+                shutil.rmtree(entry)
+
+
+def _ensure_dependencies(build_dir: Path, wheels: Platform) -> Path:
     deps_root = build_dir / "deps"
-    target = deps_root / requirements_hash()[:16]
+    target = deps_root / requirements_hash(wheels)[:16]
     if (target / ".complete").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
@@ -165,11 +243,12 @@ def _ensure_dependencies(build_dir: Path) -> Path:
     staging.mkdir(parents=True)
     report = deps_root / f".report-{os.getpid()}.json"
     try:
-        _pip_install(staging, report)
-        for name in _PRUNED_FROM_DEPS:
-            shutil.rmtree(staging / name, ignore_errors=True)
-        for cache in list(staging.rglob("__pycache__")):
-            shutil.rmtree(cache, ignore_errors=True)
+        _pip_install(staging, report, wheels)
+        for pattern in _PRUNED_FROM_DEPS:
+            for path in staging.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _trim_service_data(staging)
+        _compile(staging, LAMBDA_TASK_ROOT)
         installed = json.loads(report.read_text())["install"]
         manifest = {item["metadata"]["name"]: item["metadata"]["version"] for item in installed}
         (staging / ".complete").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -195,11 +274,11 @@ def _directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _verify(asset_dir: Path) -> None:
-    missing = [module for module in NATIVE_MODULES if not (asset_dir / module).is_file()]
+def _verify(asset_dir: Path, target: Platform) -> None:
+    missing = [module for module in target.native_modules if not (asset_dir / module).is_file()]
     if missing:
         raise AssetBuildError(
-            f"the asset lacks native modules built for python{PYTHON_VERSION} {ARCHITECTURE}: "
+            f"the asset lacks native modules built for python{PYTHON_VERSION} {target.architecture}: "
             + ", ".join(missing)
         )
     if not (asset_dir / "img2img" / "__init__.py").is_file():
@@ -209,18 +288,20 @@ def _verify(asset_dir: Path) -> None:
         raise AssetBuildError(f"the asset is {size / 2**20:.0f} MiB unzipped; Lambda allows 250 MiB")
 
 
-def build_asset(build_dir: Path = BUILD_DIR, *, force: bool = False) -> Asset:
+def build_asset(
+    build_dir: Path = BUILD_DIR, *, force: bool = False, target: Platform = LAMBDA_PLATFORM
+) -> Asset:
     """Build .build/lambda/ unless what went into it is unchanged; return where it is and its hash."""
     started = time.monotonic()
     asset_dir = build_dir / "lambda"
     stamp = build_dir / "lambda.sha256"
     with _locked(build_dir):
-        wanted = asset_hash()
+        wanted = asset_hash(target)
         if not force and asset_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == wanted:
             return Asset(asset_dir, wanted, _directory_size(asset_dir), False, time.monotonic() - started)
         if force:
             shutil.rmtree(build_dir / "deps", ignore_errors=True)
-        deps = _ensure_dependencies(build_dir)
+        deps = _ensure_dependencies(build_dir, target)
         staging = build_dir / f".lambda-staging-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(
@@ -231,7 +312,10 @@ def build_asset(build_dir: Path = BUILD_DIR, *, force: bool = False) -> Asset:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
         try:
-            _verify(staging)
+            for package in sorted({p.relative_to(SOURCE_DIR).parts[0] for p in _source_files(SOURCE_DIR)}):
+                if (staging / package).is_dir():
+                    _compile(staging / package, f"{LAMBDA_TASK_ROOT}/{package}")
+            _verify(staging, target)
         except AssetBuildError:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -241,6 +325,33 @@ def build_asset(build_dir: Path = BUILD_DIR, *, force: bool = False) -> Asset:
         stamp.write_text(wanted + "\n")
         (build_dir / "lambda.manifest.json").write_text((deps / ".complete").read_text())
         return Asset(asset_dir, wanted, _directory_size(asset_dir), True, time.monotonic() - started)
+
+
+def build_twin() -> Asset:
+    """The asset for this machine's architecture, in .build/twin/lambda/: same requirements,
+    pins, pruning and bytecode; only the wheels' platform tag differs."""
+    return build_asset(TWIN_BUILD_DIR, target=host_platform())
+
+
+# How the tests and `make bench` run the twin as Lambda's runtime imports the asset: a fresh
+# interpreter with only the asset on its path (PYTHONPATH; -S: no site-packages, so nothing of
+# .venv; -P: no script directory) that writes no bytecode (-B; /var/task is read-only).
+ISOLATED_FLAGS = ("-S", "-P", "-B")
+
+
+def read_only_copy(asset_dir: Path, destination: Path) -> Path:
+    """A copy of `asset_dir` with no write bits, as Lambda mounts /var/task. (root ignores the
+    bits, hence also -B and the tests' check that nothing is compiled at import.)"""
+    shutil.copytree(asset_dir, destination)
+    for path in [destination, *destination.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    return destination
+
+
+def make_writable(path: Path) -> None:
+    """Undo read_only_copy, so the copy can be deleted."""
+    for item in [path, *path.rglob("*")]:
+        item.chmod(item.stat().st_mode | 0o200)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from infra.functions import (
     LOG_RETENTION,
     METRICS_NAMESPACE,
     RUNTIME,
+    RUNTIME_REASON,
     XRAY_REASON,
     Functions,
 )
@@ -201,6 +202,7 @@ class LifecycleWatch(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
         )
+        acknowledge(function, "AwsSolutions-L1", RUNTIME_REASON)
         skip_check(log_group, "CKV_AWS_158", LOG_GROUP_DEFAULT_ENCRYPTION)
         skip_check(function, "CKV_AWS_117", NO_VPC)
         skip_check(function, "CKV_AWS_173", PLAIN_ENVIRONMENT)

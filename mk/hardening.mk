@@ -13,7 +13,7 @@ stress: install
 		IMG2IMG_PROPERTY_EXAMPLES=$(STRESS_PROPERTY_EXAMPLES) \
 		$(PY) -m pytest -p no:cacheprovider tests/stress tests/local/test_fuzz.py tests/unit/test_properties.py
 
-## bench-startup: cold import time of each handler next to a bare `import boto3`; the function asset's size
+## bench-startup: time to first answer of each function from the read-only asset twin, next to `import boto3` + a client; the asset's size
 bench-startup: install
 	$(PY) -m tools.bench_startup
 

@@ -55,8 +55,9 @@ def test_environments_differ_where_cdk_json_says() -> None:
         "retain",
     )
     assert (dev.point_in_time_recovery, prod.point_in_time_recovery) == (False, True)
-    # SnapStart costs a cache and a restore charge: on where it is tried before prod (README).
-    assert (dev.snapstart, staging.snapstart, prod.snapstart) == (False, True, False)
+    # SnapStart: on in prod, where cold starts meet users, and in staging, which tries prod's
+    # settings first; off in dev, where its cache charge buys nothing (README: Cold start).
+    assert (dev.snapstart, staging.snapstart, prod.snapstart) == (False, True, True)
     assert (dev.api_auth, staging.api_auth, prod.api_auth) == ("iam", "api_key", "iam")
     assert prod.log_retention_days > dev.log_retention_days
     # Defaults merge under each environment's own keys (tags merge key by key).

@@ -153,7 +153,7 @@ def test_function_runtime_tracing_logs(env_synth: Synth, kind: str) -> None:
     )
     assert props["FunctionName"] == f"{s.config.stack_name}-{kind}"
     # The runtime the asset's wheels were built for (infra/asset.py), on arm64.
-    assert props["Runtime"] == f"python{PYTHON_VERSION}" == "python3.14"
+    assert props["Runtime"] == f"python{PYTHON_VERSION}" == "python3.13"
     assert props["Architectures"] == [ARCHITECTURE] == ["arm64"]
     assert (props["MemorySize"], props["Timeout"]) == (memory, timeout)
     assert props["TracingConfig"] == {"Mode": "Active"}
