@@ -143,7 +143,7 @@ class Case:
 
 @cache
 def valid_png() -> bytes:
-    return imagegen.png(64, 48)
+    return imagegen.png(64, 64)
 
 
 def valid_base64() -> str:
@@ -185,6 +185,13 @@ def _corrupt_webp() -> bytes:
     """A RIFF/WEBP container whose VP8 bitstream is noise."""
     good = imagegen.webp(64, 64)
     return good[:30] + imagegen.random_bytes(len(good) - 30, seed=7)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        extras = {"k": extras}
+    return extras
 
 
 def _wide(width: int, height: int) -> Callable[[], bytes]:
@@ -253,7 +260,28 @@ IMAGE_CASES: tuple[Case, ...] = (
         image=imagegen.webp_bomb,
         extension="webp",
     ),
-    Case("one_pixel", "image", "a 1x1 PNG: scaled up to 1024x1024", ACCEPTED, image=imagegen.tiny),
+    Case(
+        "one_pixel",
+        "image",
+        "a 1x1 PNG: under the 64 px side Stability documents",
+        invalid("init_image"),
+        image=imagegen.tiny,
+    ),
+    Case(
+        "side_63",
+        "image",
+        "63 pixels high: one under the 64 px side Stability documents",
+        invalid("init_image"),
+        image=_wide(640, 63),
+    ),
+    Case(
+        "repeated_jpeg_scans",
+        "image",
+        "a 60 KB progressive JPEG whose last scan repeats 400 times: minutes of decoding",
+        too_large(),
+        image=imagegen.many_scans_jpeg,
+        extension="jpg",
+    ),
     Case(
         "wide_20000x10",
         "image",
@@ -489,6 +517,20 @@ RULE_CASES: tuple[Case, ...] = (
         "extras of 9 KB of JSON: more than the 8192 bytes a request may carry",
         invalid("extras"),
         body={"extras": {"note": "x" * 9000}},
+    ),
+    Case(
+        "extras_too_deep",
+        "body",
+        "extras nested 250 levels: deeper than a job record can hold",
+        invalid("extras"),
+        body={"extras": _nested(250)},
+    ),
+    Case(
+        "prompt_invisible",
+        "body",
+        "a prompt of zero-width spaces and a direction mark: nothing to show",
+        invalid("text_prompts"),
+        body={"text_prompts": [{"text": "\u200b\u200b\u202e"}]},
     ),
     Case(
         "extras_at_the_cap",

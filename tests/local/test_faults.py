@@ -162,7 +162,7 @@ def first(n: int) -> Callable[[str], bool]:
 def _drop(doors: Doors, name: str, data: bytes | None = None, metadata: dict[str, str] | None = None) -> str:
     key = f"inbox/faults/{name}.png"
     doors.s3.put_object(
-        Bucket=doors.input, Key=key, Body=data or imagegen.png(64, 48), Metadata=metadata or PROMPT
+        Bucket=doors.input, Key=key, Body=data or imagegen.png(64, 64), Metadata=metadata or PROMPT
     )
     return key
 
@@ -233,7 +233,7 @@ def _post_sync(stack: LocalStack, model_id: str = SDXL) -> requests.Response:
 
     body: dict[str, Any] = {
         "text_prompts": [{"text": "a lighthouse at dusk"}],
-        "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+        "init_image": base64.b64encode(imagegen.png(64, 64)).decode(),
         "model_id": model_id,
     }
     return requests.post(f"{stack.api_url}/v1/image-to-image", json=body, timeout=120)
@@ -373,7 +373,7 @@ class TestWithinOneReceive:
 
         body = {
             "text_prompts": [{"text": "a lighthouse at dusk"}],
-            "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+            "init_image": base64.b64encode(imagegen.png(64, 64)).decode(),
         }
         url, headers = f"{doors.stack.api_url}/v1/image-to-image", {"Idempotency-Key": "retry-me"}
         from img2img.handlers import wiring
@@ -539,7 +539,7 @@ class TestRedelivery:
 
         body = {
             "text_prompts": [{"text": "a lighthouse"}],
-            "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+            "init_image": base64.b64encode(imagegen.png(64, 64)).decode(),
         }
         with failing_writes(refuse_first_delivery):
             job_id = requests.post(f"{doors.stack.api_url}/v1/jobs", json=body, timeout=30).json()["job_id"]
@@ -560,7 +560,7 @@ class TestRedelivery:
         doors, _ = fast
         source = "inbox/faults/ten-times.png"
         with worker_processes(doors.stack.env, 2, timeout_seconds=FAST_FUNCTION_TIMEOUT):
-            doors.s3.put_object(Bucket=doors.input, Key=source, Body=imagegen.png(64, 48), Metadata=PROMPT)
+            doors.s3.put_object(Bucket=doors.input, Key=source, Body=imagegen.png(64, 64), Metadata=PROMPT)
             event = _notification(doors, source)
             for _ in range(9):
                 doors.sqs.send_message(QueueUrl=doors.stack.resources.queue_url, MessageBody=event)

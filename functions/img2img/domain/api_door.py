@@ -6,12 +6,12 @@ metadata can point to it."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from img2img.domain.admission import admit, decode_inline_image
 from img2img.domain.answers import (
     JobAccepted,
     JobAnswer,
@@ -25,7 +25,7 @@ from img2img.domain.answers import (
 )
 from img2img.domain.caller import Caller, not_yours
 from img2img.domain.door_settings import DoorSettings
-from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, PayloadTooLarge, ServiceError
+from img2img.domain.errors import FieldError, InvalidRequest, JobNotFound, ServiceError
 from img2img.domain.imaging import ACCEPTED_FORMATS, FILE_EXTENSIONS, MIME_TYPES, detect_format
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
@@ -198,6 +198,7 @@ class ApiDoor:
         key = request.init_image_s3_key
         if key is not None and not key.startswith(caller.upload_prefix):
             raise not_yours("init_image_s3_key")
+        admit(request, self._store, self._s)
         return model_id
 
     def _new_job(
@@ -241,21 +242,6 @@ class ApiDoor:
 def _scope(name: str, caller: Caller) -> str:
     """Idempotency keys are per caller: two callers' identical keys are different requests."""
     return f"{name}.{caller.tag}"
-
-
-def decode_inline_image(value: str, max_bytes: int) -> bytes:
-    if len(value) > (max_bytes * 4) // 3 + 4:
-        raise PayloadTooLarge(
-            f"init_image is larger than {max_bytes} bytes: upload it with POST /v1/uploads and "
-            "send init_image_s3_key instead",
-            [FieldError("init_image", "too large for an inline request")],
-        )
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(
-            "init_image is not valid base64", [FieldError("init_image", "not valid base64")]
-        ) from exc
 
 
 def fingerprint(request: ImageToImageRequest) -> str:

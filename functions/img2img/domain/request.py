@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,10 @@ MAX_SEED = 4294967295
 # models take at most 10,000 characters of prompt anyway.
 MAX_PROMPTS = 20
 MAX_EXTRAS_BYTES = 8192
+# DynamoDB stores maps at most 32 levels deep, and the job record holds extras two levels down:
+# a deeper extras would be billed and then leave a record no one can read.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+MAX_EXTRAS_DEPTH = 16
 
 ClipGuidancePreset = Literal["FAST_BLUE", "FAST_GREEN", "NONE", "SIMPLE", "SLOW", "SLOWER", "SLOWEST"]
 Sampler = Literal[
@@ -113,6 +118,8 @@ class ImageToImageRequest(BaseModel):
             raise ValueError("must be plain JSON: no NaN or Infinity") from exc
         if size > MAX_EXTRAS_BYTES:
             raise ValueError(f"must be at most {MAX_EXTRAS_BYTES} bytes of JSON; got {size}")
+        if _depth(value) > MAX_EXTRAS_DEPTH:
+            raise ValueError(f"must be nested at most {MAX_EXTRAS_DEPTH} levels deep")
         return value
 
     @field_validator("samples")
@@ -142,6 +149,8 @@ class ImageToImageRequest(BaseModel):
         errors: list[FieldError] = []
         if not any(p.weight > 0 for p in self.text_prompts):
             errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
+        elif not any(p.weight > 0 and visible(p.text) for p in self.text_prompts):
+            errors.append(FieldError("text_prompts", "no prompt with a positive weight shows a character"))
         if (self.init_image is None) == (self.init_image_s3_key is None):
             errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
         if self.init_image_mode == "IMAGE_STRENGTH":
@@ -196,6 +205,24 @@ class ImageToImageRequest(BaseModel):
             exclude_none=True,
             exclude={"init_image", "init_image_s3_key", "model_id", "resize_mode", "output_format"},
         )
+
+
+def visible(text: str) -> bool:
+    """Whether a text shows anything: a character that is not a space, a control or a format
+    character (zero-width spaces, joiners, direction marks)."""
+    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
+
+
+def _depth(value: object) -> int:
+    """How deeply JSON containers nest in `value`, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 class _CrossFieldErrors(ValueError):
