@@ -14,11 +14,20 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 ## install: create .venv and install everything (quick when nothing changed)
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# What the demo and local mode need, and no more (requirements-local.txt): pip's chatter and
+# setuptools' warnings go to $(INSTALL_LOG), the demo's screen stays its own.
+INSTALL_LOG := $(VENV)/install.log
+$(VENV)/.runtime-installed: requirements.txt requirements-local.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing what local mode needs (log: $(INSTALL_LOG))"
+	@$(PY) -m pip install --disable-pip-version-check -r requirements-local.txt > $(INSTALL_LOG) 2>&1 \
+	  && $(PY) -m pip install --disable-pip-version-check --no-deps -e . >> $(INSTALL_LOG) 2>&1 \
+	  || { tail -n 20 $(INSTALL_LOG); exit 1; }
+	@touch $@
+
+$(VENV)/.installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## test: every offline check: lint, types, unit, infra and local-mode tests
@@ -49,12 +58,12 @@ bench: install
 	$(PY) -m tools.bench_load --images 100
 
 ## demo: start local mode, run one image through both doors, copy results to local-output/
-demo: install
-	$(PY) -m tools.demo
+demo: $(VENV)/.runtime-installed
+	@$(PY) -m tools.demo
 
 ## local: serve local mode until Ctrl-C
-local: install
-	$(PY) -m img2img_local
+local: $(VENV)/.runtime-installed
+	@$(PY) -m img2img_local
 
 clean:
 	rm -rf $(VENV) .build cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage local-output

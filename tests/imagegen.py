@@ -251,7 +251,7 @@ def jpeg_with_metadata(width: int = 64, height: int = 64) -> bytes:
 # EXIF orientation
 
 
-def oriented(orientation: int, width: int = 64, height: int = 48, fmt: str = "JPEG") -> bytes:
+def oriented(orientation: int, width: int = 128, height: int = 96, fmt: str = "JPEG") -> bytes:
     """An image that *displays* as `quadrants(width, height)` once EXIF `orientation` (1..8) is
     applied: the pixels are stored transformed and tagged so a viewer undoes it."""
     displayed = quadrants(width, height)
@@ -266,7 +266,7 @@ def oriented(orientation: int, width: int = 64, height: int = 48, fmt: str = "JP
     return encode(stored, fmt, **params)
 
 
-def oriented_jpeg(orientation: int, width: int = 64, height: int = 48) -> bytes:
+def oriented_jpeg(orientation: int, width: int = 128, height: int = 96) -> bytes:
     return oriented(orientation, width, height, "JPEG")
 
 
