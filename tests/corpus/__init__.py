@@ -105,6 +105,9 @@ class Case:
     metadata: dict[str, str] | None = None
     key: str | None = None
     content_type: str | None = "application/json"  # None: no Content-Type header at all
+    # A source corrupt past its headers: only decoding finds it, so the API refuses it when the
+    # job runs (POST /v1/jobs: 202, then FAILED), not at admission with the other refusals.
+    found_by_decoding: bool = False
 
     def expected(self, door: Door) -> Expect:
         return self.s3_expect if door == "s3" and self.s3_expect is not None else self.expect
@@ -223,6 +226,7 @@ IMAGE_CASES: tuple[Case, ...] = (
         unsupported(),
         image=lambda: imagegen.truncated_corpus((0.5,))["jpeg-50%"],
         extension="jpg",
+        found_by_decoding=True,
     ),
     Case(
         "truncated_webp",
@@ -241,7 +245,12 @@ IMAGE_CASES: tuple[Case, ...] = (
     ),
     Case("corrupt_jpeg_zero_width", "image", "a JPEG frame of width 0", unsupported(), image=_corrupt_jpeg),
     Case(
-        "corrupt_webp_noise", "image", "a WebP whose bitstream is noise", unsupported(), image=_corrupt_webp
+        "corrupt_webp_noise",
+        "image",
+        "a WebP whose bitstream is noise",
+        unsupported(),
+        image=_corrupt_webp,
+        found_by_decoding=True,
     ),
     Case("png_bomb", "image", "a PNG declaring 100000x100000 pixels", too_large(), image=imagegen.png_bomb),
     Case(

@@ -166,10 +166,7 @@ def test_a_models_own_prompt_rule_is_a_400_before_anything_is_stored(house: Hous
     assert nothing_happened(house)
 
 
-# Corruption past the headers only a full decode finds: admission decodes no pixel, so these
-# are refused when the job runs (sync: a recorded FAILED job, 415; POST /v1/jobs: FAILED).
-FOUND_BY_DECODING = {"truncated_jpeg", "corrupt_webp_noise"}
-REFUSED_SOURCES = [c for c in IMAGE_CASES if not c.expect.accepted and c.name not in FOUND_BY_DECODING]
+REFUSED_SOURCES = [c for c in IMAGE_CASES if not c.expect.accepted and not c.found_by_decoding]
 
 
 @pytest.mark.parametrize("case", REFUSED_SOURCES, ids=[c.name for c in REFUSED_SOURCES])
@@ -300,6 +297,18 @@ def test_a_submitted_job_is_recorded_and_queued_without_image_bytes(house: House
     view = house.api.job(job_id, ALICE)
     assert view.status == "QUEUED" and view.image is None and view.metadata is None
     assert house.model.calls == []
+
+
+def test_a_queued_job_notes_only_fields_its_caller_sent(house: House) -> None:
+    """The queued request carries what the caller set, not the contract's defaults: a job
+    whose caller sent no cfg_scale or steps notes neither as dropped; one that did, does."""
+    for body, noted in (({}, set()), ({"cfg_scale": 9.0, "steps": 40}, {"cfg_scale", "steps"})):
+        job_id = house.api.submit(request(**body), ALICE, None).job_id
+        message = house.queue.messages[-1]
+        assert "cfg_scale" not in message["request"] or body
+        house.deliver(message, final_attempt=True)
+        notes = metadata(house, job_id).model.notes or []  # type: ignore[union-attr]
+        assert {n.split()[0] for n in notes if " dropped" in n} & {"cfg_scale", "steps"} == noted
 
 
 def test_a_job_that_could_not_be_queued_says_so_in_its_record(house: House) -> None:

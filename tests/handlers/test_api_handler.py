@@ -159,6 +159,18 @@ def test_unknown_route_is_404_in_error_shape(world: World) -> None:
     assert status == 404 and payload["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("GET", "/v1/jobs", "POST"), ("DELETE", "/v1/jobs/abc", "GET"), ("PUT", "/v1/image-to-image", "POST")],
+)
+def test_a_wrong_method_is_405_naming_the_allowed_ones(
+    world: World, method: str, path: str, allow: str
+) -> None:
+    status, payload, headers = call(method, path)
+    assert (status, payload["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", allow)
+    assert allow in payload["error"]["message"]
+
+
 def _emitted_metrics(out: str) -> set[str]:
     names: set[str] = set()
     for line in out.splitlines():

@@ -249,7 +249,11 @@ def fingerprint(request: ImageToImageRequest) -> str:
 
 
 def queued_job_message(job: Job) -> QueuedJob:
-    request = job.request.model_dump(mode="json", exclude_none=True, exclude={"init_image"})
+    # Only what the caller set: a default written here would read as set by the caller, and
+    # every job would note "cfg_scale 7.0 dropped".
+    request = job.request.model_dump(
+        mode="json", exclude_unset=True, exclude_none=True, exclude={"init_image"}
+    )
     request["init_image_s3_key"] = job.source.key
     return QueuedJob(
         job_id=job.job_id,

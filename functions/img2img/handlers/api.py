@@ -345,9 +345,11 @@ def _not_json(_: RequestUnsupportedContentType) -> Response[str]:
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
-    return http_errors.plain_error(
-        404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}"
-    )
+    event = app.current_event
+    allowed = [route.method for route in vocabulary.ROUTES if route.path == event.resource]
+    if allowed:
+        return http_errors.method_not_allowed(event.http_method, event.path, allowed)
+    return http_errors.plain_error(404, "not_found", f"no route {event.http_method} {event.path}")
 
 
 @app.exception_handler(Exception)

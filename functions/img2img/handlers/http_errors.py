@@ -30,6 +30,14 @@ def plain_error(status: int, code: str, message: str, request_id: str | None = N
     return _respond(status, ErrorInfo(code=code, message=message), request_id)
 
 
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> Response[str]:
+    """A route that exists, asked with another method: 405 with the methods it takes (RFC 9110)."""
+    methods = ", ".join(sorted(allowed))
+    response = plain_error(405, "method_not_allowed", f"{path} takes {methods}, not {method}")
+    response.headers["Allow"] = methods
+    return response
+
+
 def _respond(
     status: int,
     info: ErrorInfo,
