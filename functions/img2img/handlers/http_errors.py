@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -30,7 +31,7 @@ def plain_error(status: int, code: str, message: str, request_id: str | None = N
     return _respond(status, ErrorInfo(code=code, message=message), request_id)
 
 
-def method_not_allowed(method: str, path: str, allowed: list[str]) -> Response[str]:
+def method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> Response[str]:
     """A route that exists, asked with another method: 405 with the methods it takes (RFC 9110)."""
     methods = ", ".join(sorted(allowed))
     response = plain_error(405, "method_not_allowed", f"{path} takes {methods}, not {method}")
