@@ -289,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start local mode: the API on 127.0.0.1:3000, S3/SQS/DynamoDB emulation on :4566 and "
         "the Bedrock emulator on :4567 (IMG2IMG_API_PORT, IMG2IMG_AWS_PORT, IMG2IMG_BEDROCK_PORT move them).",
     )
+    local.add_argument("--verbose", action="store_true", help="the functions' JSON logs on the screen too")
     local.set_defaults(handler=cmd_local)
     return parser
 
@@ -616,7 +617,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         raise errors.ConfigurationError(
             f"local mode needs {exc.name or 'its packages'}: pip install 'img2img[client,local]'"
         ) from exc
-    return serve_local()
+    return serve_local(["--verbose"] if args.verbose else [])
 
 
 # --- output ----------------------------------------------------------------------------------

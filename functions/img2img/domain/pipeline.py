@@ -188,7 +188,12 @@ class Pipeline:
             "job %s %s",
             job.job_id,
             outcome.status,
-            extra={"job_id": job.job_id, "model_id": job.model_id, "timings_ms": meta.timings_ms},
+            extra={
+                "job_id": job.job_id,
+                "door": job.door,
+                "model_id": job.model_id,
+                "timings_ms": meta.timings_ms,
+            },
         )
         return outcome
 
