@@ -61,9 +61,9 @@ bench: install
 demo: $(VENV)/.runtime-installed
 	@$(PY) -m tools.demo
 
-## local: serve local mode until Ctrl-C
+## local: serve local mode until Ctrl-C (ARGS=--verbose: the JSON logs on the screen too)
 local: $(VENV)/.runtime-installed
-	@$(PY) -m img2img_local
+	@$(PY) -m img2img_local $(ARGS)
 
 clean:
 	rm -rf $(VENV) .build cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage local-output

@@ -40,9 +40,10 @@ img2img local mode is up.
 
 Try (from the repository's folder; docs/sample.png ships with it):
   curl -s {api}/v1/health
+  mkdir -p local-output
   python3 -c 'import base64,json;print(json.dumps({{"text_prompts":[{{"text":"a watercolor landscape"}}],
-    "init_image":base64.b64encode(open("docs/sample.png","rb").read()).decode()}}))' > request.json
-  curl -s {api}/v1/image-to-image -H 'Content-Type: application/json' --data @request.json
+    "init_image":base64.b64encode(open("docs/sample.png","rb").read()).decode()}}))' > local-output/body.json
+  curl -s '{api}/v1/image-to-image?return=url' -H 'Content-Type: application/json' -d @local-output/body.json
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={r.REGION} \\
     aws --endpoint-url {aws} s3 cp docs/sample.png s3://{stack.resources.input_bucket}/{r.INBOX_PREFIX} \\
     --metadata '{{"prompt": "a watercolor landscape"}}'
