@@ -154,6 +154,16 @@ def test_models_health_openapi_docs(world: World) -> None:
     assert docs["statusCode"] == 200 and "swagger" in docs["body"].lower()
 
 
+def test_swaggers_example_body_is_a_request_both_routes_run(world: World) -> None:
+    """What "Try it out" sends on the two image routes: the spec's example, run as it is."""
+    spec = json.loads(api.handler(api_event("GET", "/v1/openapi.json"), FakeContext())["body"])
+    for path, ok in (("/v1/image-to-image", 200), ("/v1/jobs", 202)):
+        media = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        example = media["examples"]["sample"]["value"]
+        status, payload, _ = call("POST", path, example)
+        assert status == ok, payload
+
+
 def test_unknown_route_is_404_in_error_shape(world: World) -> None:
     status, payload, _ = call("GET", "/v1/nothing")
     assert status == 404 and payload["error"]["code"] == "not_found"

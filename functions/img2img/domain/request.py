@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from img2img.domain.errors import FieldError, InvalidRequest
-from img2img.vocabulary import INPUT_PREFIXES
+from img2img.vocabulary import INPUT_PREFIXES, UPLOADS
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 4294967295
@@ -141,7 +141,10 @@ class ImageToImageRequest(BaseModel):
         if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
             raise ValueError("must not contain '..', '.' or empty path segments")
         if not value.startswith(SOURCE_PREFIXES):
-            raise ValueError(f"must be under {', '.join(SOURCE_PREFIXES)} in the input bucket")
+            raise ValueError(
+                f"must be the key a POST /v1/uploads ticket answered ({UPLOADS}...); a manifest may also "
+                f"name {', '.join(p for p in SOURCE_PREFIXES if p != UPLOADS)}"
+            )
         return value
 
     @model_validator(mode="after")
