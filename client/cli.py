@@ -670,12 +670,10 @@ def _render_models(listing: dict[str, Any]) -> str:
 def _fail(
     args: argparse.Namespace, code: str, message: str, exit_code: int, problem: Problem | None = None
 ) -> int:
-    """One line on stderr; with --json also the one JSON document on stdout (`problem`, when
-    known: network, credentials, access, lifecycle or configuration)."""
+    """One line on stderr; with --json also the one JSON document on stdout (`problem`: network,
+    credentials, access, lifecycle or configuration; null when none of these)."""
     if getattr(args, "json", False):
-        error: dict[str, Any] = {"code": code, "message": message}
-        if problem:
-            error["problem"] = problem
+        error: dict[str, Any] = {"code": code, "message": message, "problem": problem}
         print(json.dumps({"error": error, "exit_code": exit_code}), file=args.stdout)
     print(f"img2img: {message}", file=args.stderr)
     return exit_code
@@ -689,7 +687,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         args = parser.parse_args(argv)
     except _BadArguments as exc:  # argparse's own report on stderr; with --json, the document too
         if "--json" in argv:
-            error = {"code": "usage", "message": f"{exc.prog}: {exc.message}"}
+            error = {"code": "usage", "message": f"{exc.prog}: {exc.message}", "problem": None}
             print(json.dumps({"error": error, "exit_code": errors.USAGE}), file=stdout or sys.stdout)
         (stderr or sys.stderr).write(f"{exc.usage}{exc.prog}: error: {exc.message}\n")
         return errors.USAGE
