@@ -39,7 +39,9 @@ from img2img_client.results import (
     NOT_FOUND_GRACE_SECONDS,
     Outcome,
     outcome_of,
+    result_name,
     save_job_files,
+    source_stem,
     wait_for_job,
     write_file,
 )
@@ -535,7 +537,7 @@ def cmd_drop(args: argparse.Namespace) -> Outcome | Started:
             )
             out: Path = args.out or args.out_default
             # <name>-<job>.json and .<format>: never the source's own name (out may be its folder).
-            name = f"{PurePosixPath(dropped.key).stem}-{str(document.get('job_id', 'job'))[:8]}"
+            name = result_name(PurePosixPath(dropped.key).stem, str(document.get("job_id", "job")))
             metadata_path = write_file(out / f"{name}.json", json.dumps(document, indent=2).encode())
             image_path = None
             result = document.get("result") or {}
@@ -568,7 +570,7 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
             metadata = None
             if args.out and view.get("status") in FINAL:
                 image, metadata_path, metadata = save_job_files(
-                    api, view, args.out, "job", progress, s3=target.s3
+                    api, view, args.out, source_stem(view), progress, s3=target.s3
                 )
     except KeyboardInterrupt as exc:
         raise _Interrupted(args.job_id) from exc
