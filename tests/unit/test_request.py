@@ -227,3 +227,8 @@ def test_a_prompt_that_shows_nothing_is_refused_naming_text_prompts(text: str) -
 
 def test_one_visible_character_is_a_prompt() -> None:
     assert parse_request(body(text_prompts=[{"text": "\u200bé"}])).text_prompts[0].text == "\u200bé"
+
+
+def test_a_body_with_bad_fields_hears_about_the_rules_between_fields_too() -> None:
+    data = body(steps=5, init_image_s3_key="uploads/x/a.png", text_prompts=[{"text": "x", "weight": -1.0}])
+    assert sorted(fields_of(data)) == ["init_image", "steps", "text_prompts"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import posixpath
 import unicodedata
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -149,33 +150,7 @@ class ImageToImageRequest(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ImageToImageRequest:
-        errors: list[FieldError] = []
-        if not any(p.weight > 0 for p in self.text_prompts):
-            errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
-        elif not any(p.weight > 0 and visible(p.text) for p in self.text_prompts):
-            errors.append(FieldError("text_prompts", "no prompt with a positive weight shows a character"))
-        if (self.init_image is None) == (self.init_image_s3_key is None):
-            errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
-        if self.init_image_mode == "IMAGE_STRENGTH":
-            for name in ("step_schedule_start", "step_schedule_end"):
-                if getattr(self, name) is not None:
-                    errors.append(FieldError(name, "only used with init_image_mode STEP_SCHEDULE"))
-        else:
-            if self.image_strength is not None:
-                errors.append(FieldError("image_strength", "only used with init_image_mode IMAGE_STRENGTH"))
-            start, end = self.effective_step_schedule_start, self.step_schedule_end
-            if end is not None and end < start:
-                errors.append(FieldError("step_schedule_end", "must be >= step_schedule_start"))
-        if self.clip_guidance_preset not in (None, "NONE") and not (
-            self.sampler and self.sampler.endswith("_ANCESTRAL")
-        ):
-            errors.append(
-                FieldError(
-                    "clip_guidance_preset",
-                    "CLIP guidance needs an ancestral sampler (K_DPMPP_2S_ANCESTRAL, K_DPM_2_ANCESTRAL "
-                    "or K_EULER_ANCESTRAL)",
-                )
-            )
+        errors = cross_field_errors(self.__dict__)
         if errors:
             raise _CrossFieldErrors(errors)
         return self
@@ -210,6 +185,56 @@ class ImageToImageRequest(BaseModel):
         )
 
 
+def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """The rules between fields, on the values as given: a request's own, or a raw body whose
+    fields broke their own rules (a value of the wrong type skips the rules it is part of),
+    so that one answer names every bad field."""
+    errors: list[FieldError] = []
+    prompts = data.get("text_prompts")
+    if isinstance(prompts, list) and prompts:
+        weights = [_attr(p, "weight", 1.0) for p in prompts]
+        texts = [_attr(p, "text", "") for p in prompts]
+        if all(isinstance(w, int | float) for w in weights):
+            positive = [t for w, t in zip(weights, texts, strict=True) if w > 0]  # type: ignore[operator]
+            if not positive:
+                errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
+            elif all(isinstance(t, str) for t in positive) and not any(visible(str(t)) for t in positive):
+                errors.append(
+                    FieldError("text_prompts", "no prompt with a positive weight shows a character")
+                )
+    if (data.get("init_image") is None) == (data.get("init_image_s3_key") is None):
+        errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
+    mode = data.get("init_image_mode", "IMAGE_STRENGTH")
+    if mode == "IMAGE_STRENGTH":
+        for name in ("step_schedule_start", "step_schedule_end"):
+            if data.get(name) is not None:
+                errors.append(FieldError(name, "only used with init_image_mode STEP_SCHEDULE"))
+    elif mode == "STEP_SCHEDULE":
+        if data.get("image_strength") is not None:
+            errors.append(FieldError("image_strength", "only used with init_image_mode IMAGE_STRENGTH"))
+        start = data.get("step_schedule_start")
+        start = DEFAULT_STEP_SCHEDULE_START if start is None else start
+        end = data.get("step_schedule_end")
+        if isinstance(start, int | float) and isinstance(end, int | float) and end < start:
+            errors.append(FieldError("step_schedule_end", "must be >= step_schedule_start"))
+    preset, sampler = data.get("clip_guidance_preset"), data.get("sampler")
+    if preset not in (None, "NONE") and not (isinstance(sampler, str) and sampler.endswith("_ANCESTRAL")):
+        errors.append(
+            FieldError(
+                "clip_guidance_preset",
+                "CLIP guidance needs an ancestral sampler (K_DPMPP_2S_ANCESTRAL, K_DPM_2_ANCESTRAL "
+                "or K_EULER_ANCESTRAL)",
+            )
+        )
+    return errors
+
+
+def _attr(item: object, name: str, default: object) -> object:
+    if isinstance(item, BaseModel):
+        return getattr(item, name)
+    return item.get(name, default) if isinstance(item, dict) else None
+
+
 def visible(text: str) -> bool:
     """Whether a text shows anything: a character that is not a space, a control or a format
     character (zero-width spaces, joiners, direction marks)."""
@@ -242,8 +267,18 @@ def parse_request(data: object) -> ImageToImageRequest:
         return ImageToImageRequest.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest(
-            "the request is not a valid SDXL image-to-image body", _field_errors(exc)
+            "the request is not a valid SDXL image-to-image body",
+            with_cross_field_errors(_field_errors(exc), data),
         ) from exc
+
+
+def with_cross_field_errors(details: list[FieldError], body: object) -> list[FieldError]:
+    """`details` of a body whose fields failed (so the rules between fields never ran), plus
+    those rules' errors on the raw body, each for a field not already named: one answer."""
+    if not isinstance(body, dict):
+        return details
+    named = {d.field.split(".")[0] for d in details}
+    return details + [e for e in cross_field_errors(body) if e.field not in named]
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

@@ -3,6 +3,7 @@ request parsing, response shapes. Errors become responses in http_errors.py only
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -329,7 +330,11 @@ def _invalid(exc: RequestValidationError) -> Response[str]:
     image_route = (app.current_event.http_method, app.current_event.resource) in {
         (route.method, route.path) for route in vocabulary.IMAGE_REQUEST_ROUTES
     }
-    return http_errors.error_response(http_errors.validation_error(exc, sdxl_body=image_route))
+    body = None  # the body as sent, for the rules between its fields
+    if image_route:
+        with contextlib.suppress(ValueError, RecursionError):  # unreadable: no rules to add
+            body = json.loads(app.current_event.body or "null")
+    return http_errors.error_response(http_errors.validation_error(exc, sdxl_body=image_route, body=body))
 
 
 @app.exception_handler([ValueError, RecursionError])

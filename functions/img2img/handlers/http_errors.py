@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from img2img.domain.answers import ErrorAnswer
 from img2img.domain.errors import FieldError, InvalidRequest, ModelTimeout, ServiceError
 from img2img.domain.records import ErrorInfo
+from img2img.domain.request import with_cross_field_errors
 
 RETRY_AFTER_SECONDS = {429: "5", 503: "30"}
 
@@ -57,7 +58,9 @@ def _respond(
     )
 
 
-def validation_error(exc: RequestValidationError, *, sdxl_body: bool = True) -> InvalidRequest:
+def validation_error(
+    exc: RequestValidationError, *, sdxl_body: bool = True, body: object = None
+) -> InvalidRequest:
     """Powertools' request validation -> our InvalidRequest with one detail per field. The
     message names what was wrong: the SDXL body (`sdxl_body`: the image routes), another body,
     or the path, a header or the query."""
@@ -77,6 +80,8 @@ def validation_error(exc: RequestValidationError, *, sdxl_body: bool = True) -> 
         if err.get("type") == "json_invalid" or (err.get("type") == "model_attributes_type" and not loc):
             field, message = "body", "the request body must be a JSON object"
         details.append(FieldError(field, message))
+    if sdxl_body:  # the rules between fields, which never ran on a body with bad fields
+        details = with_cross_field_errors(details, body)
     if places == {"body"}:
         what = (
             "the request is not a valid SDXL image-to-image body"
