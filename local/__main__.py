@@ -99,17 +99,18 @@ class JobLines(logging.Handler):
         print(f"{when}  {door:<4} {job_id}  {status:<16} {total / 1000:.1f} s", file=self._screen, flush=True)
 
 
-def to_log_file(path: Path) -> TextIO:
+def to_log_file(path: Path) -> tuple[TextIO, TextIO]:
     """Everything written to stdout and stderr (JSON logs, metrics, warnings, library output)
-    goes to `path`; answers a stream to the screen."""
+    goes to `path`; answers streams to the screen's stdout and stderr."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    screen = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout.flush()
     sys.stderr.flush()
+    screen = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    screen_err = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
     with path.open("a") as log:
         os.dup2(log.fileno(), sys.stdout.fileno())
         os.dup2(log.fileno(), sys.stderr.fileno())
-    return screen
+    return screen, screen_err
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C (and SIGTERM) stop local mode at any moment, also while it starts: every server
     # runs in a daemon thread, and the stack's context manager shuts them down on the way out.
     signal.signal(signal.SIGTERM, _stop)
-    screen = sys.stdout if args.verbose else to_log_file(args.log_file)
+    screen, screen_err = (sys.stdout, sys.stderr) if args.verbose else to_log_file(args.log_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "werkzeug"):  # endpoint discovery and per-request lines
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -146,13 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         print("stopping local mode...", file=screen, flush=True)
         return 0
     except (PortInUseError, ValueError) as exc:
-        print(f"img2img local mode cannot start: {exc}", file=screen)
+        print(f"img2img local mode cannot start: {exc}", file=screen_err)
         return 2
     except ImportError as exc:  # the functions package (or the Bedrock emulator) is incomplete
-        print(f"img2img local mode cannot start: {exc}", file=screen)
+        print(f"img2img local mode cannot start: {exc}", file=screen_err)
         return 1
     except TimeoutError as exc:
-        print(f"img2img local mode started, but the API is not healthy: {exc}", file=screen)
+        print(f"img2img local mode started, but the API is not healthy: {exc}", file=screen_err)
         return 1
 
 

@@ -153,7 +153,7 @@ def test_a_request_the_service_refuses_exits_4(client_stack: LocalStack, img2img
         "run", source, "--prompt", "x", "--model", "acme.nope", "--json", *endpoint(client_stack)
     )
     assert as_json.json() == {
-        "error": {"code": "invalid_request", "message": as_json.json()["error"]["message"]},
+        "error": {"code": "invalid_request", "message": as_json.json()["error"]["message"], "problem": None},
         "exit_code": errors.REJECTED,
     }
 
