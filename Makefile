@@ -19,13 +19,22 @@ install: $(VENV)/.installed
 # A .venv of another Python (an older checkout's) lacks bin/python3.13: it is rebuilt.
 $(VENV)/bin/python$(RUNTIME_PYTHON):
 	@test -n "$(PYTHON)" || { echo "make: no CPython $(RUNTIME_PYTHON) (the Lambda runtime's Python): run 'pyenv install $(RUNTIME_PYTHON)' or install your distro's python$(RUNTIME_PYTHON) package" >&2; exit 1; }
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(VENV)/bin/python$(RUNTIME_PYTHON) requirements.txt requirements-dev.txt pyproject.toml
+# What the demo and local mode need, and no more (requirements-local.txt): pip's chatter and
+# setuptools' warnings go to $(INSTALL_LOG), the demo's screen stays its own.
+INSTALL_LOG := $(VENV)/install.log
+$(VENV)/.runtime-installed: $(VENV)/bin/python$(RUNTIME_PYTHON) requirements.txt requirements-local.txt pyproject.toml
+	@echo "installing what local mode needs (log: $(INSTALL_LOG))"
+	@$(PY) -m pip install --disable-pip-version-check -r requirements-local.txt > $(INSTALL_LOG) 2>&1 \
+	  && $(PY) -m pip install --disable-pip-version-check --no-deps -e . >> $(INSTALL_LOG) 2>&1 \
+	  || { tail -n 20 $(INSTALL_LOG); exit 1; }
+	@touch $@
+
+$(VENV)/.installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## test: every offline check: lint, types, unit, infra and local-mode tests
@@ -56,12 +65,12 @@ bench: install
 	$(PY) -m tools.bench_load --images 100
 
 ## demo: start local mode, run one image through both doors, copy results to local-output/
-demo: install
-	$(PY) -m tools.demo
+demo: $(VENV)/.runtime-installed
+	@$(PY) -m tools.demo
 
-## local: serve local mode until Ctrl-C
-local: install
-	$(PY) -m img2img_local
+## local: serve local mode until Ctrl-C (ARGS=--verbose: the JSON logs on the screen too)
+local: $(VENV)/.runtime-installed
+	@$(PY) -m img2img_local $(ARGS)
 
 clean:
 	rm -rf $(VENV) .build cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage local-output

@@ -39,7 +39,9 @@ from img2img_client.results import (
     NOT_FOUND_GRACE_SECONDS,
     Outcome,
     outcome_of,
+    result_name,
     save_job_files,
+    source_stem,
     wait_for_job,
     write_file,
 )
@@ -300,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start local mode: the API on 127.0.0.1:3000, S3/SQS/DynamoDB emulation on :4566 and "
         "the Bedrock emulator on :4567 (IMG2IMG_API_PORT, IMG2IMG_AWS_PORT, IMG2IMG_BEDROCK_PORT move them).",
     )
+    local.add_argument("--verbose", action="store_true", help="the functions' JSON logs on the screen too")
     local.set_defaults(handler=cmd_local)
     return parser
 
@@ -545,7 +548,7 @@ def cmd_drop(args: argparse.Namespace) -> Outcome | Started:
             )
             out: Path = args.out or args.out_default
             # <name>-<job>.json and .<format>: never the source's own name (out may be its folder).
-            name = f"{PurePosixPath(dropped.key).stem}-{str(document.get('job_id', 'job'))[:8]}"
+            name = result_name(PurePosixPath(dropped.key).stem, str(document.get("job_id", "job")))
             metadata_path = write_file(out / f"{name}.json", json.dumps(document, indent=2).encode())
             image_path = None
             result = document.get("result") or {}
@@ -578,7 +581,7 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
             metadata = None
             if args.out and view.get("status") in FINAL:
                 image, metadata_path, metadata = save_job_files(
-                    api, view, args.out, "job", progress, s3=target.s3
+                    api, view, args.out, source_stem(view), progress, s3=target.s3
                 )
     except KeyboardInterrupt as exc:
         raise _Interrupted(args.job_id) from exc
@@ -630,7 +633,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         raise errors.ConfigurationError(
             f"local mode needs {exc.name or 'its packages'}: pip install 'img2img[client,local]'"
         ) from exc
-    return serve_local()
+    return serve_local(["--verbose"] if args.verbose else [])
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -683,12 +686,10 @@ def _render_models(listing: dict[str, Any]) -> str:
 def _fail(
     args: argparse.Namespace, code: str, message: str, exit_code: int, problem: Problem | None = None
 ) -> int:
-    """One line on stderr; with --json also the one JSON document on stdout (`problem`, when
-    known: network, credentials, access, lifecycle or configuration)."""
+    """One line on stderr; with --json also the one JSON document on stdout (`problem`: network,
+    credentials, access, lifecycle or configuration; null when none of these)."""
     if getattr(args, "json", False):
-        error: dict[str, Any] = {"code": code, "message": message}
-        if problem:
-            error["problem"] = problem
+        error: dict[str, Any] = {"code": code, "message": message, "problem": problem}
         print(json.dumps({"error": error, "exit_code": exit_code}), file=args.stdout)
     print(f"img2img: {message}", file=args.stderr)
     return exit_code
@@ -702,7 +703,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         args = parser.parse_args(argv)
     except _BadArguments as exc:  # argparse's own report on stderr; with --json, the document too
         if "--json" in argv:
-            error = {"code": "usage", "message": f"{exc.prog}: {exc.message}"}
+            error = {"code": "usage", "message": f"{exc.prog}: {exc.message}", "problem": None}
             print(json.dumps({"error": error, "exit_code": errors.USAGE}), file=stdout or sys.stdout)
         (stderr or sys.stderr).write(f"{exc.usage}{exc.prog}: error: {exc.message}\n")
         return errors.USAGE

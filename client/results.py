@@ -153,6 +153,19 @@ def wait_for_job(
         interval = min(interval * 1.5, 2.0)
 
 
+def result_name(stem: str, job_id: str) -> str:
+    """Every result file the command writes is <stem>-<job id's first 8>.<ext>: `run` and `drop`
+    name it after the local file, `status` after the job's source (`job` for an inline one)."""
+    return f"{stem}-{job_id[:8]}"
+
+
+def source_stem(view: Mapping[str, Any]) -> str:
+    """The file name (without extension) of a job's source, as `status` knows it: the dropped
+    or uploaded key's; `job` for a source sent inline (stored under api/<job id>/)."""
+    key = str((view.get("request") or {}).get("init_image_s3_key") or "")
+    return PurePosixPath(key).stem if key and not key.startswith("api/") else "job"
+
+
 def save_job_files(
     api: Img2ImgApi,
     view: Mapping[str, Any],
@@ -166,7 +179,7 @@ def save_job_files(
     URLs; S3-door jobs only say where they are (s3_uri), read with `s3()`, the caller's own
     S3 client (their AWS credentials, or local mode's endpoint)."""
     job_id = str(view["job_id"])
-    name = f"{stem}-{job_id[:8]}"
+    name = result_name(stem, job_id)
     image_path = metadata_path = None
     metadata: dict[str, Any] | None = None
     if s3 is not None:

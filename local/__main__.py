@@ -1,13 +1,19 @@
-"""`python -m img2img_local` (make local): serve local mode until Ctrl-C."""
+"""`python -m img2img_local` (make local): serve local mode until Ctrl-C. The screen gets the
+banner and one line per finished job; the functions' JSON logs go to a log file (with
+`--verbose`, to the screen as well)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import signal
 import sys
-import threading
+import time
 import warnings
+from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from img2img_local import resources as r
 from img2img_local.runner import (
@@ -34,9 +40,10 @@ img2img local mode is up.
 
 Try (from the repository's folder; docs/sample.png ships with it):
   curl -s {api}/v1/health
+  mkdir -p local-output
   python3 -c 'import base64,json;print(json.dumps({{"text_prompts":[{{"text":"a watercolor landscape"}}],
-    "init_image":base64.b64encode(open("docs/sample.png","rb").read()).decode()}}))' > request.json
-  curl -s {api}/v1/image-to-image -H 'Content-Type: application/json' --data @request.json
+    "init_image":base64.b64encode(open("docs/sample.png","rb").read()).decode()}}))' > local-output/body.json
+  curl -s '{api}/v1/image-to-image?return=url' -H 'Content-Type: application/json' -d @local-output/body.json
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={r.REGION} \\
     aws --endpoint-url {aws} s3 cp docs/sample.png s3://{stack.resources.input_bucket}/{r.INBOX_PREFIX} \\
     --metadata '{{"prompt": "a watercolor landscape"}}'
@@ -71,39 +78,83 @@ Add a user, then sign in at {stack.api_url}/ :
 """
 
 
-def main() -> int:
+LOG_FILE = Path("local-output/local.log")
+
+
+class JobLines(logging.Handler):
+    """One line per finished job, from the pipeline's "job <id> <status>" record: when, which
+    door, the job id, its status and how long it took."""
+
+    def __init__(self, screen: TextIO) -> None:
+        super().__init__(logging.INFO)
+        self._screen = screen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != "img2img.domain.pipeline" or record.msg != "job %s %s":
+            return
+        job_id, status = record.args if isinstance(record.args, tuple) else ("?", "?")
+        total = (getattr(record, "timings_ms", None) or {}).get("total", 0)
+        door = getattr(record, "door", "?")
+        when = time.strftime("%H:%M:%S", time.localtime(record.created))
+        print(f"{when}  {door:<4} {job_id}  {status:<16} {total / 1000:.1f} s", file=self._screen, flush=True)
+
+
+def to_log_file(path: Path) -> tuple[TextIO, TextIO]:
+    """Everything written to stdout and stderr (JSON logs, metrics, warnings, library output)
+    goes to `path`; answers streams to the screen's stdout and stderr."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    screen = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    screen_err = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    with path.open("a") as log:
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+    return screen, screen_err
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="img2img local", description=__doc__)
+    parser.add_argument("--verbose", action="store_true", help="the functions' JSON logs on the screen too")
+    parser.add_argument(
+        "--log-file", type=Path, default=LOG_FILE, help=f"where the logs go (default {LOG_FILE})"
+    )
+    args = parser.parse_args(argv)
+    # Ctrl-C (and SIGTERM) stop local mode at any moment, also while it starts: every server
+    # runs in a daemon thread, and the stack's context manager shuts them down on the way out.
+    signal.signal(signal.SIGTERM, _stop)
+    screen, screen_err = (sys.stdout, sys.stderr) if args.verbose else to_log_file(args.log_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "werkzeug"):  # endpoint discovery and per-request lines
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("img2img").addHandler(JobLines(screen))
     # The S3 test event at start-up is a job-less invocation: Powertools says it published no
     # metric. Expected here, so not a warning anyone should read.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     try:
-        stack = start_local(**ports_from_environment(), api_auth=api_auth_from_environment())
+        with start_local(**ports_from_environment(), api_auth=api_auth_from_environment()) as stack:
+            stack.wait_healthy(timeout=30)
+            print(banner(stack), file=screen, flush=True)
+            if not args.verbose:
+                print(f"logs: {args.log_file}   one line per job:", file=screen, flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping local mode...", file=screen, flush=True)
+        return 0
     except (PortInUseError, ValueError) as exc:
-        print(f"img2img local mode cannot start: {exc}", file=sys.stderr)
+        print(f"img2img local mode cannot start: {exc}", file=screen_err)
         return 2
     except ImportError as exc:  # the functions package (or the Bedrock emulator) is incomplete
-        print(f"img2img local mode cannot start: {exc}", file=sys.stderr)
+        print(f"img2img local mode cannot start: {exc}", file=screen_err)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    with stack:
-        try:
-            stack.wait_healthy(timeout=30)
-        except TimeoutError as exc:
-            print(f"img2img local mode started, but the API is not healthy: {exc}", file=sys.stderr)
-            return 1
-        print(banner(stack), flush=True)
-        while not stop.wait(0.5):
-            pass
-        print("stopping local mode...", flush=True)
-    return 0
+    except TimeoutError as exc:
+        print(f"img2img local mode started, but the API is not healthy: {exc}", file=screen_err)
+        return 1
 
 
 if __name__ == "__main__":

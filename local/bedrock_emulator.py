@@ -218,7 +218,7 @@ class BedrockEmulator:
         if faults.latency_ms:
             time.sleep(faults.latency_ms / 1000)
         self._raise_counted(MODEL_FAULTS, None)
-        payload, filtered = run(model, job, self._rng, faults.filter_word)
+        payload, filtered = run(model, job, self._rng, faults.filter_word, base)
         self._outcome("content_filtered" if filtered else "success")
         log.info(
             "%s: %s (%s) -> 200 %s", STAND_IN, model_id, model.family, "filtered" if filtered else "image"

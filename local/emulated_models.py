@@ -46,7 +46,7 @@ class EmulatedModel(Protocol):
 
 
 def run(
-    model: EmulatedModel, job: Job, rng: random.Random, filter_word: str | None
+    model: EmulatedModel, job: Job, rng: random.Random, filter_word: str | None, model_id: str = ""
 ) -> tuple[dict[str, Any], bool]:
     """Make the stand-in image(s) and the family's response. Returns (payload, filtered)."""
     seed = job.seed if job.seed or not model.zero_is_random else rng.randint(1, model.max_seed)
@@ -55,7 +55,13 @@ def run(
     images = []
     for one_seed in seeds:
         picture = render(
-            job.source, keep=job.keep, seed=one_seed, prompt=job.prompt, size=job.size, style=job.style
+            job.source,
+            keep=job.keep,
+            seed=one_seed,
+            prompt=job.prompt,
+            size=job.size,
+            style=job.style,
+            model_id=model_id,
         )
         picture = blurred(picture) if filtered else picture
         images.append(base64.b64encode(encode(picture, job.output_format)).decode("ascii"))

@@ -99,15 +99,19 @@ class ObjectStoreContract:
         with pytest.raises(errors.SourceNotFound) as caught:
             rig.store.get(INPUT, "inbox/v.png", max_bytes=10, version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH")
         assert [d.field for d in caught.value.details] == ["init_image_s3_key"] and not caught.value.retryable
-        assert "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH" in caught.value.message
+        assert "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrH" in str(caught.value.internal)
+        assert INPUT not in caught.value.message and "inbox/v.png" not in caught.value.message
 
     def test_a_missing_source_is_source_not_found_naming_the_key_field(self, rig: StoreRig) -> None:
         with pytest.raises(errors.SourceNotFound) as caught:
             rig.store.get(INPUT, "uploads/t/missing.png", max_bytes=10)
         error = caught.value
-        assert error.message == (
-            f"s3://{INPUT}/uploads/t/missing.png does not exist (or is not readable by the service)"
+        # A caller reads the message: neither the bucket (it holds the account id) nor the key.
+        assert (
+            error.message
+            == "init_image_s3_key names no object in the input bucket (never uploaded, or expired)"
         )
+        assert error.internal == f"s3://{INPUT}/uploads/t/missing.png"
         assert [d.field for d in error.details] == ["init_image_s3_key"] and not error.retryable
 
     def test_a_source_over_the_cap_is_refused_naming_its_size(self, rig: StoreRig) -> None:

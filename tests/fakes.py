@@ -207,8 +207,9 @@ class MemoryObjectStore(_Faulty):
         versions = self._bucket(bucket, "read", key).get(key)
         if not versions:
             raise SourceNotFound(
-                f"s3://{bucket}/{key} does not exist (or is not readable by the service)",
+                "init_image_s3_key names no object in the input bucket (never uploaded, or expired)",
                 [FieldError("init_image_s3_key", "no such object in the input bucket")],
+                internal=f"s3://{bucket}/{key}",
             )
         found = versions[-1]
         if version_id:

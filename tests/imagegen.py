@@ -251,7 +251,7 @@ def jpeg_with_metadata(width: int = 64, height: int = 64) -> bytes:
 # EXIF orientation
 
 
-def oriented(orientation: int, width: int = 64, height: int = 48, fmt: str = "JPEG") -> bytes:
+def oriented(orientation: int, width: int = 128, height: int = 96, fmt: str = "JPEG") -> bytes:
     """An image that *displays* as `quadrants(width, height)` once EXIF `orientation` (1..8) is
     applied: the pixels are stored transformed and tagged so a viewer undoes it."""
     displayed = quadrants(width, height)
@@ -266,7 +266,7 @@ def oriented(orientation: int, width: int = 64, height: int = 48, fmt: str = "JP
     return encode(stored, fmt, **params)
 
 
-def oriented_jpeg(orientation: int, width: int = 64, height: int = 48) -> bytes:
+def oriented_jpeg(orientation: int, width: int = 128, height: int = 96) -> bytes:
     return oriented(orientation, width, height, "JPEG")
 
 
@@ -464,7 +464,7 @@ def png_chunk_types(data: bytes) -> list[bytes]:
     return kinds
 
 
-def png_bad_crc(width: int = 32, height: int = 32) -> bytes:
+def png_bad_crc(width: int = 64, height: int = 64) -> bytes:
     """A PNG whose IDAT checksum is wrong (bit rot in transit)."""
     data = bytearray(raw_png(width, height))
     idat_at = data.index(b"IDAT")
@@ -481,3 +481,12 @@ def tiny() -> bytes:
 def strip(width: int = 20000, height: int = 10) -> bytes:
     """A very long thin PNG: 20000x10 by default."""
     return encode(quadrants(width, height), "PNG")
+
+
+def many_scans_jpeg(width: int = 2000, height: int = 2000, extra: int = 400) -> bytes:
+    """A progressive JPEG whose last scan is repeated `extra` times: small on disk, but libjpeg
+    entropy-decodes every scan over the whole picture (the repeated-scans attack)."""
+    data = encode(Image.new("RGB", (width, height), (90, 120, 200)), "JPEG", progressive=True, quality=80)
+    last_sos = data.rindex(b"\xff\xda")
+    eoi = len(data) - 2
+    return data[:eoi] + data[last_sos:eoi] * extra + data[eoi:]

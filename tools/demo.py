@@ -1,10 +1,12 @@
 """`make demo`: start local mode, run one sample image through each door, copy every result
 image and metadata JSON into local-output/, print where they are, stop. Exits non-zero if a
-door failed. Ports are the defaults (or IMG2IMG_*_PORT); a busy one is swapped for a free one."""
+door failed. Ports are the defaults (or IMG2IMG_*_PORT); a busy one is swapped for a free one.
+The screen gets the demo's report only: logs and warnings go to local-output/demo.log."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -14,7 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import requests
 
@@ -25,6 +27,7 @@ from img2img_local.runner import LocalStack, port_is_free, ports_from_environmen
 from tools.sample import sample_png
 
 OUTPUT_DIR = Path("local-output")
+LOG_FILE = OUTPUT_DIR / "demo.log"
 PROMPT = "a watercolor painting of a red house on green hills under a summer sun"
 WAIT_SECONDS = 90
 SECOND_MODEL_ID = r.FALLBACK_MODEL_IDS[-1]  # Control Structure: another family, another translation
@@ -174,22 +177,35 @@ def report(results: list[DoorResult]) -> str:
     return "\n".join(lines)
 
 
+def to_log_file() -> TextIO:
+    """Send everything written to stdout and stderr (the functions' JSON logs, metrics,
+    warnings, the servers' request lines, C libraries' own output) to LOG_FILE; answer a
+    stream to the screen for the demo's own lines."""
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    screen = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with LOG_FILE.open("w") as log:
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+    return screen
+
+
 def main() -> int:
-    # The functions' JSON logs, metrics and request lines would bury the demo's own output.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    say = functools.partial(print, file=to_log_file(), flush=True)
     ports, notes = choose_ports()
     for note in notes:
-        print(note)
-    OUTPUT_DIR.mkdir(exist_ok=True)
+        say(note)
     png = sample_png()
     (OUTPUT_DIR / "sample.png").write_bytes(png)
     with start_local(**ports) as stack:
         stack.wait_healthy(timeout=30)
-        print(f"local mode up: API {stack.api_url}, AWS {stack.aws_url}, Bedrock {stack.bedrock_url}")
-        print(f"sample image: {OUTPUT_DIR / 'sample.png'} ({len(png)} bytes)")
+        say(f"local mode up: API {stack.api_url}, AWS {stack.aws_url}, Bedrock {stack.bedrock_url}")
+        say(f"sample image: {OUTPUT_DIR / 'sample.png'} ({len(png)} bytes)")
+        say(f"logs: {LOG_FILE}")
         results = []
         doors: list[tuple[str, Callable[[LocalStack, bytes], DoorResult]]] = [
             (f"sync api on the default model, {r.DEFAULT_MODEL_ID}", via_sync_api),
@@ -202,13 +218,13 @@ def main() -> int:
             ),
         ]
         for label, door in doors:
-            print(f"running {label}...", flush=True)
+            say(f"running {label}...")
             try:
                 results.append(door(stack, png))
             except Exception as exc:  # report every door, not only the first failure
                 results.append(DoorResult(label, "ERROR", detail=f"{type(exc).__name__}: {exc}"))
-        print(report(results))
-    print(
+        say(report(results))
+    say(
         "\nNote: the Bedrock emulator's images are stand-ins made locally, not model output."
         if all(res.ok for res in results)
         else "\nSome doors failed (see above)."

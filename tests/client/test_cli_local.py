@@ -153,7 +153,7 @@ def test_a_request_the_service_refuses_exits_4(client_stack: LocalStack, img2img
         "run", source, "--prompt", "x", "--model", "acme.nope", "--json", *endpoint(client_stack)
     )
     assert as_json.json() == {
-        "error": {"code": "invalid_request", "message": as_json.json()["error"]["message"]},
+        "error": {"code": "invalid_request", "message": as_json.json()["error"]["message"], "problem": None},
         "exit_code": errors.REJECTED,
     }
 
@@ -408,14 +408,15 @@ def test_ctrl_c_while_waiting_says_the_job_goes_on(
 
 
 def test_the_local_command_serves_local_mode(img2img: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+    calls: list[list[str]] = []
 
-    def serve() -> int:
-        calls.append("served")
+    def serve(argv: list[str]) -> int:
+        calls.append(argv)
         return 0
 
     monkeypatch.setattr("img2img_local.__main__.main", serve)
-    assert img2img("local").code == 0 and calls == ["served"]
+    assert img2img("local").code == 0 and img2img("local", "--verbose").code == 0
+    assert calls == [[], ["--verbose"]]
 
 
 def test_doctor_and_run_for_an_env_without_a_stack(

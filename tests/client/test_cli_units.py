@@ -275,8 +275,12 @@ def test_failures_are_one_json_document_too(
 ) -> None:
     ran = img2img(*argv)
     assert ran.code == exit_code
-    assert ran.document() == {"error": {"code": code, "message": ran.document()["error"]["message"]},
-                              "exit_code": exit_code}  # fmt: skip
+    message = ran.document()["error"]["message"]
+    # `problem` is always there (README's shape): null when the failure is none of its kinds.
+    assert ran.document() == {
+        "error": {"code": code, "message": message, "problem": None},
+        "exit_code": exit_code,
+    }
     assert ran.err.strip()  # and the reason for people on stderr
 
 

@@ -567,3 +567,15 @@ def test_local_without_the_local_extra_says_what_to_install(monkeypatch: pytest.
     out, err = io.StringIO(), io.StringIO()
     assert main(["local"], stdout=out, stderr=err) == errors.CONFIGURATION
     assert "local mode needs moto: pip install 'img2img[client,local]'" in err.getvalue()
+
+
+def test_every_result_file_is_named_source_stem_dash_job() -> None:
+    """run, drop and status name results alike: <source's name>-<job id's first 8>."""
+    from img2img_client.results import result_name, source_stem
+
+    job = "0123456789abcdef"
+    assert result_name("cat", job) == "cat-01234567"
+    assert source_stem({"request": {"init_image_s3_key": "inbox/trips/cat.png"}}) == "cat"
+    assert source_stem({"request": {"init_image_s3_key": "uploads/u-1/ab12.jpg"}}) == "ab12"
+    assert source_stem({"request": {"init_image_s3_key": f"api/{job}/source.png"}}) == "job"
+    assert source_stem({}) == "job"

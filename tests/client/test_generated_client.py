@@ -130,7 +130,7 @@ def request_body(generated: Generated, prompt: str = "A lighthouse at dusk.", **
     """The generated request model: an inline source unless the fields name one."""
     models = generated.models
     if "init_image_s3_key" not in fields:
-        fields.setdefault("init_image", base64.b64encode(imagegen.png(64, 48)).decode())
+        fields.setdefault("init_image", base64.b64encode(imagegen.png(64, 64)).decode())
     return models.ImageToImageRequest(text_prompts=[models.TextPrompt(text=prompt)], **fields)
 
 

@@ -105,6 +105,9 @@ class Case:
     metadata: dict[str, str] | None = None
     key: str | None = None
     content_type: str | None = "application/json"  # None: no Content-Type header at all
+    # A source corrupt past its headers: only decoding finds it, so the API refuses it when the
+    # job runs (POST /v1/jobs: 202, then FAILED), not at admission with the other refusals.
+    found_by_decoding: bool = False
 
     def expected(self, door: Door) -> Expect:
         return self.s3_expect if door == "s3" and self.s3_expect is not None else self.expect
@@ -143,7 +146,7 @@ class Case:
 
 @cache
 def valid_png() -> bytes:
-    return imagegen.png(64, 48)
+    return imagegen.png(64, 64)
 
 
 def valid_base64() -> str:
@@ -187,6 +190,13 @@ def _corrupt_webp() -> bytes:
     return good[:30] + imagegen.random_bytes(len(good) - 30, seed=7)
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        extras = {"k": extras}
+    return extras
+
+
 def _wide(width: int, height: int) -> Callable[[], bytes]:
     return lambda: imagegen.encode(imagegen.quadrants(width, height), "PNG", compress_level=1)
 
@@ -216,6 +226,7 @@ IMAGE_CASES: tuple[Case, ...] = (
         unsupported(),
         image=lambda: imagegen.truncated_corpus((0.5,))["jpeg-50%"],
         extension="jpg",
+        found_by_decoding=True,
     ),
     Case(
         "truncated_webp",
@@ -234,7 +245,12 @@ IMAGE_CASES: tuple[Case, ...] = (
     ),
     Case("corrupt_jpeg_zero_width", "image", "a JPEG frame of width 0", unsupported(), image=_corrupt_jpeg),
     Case(
-        "corrupt_webp_noise", "image", "a WebP whose bitstream is noise", unsupported(), image=_corrupt_webp
+        "corrupt_webp_noise",
+        "image",
+        "a WebP whose bitstream is noise",
+        unsupported(),
+        image=_corrupt_webp,
+        found_by_decoding=True,
     ),
     Case("png_bomb", "image", "a PNG declaring 100000x100000 pixels", too_large(), image=imagegen.png_bomb),
     Case(
@@ -253,7 +269,28 @@ IMAGE_CASES: tuple[Case, ...] = (
         image=imagegen.webp_bomb,
         extension="webp",
     ),
-    Case("one_pixel", "image", "a 1x1 PNG: scaled up to 1024x1024", ACCEPTED, image=imagegen.tiny),
+    Case(
+        "one_pixel",
+        "image",
+        "a 1x1 PNG: under the 64 px side Stability documents",
+        invalid("init_image"),
+        image=imagegen.tiny,
+    ),
+    Case(
+        "side_63",
+        "image",
+        "63 pixels high: one under the 64 px side Stability documents",
+        invalid("init_image"),
+        image=_wide(640, 63),
+    ),
+    Case(
+        "repeated_jpeg_scans",
+        "image",
+        "a 60 KB progressive JPEG whose last scan repeats 400 times: minutes of decoding",
+        too_large(),
+        image=imagegen.many_scans_jpeg,
+        extension="jpg",
+    ),
     Case(
         "wide_20000x10",
         "image",
@@ -489,6 +526,20 @@ RULE_CASES: tuple[Case, ...] = (
         "extras of 9 KB of JSON: more than the 8192 bytes a request may carry",
         invalid("extras"),
         body={"extras": {"note": "x" * 9000}},
+    ),
+    Case(
+        "extras_too_deep",
+        "body",
+        "extras nested 250 levels: deeper than a job record can hold",
+        invalid("extras"),
+        body={"extras": _nested(250)},
+    ),
+    Case(
+        "prompt_invisible",
+        "body",
+        "a prompt of zero-width spaces and a direction mark: nothing to show",
+        invalid("text_prompts"),
+        body={"text_prompts": [{"text": "\u200b\u200b\u202e"}]},
     ),
     Case(
         "extras_at_the_cap",

@@ -16,6 +16,7 @@ from img2img.domain.answers import SyncAnswer
 from img2img.domain.caller import Caller
 from img2img.domain.records import Metadata, QueuedJob
 from img2img.domain.request import ImageToImageRequest, parse_request
+from tests.corpus import IMAGE_CASES, Case
 from tests.fakes import INPUT, OUTPUT, SD3, House, bedrock_error, png_bytes
 
 pytestmark = pytest.mark.unit
@@ -153,25 +154,45 @@ def test_a_request_refused_before_the_job_names_the_field_and_costs_nothing(
 
 @pytest.mark.parametrize("route", ["sync", "async"])
 def test_a_models_own_prompt_rule_is_a_400_before_anything_is_stored(house: House, route: str) -> None:
-    """A blank prompt passes the SDXL schema but no Stability model takes it: refused on both
-    routes before the source is stored, a job recorded or a message queued."""
-    blank = request(text_prompts=[{"text": "   "}])
+    """Six 2,000-character prompts pass the SDXL schema, but joined they pass SD3.5's 10,000:
+    refused on both routes before the source is stored, a job recorded or a message queued."""
+    long = request(text_prompts=[{"text": "a" * 2000}] * 6, model_id=SD3)
     with pytest.raises(errors.InvalidRequest) as caught:
         if route == "sync":
-            run_now(house, blank)
+            run_now(house, long)
         else:
-            house.api.submit(blank, ALICE, None)
+            house.api.submit(long, ALICE, None)
     assert [d.field for d in caught.value.details] == ["text_prompts"] and caught.value.job_id is None
-    assert house.store.keys(INPUT) == [] and house.jobs.saved == [] and house.queue.messages == []
+    assert nothing_happened(house)
 
 
-def test_not_an_image_is_unsupported_recorded_and_costs_no_call(house: House) -> None:
-    with pytest.raises(errors.UnsupportedImage) as caught:
-        run_now(house, request(init_image=base64.b64encode(b"hello").decode()))
-    assert caught.value.status == 415 and caught.value.job_id is not None
+REFUSED_SOURCES = [c for c in IMAGE_CASES if not c.expect.accepted and not c.found_by_decoding]
+
+
+@pytest.mark.parametrize("case", REFUSED_SOURCES, ids=[c.name for c in REFUSED_SOURCES])
+@pytest.mark.parametrize("by", ["inline", "upload"])
+def test_both_routes_refuse_a_bad_source_alike_before_anything_is_stored(
+    house: House, case: Case, by: str
+) -> None:
+    """The corpus's refused sources, inline or uploaded: the sync route and POST /v1/jobs
+    answer the same status and code at once; no source stored, no job, no message, no call."""
+    assert case.image is not None
+    data = case.image()
+    if by == "inline":
+        req = request(init_image=base64.b64encode(data).decode())
+    else:
+        key = f"{ALICE.upload_prefix}{case.name}.{case.extension}"
+        house.store.add(INPUT, key, data)
+        req = by_key(key)
+    writes = list(house.store.writes)
+    answers = []
+    for route in (house.api.run_now, house.api.submit):
+        with pytest.raises(errors.ServiceError) as caught:
+            route(req, ALICE, None)
+        answers.append((caught.value.status, caught.value.code, caught.value.job_id))
+    assert answers[0] == answers[1] == (case.expect.status, case.expect.code, None)
+    assert house.store.writes == writes and house.jobs.saved == [] and not house.queue.messages
     assert house.model.calls == []
-    record = house.jobs.get(caught.value.job_id)
-    assert record.status == "FAILED" and record.error is not None and record.error.code == "unsupported_image"
 
 
 def test_a_missing_source_of_ones_own_is_source_not_found_naming_the_key(house: House) -> None:
@@ -281,6 +302,18 @@ def test_a_submitted_job_is_recorded_and_queued_without_image_bytes(house: House
     view = house.api.job(job_id, ALICE)
     assert view.status == "QUEUED" and view.image is None and view.metadata is None
     assert house.model.calls == []
+
+
+def test_a_queued_job_notes_only_fields_its_caller_sent(house: House) -> None:
+    """The queued request carries what the caller set, not the contract's defaults: a job
+    whose caller sent no cfg_scale or steps notes neither as dropped; one that did, does."""
+    for body, noted in (({}, set()), ({"cfg_scale": 9.0, "steps": 40}, {"cfg_scale", "steps"})):
+        job_id = house.api.submit(request(**body), ALICE, None).job_id
+        message = house.queue.messages[-1]
+        assert "cfg_scale" not in message["request"] or body
+        house.deliver(message, final_attempt=True)
+        notes = metadata(house, job_id).model.notes or []  # type: ignore[union-attr]
+        assert {n.split()[0] for n in notes if " dropped" in n} & {"cfg_scale", "steps"} == noted
 
 
 def test_a_job_that_could_not_be_queued_says_so_in_its_record(house: House) -> None:

@@ -81,7 +81,7 @@ def test_an_image_without_a_prompt_gets_failed_metadata_and_no_call(house: House
     found = meta(house, "results/bare.png.json")
     assert summary.status == found.status == "FAILED"
     assert found.error is not None and found.error.code == "missing_parameters"
-    assert "--metadata prompt=" in found.error.message
+    assert "--metadata '{\"prompt\"" in found.error.message  # the JSON form README shows
     assert found.model is None and found.preparation is None  # refused before anything ran
     assert house.jobs.get(found.job_id).status == "FAILED" and house.model.calls == []
 

@@ -157,9 +157,67 @@ def test_models_health_openapi_docs(world: World) -> None:
     assert docs["statusCode"] == 200 and "swagger" in docs["body"].lower()
 
 
+def test_swaggers_example_body_is_a_request_both_routes_run(world: World) -> None:
+    """What "Try it out" sends on the two image routes: the spec's example, run as it is."""
+    spec = json.loads(api.handler(api_event("GET", "/v1/openapi.json"), FakeContext())["body"])
+    for path, ok in (("/v1/image-to-image", 200), ("/v1/jobs", 202)):
+        media = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        example = media["examples"]["sample"]["value"]
+        status, payload, _ = call("POST", path, example)
+        assert status == ok, payload
+
+
+# What Swagger UI makes up from the schema when a route has no example: wrong in eight fields,
+# field rules and rules between fields alike.
+SCHEMA_MADE_BODY = {
+    "text_prompts": [{"text": "string", "weight": 0}],
+    "init_image": "string",
+    "init_image_s3_key": "string",
+    "init_image_mode": "IMAGE_STRENGTH",
+    "image_strength": 0,
+    "step_schedule_start": 0,
+    "step_schedule_end": 0,
+    "cfg_scale": 0,
+    "clip_guidance_preset": "FAST_BLUE",
+    "sampler": "DDIM",
+    "samples": 0,
+    "seed": 0,
+    "steps": 0,
+}
+
+
+@pytest.mark.parametrize("path", ["/v1/image-to-image", "/v1/jobs"])
+def test_every_field_error_comes_back_in_one_answer(world: World, path: str) -> None:
+    status, payload, _ = call("POST", path, SCHEMA_MADE_BODY)
+    assert status == 400
+    fields = {d["field"] for d in payload["error"]["details"]}
+    assert fields == {
+        "samples",
+        "steps",
+        "init_image_s3_key",
+        "text_prompts",
+        "init_image",
+        "step_schedule_start",
+        "step_schedule_end",
+        "clip_guidance_preset",
+    }, payload
+
+
 def test_unknown_route_is_404_in_error_shape(world: World) -> None:
     status, payload, _ = call("GET", "/v1/nothing")
     assert status == 404 and payload["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("GET", "/v1/jobs", "POST"), ("DELETE", "/v1/jobs/abc", "GET"), ("PUT", "/v1/image-to-image", "POST")],
+)
+def test_a_wrong_method_is_405_naming_the_allowed_ones(
+    world: World, method: str, path: str, allow: str
+) -> None:
+    status, payload, headers = call(method, path)
+    assert (status, payload["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", allow)
+    assert allow in payload["error"]["message"]
 
 
 def _emitted_metrics(out: str) -> set[str]:

@@ -19,7 +19,12 @@ pytestmark = pytest.mark.handlers
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 # The codes the handler answers itself, outside the domain's taxonomy (handlers/api.py).
-HANDLER_CODES = {(415, "unsupported_media_type"), (404, "not_found"), (500, "internal_error")}
+HANDLER_CODES = {
+    (415, "unsupported_media_type"),
+    (404, "not_found"),
+    (405, "method_not_allowed"),
+    (500, "internal_error"),
+}
 S3_DOOR_ONLY = {"missing_parameters"}  # metadata JSON only: the API never answers it
 
 

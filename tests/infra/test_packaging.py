@@ -240,7 +240,11 @@ def test_the_ranges_admit_the_pins_and_the_pins_cover_the_ranges(wheel: Wheel) -
     """requirements*.txt keep exact pins (what `make install` and the Lambda asset install);
     pyproject.toml's ranges must admit them, and each side names the same distributions."""
     runtime_pins = {canonicalize_name(r.name): r for r in requirement_lines(ROOT / "requirements.txt")}
-    dev_pins = {canonicalize_name(r.name): r for r in requirement_lines(ROOT / "requirements-dev.txt")}
+    dev_pins = {
+        canonicalize_name(r.name): r
+        for name in ("requirements-local.txt", "requirements-dev.txt")
+        for r in requirement_lines(ROOT / name)
+    }
     pins = runtime_pins | dev_pins
     declared = {
         canonicalize_name(r.name): r for r in wheel.requirements if canonicalize_name(r.name) != PROJECT

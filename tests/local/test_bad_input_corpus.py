@@ -111,12 +111,17 @@ IMAGE_CASES = [c for c in cases_for("api") if c.kind == "image"]
 
 @pytest.mark.parametrize("case", IMAGE_CASES, ids=_ids)
 def test_api_jobs_route(doors: Doors, case: Case) -> None:
-    """POST /v1/jobs takes the image without looking at it; the worker then fails the job with
-    the same code the synchronous route answers, or runs it, and never calls the model twice."""
+    """POST /v1/jobs refuses at once what the synchronous route refuses before decoding, with
+    the same status and code; what only decoding finds, the worker fails with the same code;
+    the rest runs. Never a second model call."""
     expect = case.expected("api")
     before = doors.stats()["attempts"]
     data, content_type = doors.api_request(case)
     reply = doors.post("/v1/jobs", data, content_type)
+    if not expect.accepted and not case.found_by_decoding:
+        assert (reply.status_code, reply.json()["error"]["code"]) == (expect.status, expect.code)
+        assert doors.stats()["attempts"] == before and "job_id" not in reply.json()
+        return
     assert reply.status_code == 202, reply.text
     view = doors.wait_job(reply.json()["job_id"])
     assert doors.stats()["attempts"] - before == expect.model_calls, "model calls"

@@ -4,7 +4,6 @@ curl and AWS CLI, from a folder holding the shipped docs/sample.png, and does wh
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -50,18 +49,19 @@ def test_every_command_the_banner_prints_runs_as_printed(stack: LocalStack, tmp_
     (tmp_path / "docs").mkdir()
     shutil.copy(REPO / "docs" / "sample.png", tmp_path / "docs" / "sample.png")
     commands = printed_commands(banner(stack))
-    assert len(commands) == 5, commands
+    assert len(commands) == 6, commands
     outputs = []
-    for command in commands[:4]:
+    for command in commands[:5]:
         done = subprocess.run(
             ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
         )
         assert done.returncode == 0, (command, done.stderr)
         outputs.append(done.stdout)
     assert json.loads(outputs[0])["status"] == "ok"
-    answer = json.loads(outputs[2])
+    answer = json.loads(outputs[3])  # ?return=url: where the image is, no base64 on the screen
     assert answer["result"] == "success" and answer["status"] == "SUCCEEDED"
-    assert base64.b64decode(answer["artifacts"][0]["base64"]).startswith(b"\x89PNG")
+    assert answer["image"]["url"] and not answer["artifacts"][0].get("base64")
+    assert {p.name for p in tmp_path.iterdir()} == {"docs", "local-output"}
     s3 = stack.client("s3")
     key = "results/sample.png.json"
 
@@ -75,6 +75,6 @@ def test_every_command_the_banner_prints_runs_as_printed(stack: LocalStack, tmp_
     assert meta["status"] == "SUCCEEDED"
     assert meta["request"]["text_prompts"][0]["text"] == "a watercolor landscape"  # the JSON --metadata form
     listing = subprocess.run(
-        ["bash", "-c", commands[4]], cwd=tmp_path, capture_output=True, text=True, check=True
+        ["bash", "-c", commands[5]], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert key in listing.stdout  # the last command shows it

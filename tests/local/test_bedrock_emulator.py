@@ -482,6 +482,18 @@ def test_same_input_and_seed_give_the_same_bytes_and_another_seed_does_not(
     assert first_image(changed) != first_image(first)
 
 
+def test_another_model_paints_another_picture_captioned_as_emulated(client: Any) -> None:
+    """The same prompt, source, seed and strength on two models: two pictures, each with its
+    caption (white text on black in the top-left corner) saying it is emulated."""
+    sd3, _ = invoke(client, SD3, sd3_body())
+    ultra, _ = invoke(client, ULTRA, ultra_body())
+    assert first_image(sd3) != first_image(ultra)
+    assert distance(first_image(sd3), Image.open(io.BytesIO(first_image(ultra))).convert("RGB")) > 5
+    for payload in (sd3, ultra):
+        corner = Image.open(io.BytesIO(first_image(payload))).convert("RGB").crop((4, 4, 200, 20))
+        assert all(low <= 5 and high >= 250 for low, high in corner.getextrema())  # black box, white text
+
+
 @pytest.mark.parametrize(
     ("model_id", "far", "near"),
     [

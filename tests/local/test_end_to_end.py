@@ -256,7 +256,7 @@ def test_callers_see_only_their_own_over_http(stack: LocalStack) -> None:
     upload = requests.post(
         ticket["upload"]["url"],
         data=ticket["upload"]["fields"],
-        files={"file": ("a.png", imagegen.png(64, 48), "image/png")},
+        files={"file": ("a.png", imagegen.png(64, 64), "image/png")},
         timeout=30,
     )
     assert upload.status_code in (200, 204), upload.text
@@ -273,7 +273,7 @@ def test_callers_see_only_their_own_over_http(stack: LocalStack) -> None:
         got = requests.get(f"{stack.api_url}/v1/jobs/{job_id}", headers=stranger, timeout=10)
         assert got.status_code == 404 and got.json()["error"]["code"] == "job_not_found"
     # Bob's own request under the same Idempotency-Key is his own job, neither a replay nor a 409.
-    inline = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(64, 48)).decode()}
+    inline = {**SEED_BODY, "init_image": base64.b64encode(imagegen.png(64, 64)).decode()}
     his = post(stack, "/v1/image-to-image", inline, headers={**bob, **keyed})
     assert his.status_code == 200 and his.json()["job_id"] != job_id
     assert stats(stack)["invocations"] == 2

@@ -152,7 +152,7 @@ def timeout_retries() -> int:
 def _drop(doors: Doors, name: str, data: bytes | None = None, metadata: dict[str, str] | None = None) -> str:
     key = f"inbox/faults/{name}.png"
     doors.s3.put_object(
-        Bucket=doors.input, Key=key, Body=data or imagegen.png(64, 48), Metadata=metadata or PROMPT
+        Bucket=doors.input, Key=key, Body=data or imagegen.png(64, 64), Metadata=metadata or PROMPT
     )
     return key
 
@@ -223,7 +223,7 @@ def _post_sync(stack: LocalStack, model_id: str = SDXL) -> requests.Response:
 
     body: dict[str, Any] = {
         "text_prompts": [{"text": "a lighthouse at dusk"}],
-        "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+        "init_image": base64.b64encode(imagegen.png(64, 64)).decode(),
         "model_id": model_id,
     }
     return requests.post(f"{stack.api_url}/v1/image-to-image", json=body, timeout=120)
@@ -374,7 +374,7 @@ class TestWithinOneReceive:
 
         body = {
             "text_prompts": [{"text": "a lighthouse at dusk"}],
-            "init_image": base64.b64encode(imagegen.png(64, 48)).decode(),
+            "init_image": base64.b64encode(imagegen.png(64, 64)).decode(),
         }
         url, headers = f"{doors.stack.api_url}/v1/image-to-image", {"Idempotency-Key": "retry-me"}
         from img2img.handlers import wiring
@@ -488,7 +488,7 @@ class TestRedelivery:
         doors, _ = fast
         source = "inbox/faults/ten-times.png"
         with worker_processes(doors.stack.env, 2, timeout_seconds=FAST_FUNCTION_TIMEOUT):
-            doors.s3.put_object(Bucket=doors.input, Key=source, Body=imagegen.png(64, 48), Metadata=PROMPT)
+            doors.s3.put_object(Bucket=doors.input, Key=source, Body=imagegen.png(64, 64), Metadata=PROMPT)
             event = _notification(doors, source)
             for _ in range(9):
                 doors.sqs.send_message(QueueUrl=doors.stack.resources.queue_url, MessageBody=event)

@@ -41,10 +41,13 @@ def as_deployed_blocks() -> list[str]:
     return AS_DEPLOYED.findall((REPO / "README.md").read_text())
 
 
+SHIPPED = ("docs", "a.png", "b.png", "photo.png")  # what run_block puts in the folder first
+
+
 def run_block(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (cwd / "docs").mkdir(exist_ok=True)
     shutil.copy(REPO / "docs" / "sample.png", cwd / "docs" / "sample.png")
-    for name in ("a.png", "b.png", "photo.png"):  # the images README's examples name in the cwd
+    for name in SHIPPED[1:]:  # the images README's examples name in the cwd
         shutil.copy(REPO / "docs" / "sample.png", cwd / name)
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -84,6 +87,9 @@ def test_a_marked_readme_block_runs_as_written(stack: LocalStack, tmp_path: Path
     done = run_block(script, tmp_path)
     assert done.returncode == 0, (script, done.stdout[-2000:], done.stderr[-2000:])
     assert '"error"' not in done.stdout, done.stdout[-2000:]
+    # What a person reads: a few lines, no base64; every file it writes goes to local-output/.
+    assert len(done.stdout) < 3000 and not re.search(r"[A-Za-z0-9+/]{200}", done.stdout), done.stdout[:500]
+    assert {p.name for p in tmp_path.iterdir()} <= {*SHIPPED, "local-output"}
 
 
 def test_readme_marks_its_deploy_examples() -> None:

@@ -4,6 +4,7 @@ pass-through, metadata and result re-encoding. Images are made in memory by test
 from __future__ import annotations
 
 import io
+import json
 import math
 import typing
 import zlib
@@ -28,9 +29,11 @@ from img2img.domain.imaging import (
     prepare_image,
 )
 from img2img.domain.imaging.encoding import transient_png
+from img2img.domain.imaging.guards import MIN_SIDE, jpeg_scans
 from img2img.domain.imaging.png_verifier import PngLayout
 from img2img.domain.request import OutputFormat
 from tests import imagegen
+from tests.fixtures.bedrock_docs import FOLDER as FIXTURES
 
 pytestmark = pytest.mark.unit
 
@@ -155,7 +158,7 @@ def test_refuses_animated_png_and_webp(name):
 
 
 def test_a_single_frame_apng_is_a_still_png():
-    assert prepare(imagegen.apng(frames=1)).width == 1024
+    assert prepare(imagegen.apng(64, 64, frames=1)).width == 1024
 
 
 @pytest.mark.parametrize("name", sorted(imagegen.truncated_corpus()))
@@ -194,9 +197,9 @@ def test_an_interlaced_png_is_accepted_and_re_encoded():
     "data",
     [
         imagegen.raw_png(1024, 1024, row_filter=7),
-        imagegen.raw_png(33, 17, interlace=True, idat=zlib.compress(b"\x00" * 100)),
-        imagegen.raw_png(32, 32, idat=zlib.compress(b"\x00" * (32 * 97 + 1))),
-        imagegen.raw_png(32, 32, idat=zlib.compress(b"\x00" * (32 * 97))[:-6]),
+        imagegen.raw_png(65, 64, interlace=True, idat=zlib.compress(b"\x00" * 100)),
+        imagegen.raw_png(64, 64, idat=zlib.compress(b"\x00" * (64 * 193 + 1))),
+        imagegen.raw_png(64, 64, idat=zlib.compress(b"\x00" * (64 * 193))[:-6]),
     ],
     ids=["unknown-row-filter", "short-interlaced-stream", "stream-too-long", "unterminated-stream"],
 )
@@ -216,13 +219,13 @@ def with_ihdr_byte(data: bytes, offset: int, value: int) -> bytes:
 @pytest.mark.parametrize(
     "data",
     [
-        with_ihdr_byte(imagegen.raw_png(4, 4), 9, 5),  # colour type 5 does not exist
+        with_ihdr_byte(imagegen.raw_png(64, 64), 9, 5),  # colour type 5 does not exist
         imagegen.raw_png(0, 10, idat=zlib.compress(b"")),
         imagegen.png_bad_crc(),
         imagegen.PNG_SIGNATURE + imagegen.random_bytes(500),
         b"\xff\xd8\xff\xe0" + imagegen.random_bytes(500),
         b"RIFF\x00\x01\x00\x00WEBPVP8 " + imagegen.random_bytes(500),
-        imagegen.raw_png(32, 32, idat=b"not zlib at all"),
+        imagegen.raw_png(64, 64, idat=b"not zlib at all"),
     ],
     ids=[
         "png-colour-type-5",
@@ -332,10 +335,10 @@ def assert_quadrants(picture: Image.Image, box: tuple[int, int, int, int] | None
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("mode", ["fit", "pad"])
 def test_exif_orientation_is_applied(fmt, orientation, mode):
-    data = imagegen.oriented(orientation, 64, 48, fmt)
+    data = imagegen.oriented(orientation, 128, 96, fmt)
     result = prepare(data, mode)
-    assert (result.width, result.height) == (1152, 896)  # displayed 64x48 is landscape
-    stored = (48, 64) if orientation >= 5 else (64, 48)
+    assert (result.width, result.height) == (1152, 896)  # displayed 128x96 is landscape
+    stored = (96, 128) if orientation >= 5 else (128, 96)
     assert (result.source_width, result.source_height) == stored
     assert_quadrants(decoded(result))
     assert ("exif-transpose" in " ".join(result.operations)) == (orientation != 1)
@@ -354,7 +357,7 @@ def test_exif_orientation_of_a_large_portrait_photo(orientation):
 def test_invalid_orientation_values_are_ignored(value):
     exif = Image.Exif()
     exif[imagegen.EXIF_ORIENTATION_TAG] = value
-    data = imagegen.encode(imagegen.quadrants(64, 48), "JPEG", exif=exif, quality=95)
+    data = imagegen.encode(imagegen.quadrants(128, 96), "JPEG", exif=exif, quality=95)
     result = prepare(data)
     assert_quadrants(decoded(result))
     assert not any(op.startswith("exif-transpose") for op in result.operations)
@@ -501,10 +504,22 @@ def test_a_source_with_an_allowed_aspect_is_only_resized():
 
 
 @pytest.mark.parametrize("mode", ["fit", "pad"])
-def test_a_one_pixel_image_is_upscaled(mode):
-    result = prepare(imagegen.tiny(), mode)
+def test_the_smallest_source_is_upscaled(mode):
+    result = prepare(imagegen.encode(Image.new("RGB", (64, 64), (255, 0, 0)), "PNG"), mode)
     assert (result.width, result.height) == (1024, 1024)
     assert decoded(result).getextrema() == ((255, 255), (0, 0), (0, 0))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (63, 1000), (1000, 63)])
+def test_a_source_under_the_models_minimum_side_is_refused(size):
+    """Stability documents "Minimum 64 pixels per side" for the source (the fixture cites the
+    page): fitting a smaller one up to an SDXL size would bill a call on next to nothing."""
+    facts = json.loads((FIXTURES / "sd3-5-large.json").read_text())
+    assert facts["request"]["fields"]["image"]["doc"].startswith("Base64-encoded input image. Minimum 64")
+    with pytest.raises(InvalidRequest) as caught:
+        prepare(imagegen.encode(Image.new("RGB", size), "PNG"))
+    assert_field(caught.value, "init_image")
+    assert f"at least {MIN_SIDE} pixels" in caught.value.message
 
 
 @pytest.mark.parametrize("mode", ["fit", "pad"])
@@ -518,10 +533,10 @@ def test_a_strip_beyond_the_aspect_limit_is_refused(mode):
 @pytest.mark.parametrize("mode", ["fit", "pad"])
 def test_the_aspect_limit_is_inclusive(mode):
     limit = int(MAX_ASPECT_RATIO)
-    assert prepare(imagegen.strip(limit * 10, 10), mode).width == 1536
-    assert prepare(imagegen.strip(10, limit * 10), mode).height == 1536
+    assert prepare(imagegen.strip(limit * 64, 64), mode).width == 1536
+    assert prepare(imagegen.strip(64, limit * 64), mode).height == 1536
     with pytest.raises(InvalidRequest):
-        prepare(imagegen.strip(limit * 10 + 1, 10), mode)
+        prepare(imagegen.strip(limit * 64 + 1, 64), mode)
 
 
 def test_reject_accepts_an_allowed_size():
@@ -550,7 +565,7 @@ def test_reject_judges_the_size_as_displayed():
 
 def test_reject_refuses_a_strip_as_a_size_problem():
     with pytest.raises(InvalidRequest) as caught:
-        prepare(imagegen.strip(), "reject")
+        prepare(imagegen.strip(20000, 64), "reject")
     assert_field(caught.value, "init_image", "resize_mode")
 
 
@@ -607,7 +622,7 @@ def test_rendering_hint_chunks_do_not_stop_pass_through():
 # ---------------------------------------------------------------------------------------------
 # Properties (hypothesis)
 
-dimension = st.integers(min_value=1, max_value=320)
+dimension = st.integers(min_value=64, max_value=640)
 
 
 def within_aspect_limit(size: tuple[int, int]) -> bool:
@@ -764,3 +779,27 @@ def test_undecodable_results_are_model_errors(data):
     with pytest.raises(ModelError) as caught:
         encode_result(data, "png")
     assert caught.value.status == 502
+
+
+# ---------------------------------------------------------------------------------------------
+# Decode work
+
+
+def test_jpeg_scans_are_counted_without_decoding():
+    assert jpeg_scans(imagegen.jpeg(64, 64)) == 1  # baseline: one interleaved scan
+    progressive = imagegen.encode(imagegen.scene(64, 64), "JPEG", progressive=True)
+    assert 6 <= jpeg_scans(progressive) <= 12  # libjpeg's simple progression
+    assert jpeg_scans(imagegen.many_scans_jpeg(64, 64, extra=50)) == jpeg_scans(progressive) + 50
+
+
+def test_a_jpeg_of_repeated_scans_is_refused_before_decoding():
+    data = imagegen.many_scans_jpeg(2000, 2000, extra=400)
+    assert len(data) < 100_000
+    with pytest.raises(ImageTooLarge) as caught:
+        prepare(data)
+    assert_field(caught.value, "init_image")
+    assert "scans of 2000x2000" in caught.value.message
+
+
+def test_a_photo_of_many_scans_at_a_modest_size_is_still_taken():
+    assert prepare(imagegen.many_scans_jpeg(256, 256, extra=400)).width == 1024

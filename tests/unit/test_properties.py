@@ -30,7 +30,14 @@ from hypothesis import strategies as st
 from img2img.domain import s3_door
 from img2img.domain.errors import InvalidRequest, ServiceError
 from img2img.domain.imaging import ImageLimits, prepare_image
-from img2img.domain.request import MAX_SEED, SOURCE_PREFIXES, ImageToImageRequest, ResizeMode, parse_request
+from img2img.domain.request import (
+    MAX_SEED,
+    SOURCE_PREFIXES,
+    ImageToImageRequest,
+    ResizeMode,
+    parse_request,
+    visible,
+)
 from tests import imagegen
 from tests.fakes import House, memory_service
 from tests.handlers.api_events import FakeContext, api_event
@@ -109,7 +116,10 @@ unit = st.floats(0, 1, allow_nan=False)
 @st.composite
 def valid_bodies(draw: st.DrawFn) -> dict[str, Any]:
     prompts = draw(st.lists(prompt, min_size=0, max_size=3))
-    prompts.insert(draw(st.integers(0, len(prompts))), {"text": draw(st.text(max_size=100)), "weight": 1.0})
+    prompts.insert(
+        draw(st.integers(0, len(prompts))),
+        {"text": draw(st.text(min_size=1, max_size=100).filter(visible)), "weight": 1.0},
+    )
     body: dict[str, Any] = {"text_prompts": prompts}
     if draw(st.booleans()):
         body["init_image"] = "aGVsbG8="

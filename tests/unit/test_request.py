@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from img2img.domain.errors import InvalidRequest
-from img2img.domain.request import MAX_SEED, ImageToImageRequest, parse_request
+from img2img.domain.request import MAX_EXTRAS_DEPTH, MAX_SEED, ImageToImageRequest, parse_request, visible
 
 pytestmark = pytest.mark.unit
 
@@ -194,10 +194,41 @@ def test_numeric_rules_hold_for_any_value(
         and 10 <= steps <= 50
         and 0 <= seed <= MAX_SEED
         and 0 <= strength <= 1
-        and any(p["weight"] > 0 for p in prompts)
+        and any(p["weight"] > 0 and visible(p["text"]) for p in prompts)
     )
     if ok:
         assert parse_request(data).cfg_scale == cfg
     else:
         with pytest.raises(InvalidRequest):
             parse_request(data)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """Containers `depth` deep, dicts and lists alternating."""
+    inner: Any = {}
+    for level in range(depth - 1):
+        inner = [inner] if level % 2 else {"k": inner}
+    return inner if isinstance(inner, dict) else {"k": inner}
+
+
+def test_extras_nest_at_most_so_deep_as_the_job_record_can_hold() -> None:
+    assert parse_request(body(extras=nested(MAX_EXTRAS_DEPTH))).extras is not None
+    assert fields_of(body(extras=nested(MAX_EXTRAS_DEPTH + 1))) == ["extras"]
+    assert fields_of(body(extras=nested(250))) == ["extras"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\u200b", "\u200d\u2060\n", "\x00\t", "\u202e"])
+def test_a_prompt_that_shows_nothing_is_refused_naming_text_prompts(text: str) -> None:
+    assert not visible(text)
+    assert fields_of(body(text_prompts=[{"text": text}, {"text": "blurry", "weight": -1.0}])) == [
+        "text_prompts"
+    ]
+
+
+def test_one_visible_character_is_a_prompt() -> None:
+    assert parse_request(body(text_prompts=[{"text": "\u200bé"}])).text_prompts[0].text == "\u200bé"
+
+
+def test_a_body_with_bad_fields_hears_about_the_rules_between_fields_too() -> None:
+    data = body(steps=5, init_image_s3_key="uploads/x/a.png", text_prompts=[{"text": "x", "weight": -1.0}])
+    assert sorted(fields_of(data)) == ["init_image", "steps", "text_prompts"]

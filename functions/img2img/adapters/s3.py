@@ -16,9 +16,11 @@ _MISSING = {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
 
 
 def gone_version(bucket: str, key: str, version_id: str) -> SourceNotFound:
+    # Callers read messages: no bucket name (it holds the account id) and no key; the logs get them.
     return SourceNotFound(
-        f"s3://{bucket}/{key} version {version_id} no longer exists: it was deleted after it was dropped",
+        "the source image's dropped version no longer exists: it was deleted after it was dropped",
         [FieldError("init_image_s3_key", "this version of the object was deleted")],
+        internal=f"s3://{bucket}/{key} version {version_id}",
     )
 
 
@@ -38,8 +40,9 @@ class ObjectStore:
                 raise gone_version(bucket, key, str(version_id)) from exc
             if code in _MISSING:
                 raise SourceNotFound(
-                    f"s3://{bucket}/{key} does not exist (or is not readable by the service)",
+                    "init_image_s3_key names no object in the input bucket (never uploaded, or expired)",
                     [FieldError("init_image_s3_key", "no such object in the input bucket")],
+                    internal=f"s3://{bucket}/{key}",
                 ) from exc
             raise StorageError(f"could not read {key}", internal=f"s3://{bucket}/{key}: {exc}") from exc
         except BotoCoreError as exc:

@@ -6,12 +6,12 @@ metadata can point to it."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import time
 import uuid
 from collections.abc import Callable
 
+from img2img.domain.admission import admit, decode_inline_image
 from img2img.domain.answers import (
     JobAccepted,
     JobAnswer,
@@ -30,7 +30,6 @@ from img2img.domain.errors import (
     IdempotencyConflict,
     InvalidRequest,
     JobNotFound,
-    PayloadTooLarge,
     ServiceError,
     StorageError,
     error_of,
@@ -218,6 +217,7 @@ class ApiDoor:
         key = request.init_image_s3_key
         if key is not None and not key.startswith(caller.upload_prefix):
             raise not_yours("init_image_s3_key")
+        admit(request, self._store, self._s)
         return model_id
 
     def _new_job(
@@ -269,27 +269,16 @@ def recorded_error(summary: Summary) -> ServiceError | None:
     )
 
 
-def decode_inline_image(value: str, max_bytes: int) -> bytes:
-    if len(value) > (max_bytes * 4) // 3 + 4:
-        raise PayloadTooLarge(
-            f"init_image is larger than {max_bytes} bytes: upload it with POST /v1/uploads and "
-            "send init_image_s3_key instead",
-            [FieldError("init_image", "too large for an inline request")],
-        )
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(
-            "init_image is not valid base64", [FieldError("init_image", "not valid base64")]
-        ) from exc
-
-
 def fingerprint(request: ImageToImageRequest) -> str:
     return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
 def queued_job_message(job: Job) -> QueuedJob:
-    request = job.request.model_dump(mode="json", exclude_none=True, exclude={"init_image"})
+    # Only what the caller set: a default written here would read as set by the caller, and
+    # every job would note "cfg_scale 7.0 dropped".
+    request = job.request.model_dump(
+        mode="json", exclude_unset=True, exclude_none=True, exclude={"init_image"}
+    )
     request["init_image_s3_key"] = job.source.key
     return QueuedJob(
         job_id=job.job_id,

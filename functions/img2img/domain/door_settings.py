@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from img2img.domain.imaging.guards import ImageLimits
+
 
 @dataclass(frozen=True)
 class DoorSettings:
@@ -16,3 +18,8 @@ class DoorSettings:
     upload_max_bytes: int
     presign_expiry_seconds: int
     max_manifest_bytes: int = 1024 * 1024
+    max_image_pixels: int = ImageLimits.max_pixels
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -393,7 +393,12 @@ class Pipeline:
             "job %s %s",
             job.job_id,
             record.status,
-            extra={"job_id": job.job_id, "timings_ms": metadata.timings_ms},
+            extra={
+                "job_id": job.job_id,
+                "door": job.door,
+                "model_id": record.model_id,
+                "timings_ms": metadata.timings_ms,
+            },
         )
         return Outcome(summary, ending.image, error)
 

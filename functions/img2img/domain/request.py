@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+import unicodedata
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from img2img.domain.errors import FieldError, InvalidRequest
-from img2img.vocabulary import INPUT_PREFIXES
+from img2img.vocabulary import INPUT_PREFIXES, UPLOADS
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 4294967295
@@ -20,6 +22,10 @@ MAX_SEED = 4294967295
 # models take at most 10,000 characters of prompt anyway.
 MAX_PROMPTS = 20
 MAX_EXTRAS_BYTES = 8192
+# DynamoDB stores maps at most 32 levels deep, and the job record holds extras two levels down:
+# a deeper extras would be billed and then leave a record no one can read.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+MAX_EXTRAS_DEPTH = 16
 
 ClipGuidancePreset = Literal["FAST_BLUE", "FAST_GREEN", "NONE", "SIMPLE", "SLOW", "SLOWER", "SLOWEST"]
 Sampler = Literal[
@@ -113,6 +119,8 @@ class ImageToImageRequest(BaseModel):
             raise ValueError("must be plain JSON: no NaN or Infinity") from exc
         if size > MAX_EXTRAS_BYTES:
             raise ValueError(f"must be at most {MAX_EXTRAS_BYTES} bytes of JSON; got {size}")
+        if _depth(value) > MAX_EXTRAS_DEPTH:
+            raise ValueError(f"must be nested at most {MAX_EXTRAS_DEPTH} levels deep")
         return value
 
     @field_validator("samples")
@@ -134,36 +142,15 @@ class ImageToImageRequest(BaseModel):
         if ".." in value.split("/") or posixpath.normpath(value) != value.rstrip("/"):
             raise ValueError("must not contain '..', '.' or empty path segments")
         if not value.startswith(SOURCE_PREFIXES):
-            raise ValueError(f"must be under {', '.join(SOURCE_PREFIXES)} in the input bucket")
+            raise ValueError(
+                f"must be the key a POST /v1/uploads ticket answered ({UPLOADS}...); a manifest may also "
+                f"name {', '.join(p for p in SOURCE_PREFIXES if p != UPLOADS)}"
+            )
         return value
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ImageToImageRequest:
-        errors: list[FieldError] = []
-        if not any(p.weight > 0 for p in self.text_prompts):
-            errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
-        if (self.init_image is None) == (self.init_image_s3_key is None):
-            errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
-        if self.init_image_mode == "IMAGE_STRENGTH":
-            for name in ("step_schedule_start", "step_schedule_end"):
-                if getattr(self, name) is not None:
-                    errors.append(FieldError(name, "only used with init_image_mode STEP_SCHEDULE"))
-        else:
-            if self.image_strength is not None:
-                errors.append(FieldError("image_strength", "only used with init_image_mode IMAGE_STRENGTH"))
-            start, end = self.effective_step_schedule_start, self.step_schedule_end
-            if end is not None and end < start:
-                errors.append(FieldError("step_schedule_end", "must be >= step_schedule_start"))
-        if self.clip_guidance_preset not in (None, "NONE") and not (
-            self.sampler and self.sampler.endswith("_ANCESTRAL")
-        ):
-            errors.append(
-                FieldError(
-                    "clip_guidance_preset",
-                    "CLIP guidance needs an ancestral sampler (K_DPMPP_2S_ANCESTRAL, K_DPM_2_ANCESTRAL "
-                    "or K_EULER_ANCESTRAL)",
-                )
-            )
+        errors = cross_field_errors(self.__dict__)
         if errors:
             raise _CrossFieldErrors(errors)
         return self
@@ -198,6 +185,74 @@ class ImageToImageRequest(BaseModel):
         )
 
 
+def cross_field_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    """The rules between fields, on the values as given: a request's own, or a raw body whose
+    fields broke their own rules (a value of the wrong type skips the rules it is part of),
+    so that one answer names every bad field."""
+    errors: list[FieldError] = []
+    prompts = data.get("text_prompts")
+    if isinstance(prompts, list) and prompts:
+        weights = [_attr(p, "weight", 1.0) for p in prompts]
+        texts = [_attr(p, "text", "") for p in prompts]
+        if all(isinstance(w, int | float) for w in weights):
+            positive = [t for w, t in zip(weights, texts, strict=True) if w > 0]  # type: ignore[operator]
+            if not positive:
+                errors.append(FieldError("text_prompts", "at least one prompt needs a positive weight"))
+            elif all(isinstance(t, str) for t in positive) and not any(visible(str(t)) for t in positive):
+                errors.append(
+                    FieldError("text_prompts", "no prompt with a positive weight shows a character")
+                )
+    if (data.get("init_image") is None) == (data.get("init_image_s3_key") is None):
+        errors.append(FieldError("init_image", "give exactly one of init_image or init_image_s3_key"))
+    mode = data.get("init_image_mode", "IMAGE_STRENGTH")
+    if mode == "IMAGE_STRENGTH":
+        for name in ("step_schedule_start", "step_schedule_end"):
+            if data.get(name) is not None:
+                errors.append(FieldError(name, "only used with init_image_mode STEP_SCHEDULE"))
+    elif mode == "STEP_SCHEDULE":
+        if data.get("image_strength") is not None:
+            errors.append(FieldError("image_strength", "only used with init_image_mode IMAGE_STRENGTH"))
+        start = data.get("step_schedule_start")
+        start = DEFAULT_STEP_SCHEDULE_START if start is None else start
+        end = data.get("step_schedule_end")
+        if isinstance(start, int | float) and isinstance(end, int | float) and end < start:
+            errors.append(FieldError("step_schedule_end", "must be >= step_schedule_start"))
+    preset, sampler = data.get("clip_guidance_preset"), data.get("sampler")
+    if preset not in (None, "NONE") and not (isinstance(sampler, str) and sampler.endswith("_ANCESTRAL")):
+        errors.append(
+            FieldError(
+                "clip_guidance_preset",
+                "CLIP guidance needs an ancestral sampler (K_DPMPP_2S_ANCESTRAL, K_DPM_2_ANCESTRAL "
+                "or K_EULER_ANCESTRAL)",
+            )
+        )
+    return errors
+
+
+def _attr(item: object, name: str, default: object) -> object:
+    if isinstance(item, BaseModel):
+        return getattr(item, name)
+    return item.get(name, default) if isinstance(item, dict) else None
+
+
+def visible(text: str) -> bool:
+    """Whether a text shows anything: a character that is not a space, a control or a format
+    character (zero-width spaces, joiners, direction marks)."""
+    return any(unicodedata.category(c)[0] not in "ZC" for c in text)
+
+
+def _depth(value: object) -> int:
+    """How deeply JSON containers nest in `value`, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            todo.extend((child, level + 1) for child in children)
+    return deepest
+
+
 class _CrossFieldErrors(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
@@ -212,8 +267,18 @@ def parse_request(data: object) -> ImageToImageRequest:
         return ImageToImageRequest.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest(
-            "the request is not a valid SDXL image-to-image body", _field_errors(exc)
+            "the request is not a valid SDXL image-to-image body",
+            with_cross_field_errors(_field_errors(exc), data),
         ) from exc
+
+
+def with_cross_field_errors(details: list[FieldError], body: object) -> list[FieldError]:
+    """`details` of a body whose fields failed (so the rules between fields never ran), plus
+    those rules' errors on the raw body, each for a field not already named: one answer."""
+    if not isinstance(body, dict):
+        return details
+    named = {d.field.split(".")[0] for d in details}
+    return details + [e for e in cross_field_errors(body) if e.field not in named]
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

@@ -121,7 +121,7 @@ def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
     if not prompt:
         raise MissingParameters(
             "no parameters for this image: set a prompt in its metadata "
-            "(aws s3 cp IMAGE s3://<input bucket>/inbox/ --metadata prompt='...') "
+            '(aws s3 cp IMAGE s3://<input bucket>/inbox/ --metadata \'{"prompt": "..."}\') '
             "or drop a JSON manifest under inbox/ naming it in init_image_s3_key",
             [FieldError("x-amz-meta-prompt", "missing")],
         )

@@ -3,6 +3,7 @@ request parsing, response shapes. Errors become responses in http_errors.py only
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Annotated, Any
@@ -130,6 +131,22 @@ IdempotencyKey = Annotated[
         "model call; the same key with another body is a 409",
     ),
 ]
+# Swagger's "Try it out" body for the two image routes: a valid request that runs as it is (a
+# 64x64 gradient PNG, the smallest side the models take), not one made up from the schema.
+EXAMPLE_BODY = {
+    "text_prompts": [{"text": "a lighthouse on a cliff, watercolor", "weight": 1.0}],
+    "init_image": (
+        "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAAUklEQVR42u3PQQkAMAzAwAzqX8OkTsUehQsxcKfu"
+        "1Oan1QEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAD87wEqfwOWxJVLBgAAAABJ"
+        "RU5ErkJggg=="
+    ),
+    "image_strength": 0.35,
+    "seed": 42,
+}
+SdxlBody = Annotated[
+    ImageToImageRequest,
+    Body(openapi_examples={"sample": {"summary": "a 64x64 source, inline", "value": EXAMPLE_BODY}}),
+]
 ReturnAs = Annotated[
     str | None,
     Query(alias="return", description="`url`: leave the image's base64 out and answer its presigned URL"),
@@ -164,7 +181,7 @@ def _caller() -> Caller:
     operation_id="image_to_image",
 )
 def image_to_image(
-    request: Annotated[ImageToImageRequest, Body()],
+    request: SdxlBody,
     idempotency_key: IdempotencyKey = None,
     return_as: ReturnAs = None,
 ) -> Response[SyncAnswer]:
@@ -191,9 +208,7 @@ def image_to_image(
     ),
     operation_id="submit_job",
 )
-def submit_job(
-    request: Annotated[ImageToImageRequest, Body()], idempotency_key: IdempotencyKey = None
-) -> Response[JobAccepted]:
+def submit_job(request: SdxlBody, idempotency_key: IdempotencyKey = None) -> Response[JobAccepted]:
     accepted = _service().api.submit(request, _caller(), _key(idempotency_key))
     link = _as_sent(accepted.links.self_)
     accepted = accepted.model_copy(update={"links": accepted.links.model_copy(update={"self_": link})})
@@ -329,7 +344,11 @@ def _invalid(exc: RequestValidationError) -> Response[str]:
     image_route = (app.current_event.http_method, app.current_event.resource) in {
         (route.method, route.path) for route in vocabulary.IMAGE_REQUEST_ROUTES
     }
-    return http_errors.error_response(http_errors.validation_error(exc, sdxl_body=image_route))
+    body = None  # the body as sent, for the rules between its fields
+    if image_route:
+        with contextlib.suppress(ValueError, RecursionError):  # unreadable: no rules to add
+            body = json.loads(app.current_event.body or "null")
+    return http_errors.error_response(http_errors.validation_error(exc, sdxl_body=image_route, body=body))
 
 
 @app.exception_handler([ValueError, RecursionError])
@@ -359,9 +378,11 @@ def _not_json(_: RequestUnsupportedContentType) -> Response[str]:
 
 @app.not_found
 def _not_found(_: Exception) -> Response[str]:
-    return http_errors.plain_error(
-        404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}"
-    )
+    event = app.current_event
+    allowed = [route.method for route in vocabulary.ROUTES if route.path == event.resource]
+    if allowed:
+        return http_errors.method_not_allowed(event.http_method, event.path, allowed)
+    return http_errors.plain_error(404, "not_found", f"no route {event.http_method} {event.path}")
 
 
 @app.exception_handler(Exception)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -11,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from img2img.domain.answers import ErrorAnswer
 from img2img.domain.errors import FieldError, InvalidRequest, ModelTimeout, ServiceError
 from img2img.domain.records import ErrorInfo
+from img2img.domain.request import with_cross_field_errors
 
 RETRY_AFTER_SECONDS = {429: "5", 503: "30"}
 
@@ -28,6 +30,14 @@ def error_response(error: ServiceError, request_id: str | None = None) -> Respon
 
 def plain_error(status: int, code: str, message: str, request_id: str | None = None) -> Response[str]:
     return _respond(status, ErrorInfo(code=code, message=message), request_id)
+
+
+def method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> Response[str]:
+    """A route that exists, asked with another method: 405 with the methods it takes (RFC 9110)."""
+    methods = ", ".join(sorted(allowed))
+    response = plain_error(405, "method_not_allowed", f"{path} takes {methods}, not {method}")
+    response.headers["Allow"] = methods
+    return response
 
 
 def _respond(
@@ -48,7 +58,9 @@ def _respond(
     )
 
 
-def validation_error(exc: RequestValidationError, *, sdxl_body: bool = True) -> InvalidRequest:
+def validation_error(
+    exc: RequestValidationError, *, sdxl_body: bool = True, body: object = None
+) -> InvalidRequest:
     """Powertools' request validation -> our InvalidRequest with one detail per field. The
     message names what was wrong: the SDXL body (`sdxl_body`: the image routes), another body,
     or the path, a header or the query."""
@@ -68,6 +80,8 @@ def validation_error(exc: RequestValidationError, *, sdxl_body: bool = True) -> 
         if err.get("type") == "json_invalid" or (err.get("type") == "model_attributes_type" and not loc):
             field, message = "body", "the request body must be a JSON object"
         details.append(FieldError(field, message))
+    if sdxl_body:  # the rules between fields, which never ran on a body with bad fields
+        details = with_cross_field_errors(details, body)
     if places == {"body"}:
         what = (
             "the request is not a valid SDXL image-to-image body"

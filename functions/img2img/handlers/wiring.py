@@ -144,6 +144,7 @@ def door_settings(settings: Settings) -> DoorSettings:
         allowed_model_ids=settings.allowed_model_ids,
         default_model_id=settings.default_model_id,
         max_image_bytes=settings.max_image_bytes,
+        max_image_pixels=settings.max_image_pixels,
         upload_max_bytes=settings.upload_cap,
         presign_expiry_seconds=settings.presign_expiry_seconds,
     )

@@ -9,14 +9,12 @@ and padded, so the expensive steps touch about one megapixel, not the source's t
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageFile
+from PIL import ImageFile
 
 from img2img.domain.imaging.colour import resizable, to_srgb
 from img2img.domain.imaging.encoding import transient_png
-from img2img.domain.imaging.formats import PIL_FORMATS
 from img2img.domain.imaging.geometry import (
     ALLOWED_SIZES,
     SWAPS_AXES,
@@ -28,16 +26,7 @@ from img2img.domain.imaging.geometry import (
     resize,
     target_size,
 )
-from img2img.domain.imaging.guards import (
-    ImageLimits,
-    check_container,
-    check_pixels,
-    check_still,
-    declared_size,
-    decoding,
-    require_strict_decoding,
-)
-from img2img.domain.imaging.png_verifier import PngLayout
+from img2img.domain.imaging.guards import ImageLimits, decoding, open_source
 from img2img.domain.request import ResizeMode
 
 # The prepared PNG is a transient payload (decoded once by the model, never stored for users),
@@ -68,16 +57,8 @@ def prepare_image(data: bytes, resize_mode: ResizeMode, limits: ImageLimits) -> 
     Raises UnsupportedImage (not a still PNG/JPEG/WebP, or corrupt), ImageTooLarge (byte or
     pixel cap, checked before decoding) or InvalidRequest (resize_mode "reject" and the size is
     not allowed; an aspect ratio beyond MAX_ASPECT_RATIO)."""
-    require_strict_decoding()
-    fmt = check_container(data, limits)
-    with decoding(fmt):
-        png = PngLayout.read(data) if fmt == "png" else None
-    check_pixels(declared_size(data, fmt), limits.pixel_cap(fmt))
-    with decoding(fmt):
-        source = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
+    fmt, png, source = open_source(data, limits)
     with source:
-        check_pixels(source.size, limits.pixel_cap(fmt))  # JPEG: Image.open read only the header
-        check_still(source, fmt)
         if png is not None:
             with decoding(fmt):
                 png.check_pixel_stream(data)
