@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from img2img.adapters.queue import BATCH, ROUNDS, JobQueue
+from img2img.adapters.queue import BATCH, BATCH_BYTES, ROUNDS, JobQueue
 from img2img.domain.errors import StorageError
 
 pytestmark = pytest.mark.unit
@@ -35,8 +35,15 @@ def entries(*messages: dict[str, Any], ids: list[str] | None = None) -> dict[str
     }
 
 
-def test_batches_are_of_sqs_limit() -> None:
-    assert DOC["facts"]["max_entries"] == BATCH
+def test_batches_keep_to_sqs_limits() -> None:
+    assert (DOC["facts"]["max_entries"], DOC["facts"]["max_total_payload_bytes"]) == (BATCH, BATCH_BYTES)
+    sqs = client()
+    big = [{"pad": "x" * 100_000}] * 3  # two fit in 256 KiB, not three
+    with Stubber(sqs) as stub:
+        stub.add_response("send_message_batch", {"Successful": [], "Failed": []}, entries(*big[:2]))
+        stub.add_response("send_message_batch", {"Successful": [], "Failed": []}, entries(big[2]))
+        JobQueue(sqs, URL).send_batch(big)
+        stub.assert_no_pending_responses()
 
 
 def test_entries_failed_through_no_fault_of_ours_are_sent_again() -> None:

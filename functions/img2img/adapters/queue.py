@@ -10,7 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from img2img.domain.errors import StorageError
 
-BATCH = 10  # SendMessageBatch's limit on entries per call
+BATCH = 10  # SendMessageBatch's limits per call: entries, and their bodies' bytes together
+BATCH_BYTES = 262_144
 ROUNDS = 3  # sends of the entries a batch answer lists as failed through no fault of ours
 
 
@@ -26,12 +27,13 @@ class JobQueue:
             raise StorageError("could not queue the job", internal=str(exc)) from exc
 
     def send_batch(self, messages: list[dict[str, Any]]) -> None:
-        """In SendMessageBatch calls of 10. A call can succeed with some entries failed (its
+        """In SendMessageBatch calls of at most 10 entries and 256 KiB. A call can succeed with
+        some entries failed (its
         answer's `Failed`): those with SenderFault false are sent again, a sender fault or
         entries still failed after ROUNDS are a StorageError (the caller's message comes back,
         and the messages sent meanwhile are harmless twice: their job ids are deterministic)."""
-        for start in range(0, len(messages), BATCH):
-            entries = {str(i): json.dumps(m) for i, m in enumerate(messages[start : start + BATCH])}
+        for batch in _batches([json.dumps(m) for m in messages]):
+            entries = {str(i): body for i, body in enumerate(batch)}
             for _ in range(ROUNDS):
                 try:
                     answer = self._client.send_message_batch(
@@ -48,3 +50,13 @@ class JobQueue:
                     break
             else:
                 raise StorageError("could not queue the jobs", internal=f"still failed: {failed}")
+
+
+def _batches(bodies: list[str]) -> list[list[str]]:
+    batches: list[list[str]] = [[]]
+    for body in bodies:
+        current = batches[-1]
+        if len(current) == BATCH or sum(len(b.encode()) for b in [*current, body]) > BATCH_BYTES:
+            batches.append(current := [])
+        current.append(body)
+    return [b for b in batches if b]
