@@ -227,6 +227,15 @@ def test_a_manifest_dropped_again_runs_again(house: House) -> None:
     assert first.job_id != second.job_id and len(house.model.calls) == 2
 
 
+def test_a_refused_manifest_fixed_and_dropped_again_runs(house: House) -> None:
+    house.store.add(INPUT, f"{DROPPER_UPLOADS}m.png", IMAGE)
+    [refused] = handle(house, drop(house, "inbox/m.json", manifest(init_image_s3_key="elsewhere/m.png")))
+    assert refused.status == "FAILED"  # its metadata at results/m.json.json
+    handle(house, drop(house, "inbox/m.json", manifest(init_image_s3_key=f"{DROPPER_UPLOADS}m.png")))
+    assert [s.status for s in drain(house)] == ["SUCCEEDED"]
+    assert house.meta("results/m.json.json")["status"] == "QUEUED"
+
+
 def test_a_manifest_over_its_count_is_refused_before_anything_is_sent(house: House) -> None:
     house.settings = replace(house.settings, max_manifest_images=2)
     body = manifest(init_image_s3_keys=[f"sources/{n}.png" for n in "abc"])

@@ -144,7 +144,7 @@ class QueueWorker:
         listing = refusal_keys(self._s.output_bucket, obj.key)
         source = SourceInfo(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id)
         found = self._store.find(listing.bucket, listing.metadata_key)
-        if found is not None and ManifestJobs.model_validate_json(found.data).manifest == source:
+        if found is not None and _lists(found.data, source):
             return
         self._queue.send_batch(
             [
@@ -279,3 +279,12 @@ class QueueWorker:
             # where a redrive may take the job up again (its record allows it).
             raise outcome.error
         return outcome.summary
+
+
+def _lists(document: bytes, manifest: SourceInfo) -> bool:
+    """Whether the JSON at a manifest's key lists this version's jobs (not an earlier version's,
+    nor the FAILED metadata of a version that was refused)."""
+    try:
+        return ManifestJobs.model_validate_json(document).manifest == manifest
+    except ValueError:  # pydantic's ValidationError is one
+        return False
