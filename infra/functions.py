@@ -220,13 +220,6 @@ class Functions(Construct):
         self._grant_objects(self.api.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS,))
         jobs.table.grant(self.api, *TABLE_ITEM_ACTIONS)
         jobs.queue.grant_send_messages(self.api)
-        # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).
-        assert self.api.role is not None
-        jobs.only_these_may_send(
-            role=self.api.role,
-            notifying_bucket_arn=storage.input_bucket_arn,
-            redrivers=config.queue_redrive_principal_arns,
-        )
         # worker: reads any source, writes results of both doors and reads them back: a
         # redelivered job finishes from the result an earlier attempt stored (without the read,
         # S3's 403 would look like no result and bill a second call).
@@ -235,6 +228,14 @@ class Functions(Construct):
             self.worker.role, ["s3:GetObject", "s3:PutObject"], out, (API_RESULTS, RESULTS, MANIFEST_RESULTS)
         )
         jobs.table.grant(self.worker, *TABLE_ITEM_ACTIONS)
+        jobs.queue.grant(self.worker, "sqs:SendMessage")  # a manifest's images (SendMessageBatch)
+        # ...and, besides the input bucket's notifications, nobody else may (the queue's policy).
+        assert self.api.role is not None and self.worker.role is not None
+        jobs.only_these_may_send(
+            roles=(self.api.role, self.worker.role),
+            notifying_bucket_arn=storage.input_bucket_arn,
+            redrivers=config.queue_redrive_principal_arns,
+        )
         self.worker_target.add_event_source(
             event_sources.SqsEventSource(
                 jobs.queue,

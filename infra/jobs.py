@@ -91,20 +91,21 @@ class Jobs(Construct):
             )
 
     def only_these_may_send(
-        self, *, role: iam.IRole, notifying_bucket_arn: str, redrivers: tuple[str, ...] = ()
+        self, *, roles: tuple[iam.IRole, ...], notifying_bucket_arn: str, redrivers: tuple[str, ...] = ()
     ) -> None:
-        """Refuse sqs:SendMessage on the jobs queue to everyone but `role` (the api function's)
-        and S3 delivering `notifying_bucket_arn`'s notifications (allowed by the statement
-        infra/storage.py adds, with its own source conditions).
+        """Refuse sqs:SendMessage on the jobs queue to everyone but `roles` (the api function's,
+        which queues async jobs, and the worker's, which fans manifests out) and S3 delivering
+        `notifying_bucket_arn`'s notifications (allowed by the statement infra/storage.py adds,
+        with its own source conditions).
 
         One Deny, Principal "*", conditions under ArnNotEquals, whose keys are ANDed and which,
         being a negated operator, matches when a key is absent from the request:
-        - aws:PrincipalArn is not the api role: true for every other principal (the worker, an
+        - aws:PrincipalArn is none of the roles: true for every other principal (an
           administrator, the account root) and for a service principal, which has none.
         - aws:SourceArn is not the input bucket: true for every request an IAM principal makes
           (AWS sets aws:SourceArn only on a service's request made for a resource, and callers
           cannot set it), false only for S3 delivering the input bucket's notifications.
-        So the api role and the bucket's notifications get through and every other sender is
+        So the roles and the bucket's notifications get through and every other sender is
         refused, whatever its own IAM policies allow. Only SendMessage is denied: the owner's
         management calls (attributes, this policy, purge) and the worker's event source mapping
         (receive, delete, change visibility) are untouched, so the queue stays manageable.
@@ -114,14 +115,14 @@ class Jobs(Construct):
         """
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="DenySendExceptApiFunctionAndInputBucket",
+                sid="DenySendExceptFunctionsAndInputBucket",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["sqs:SendMessage"],
                 resources=[self.queue.queue_arn],
                 conditions={
                     "ArnNotEquals": {
-                        "aws:PrincipalArn": [role.role_arn, *redrivers] if redrivers else role.role_arn,
+                        "aws:PrincipalArn": [*(role.role_arn for role in roles), *redrivers],
                         "aws:SourceArn": notifying_bucket_arn,
                     }
                 },

@@ -265,6 +265,14 @@ class JobQueueContract:
         with pytest.raises(errors.StorageError) as caught:
             rig.broken.send({"kind": "api_job"})
         assert caught.value.message == "could not queue the job" and caught.value.retryable
+        with pytest.raises(errors.StorageError) as caught:
+            rig.broken.send_batch([{"kind": "manifest_image"}])
+        assert caught.value.retryable
+
+    def test_a_batch_arrives_as_sent(self, rig: QueueRig) -> None:
+        messages = [{"kind": "manifest_image", "index": n} for n in range(23)]  # three batches
+        rig.queue.send_batch(messages)
+        assert sorted(rig.received(), key=lambda m: m["index"]) == messages
 
 
 # --- JobEventsPort ------------------------------------------------------------------------------

@@ -458,6 +458,10 @@ class MemoryQueue(_Faulty):
         self._strike("send", message)
         self.messages.append(json.loads(json.dumps(message)))
 
+    def send_batch(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:  # a fault stops it part way, as a failed batch would
+            self.send(message)
+
 
 # --- JobEventsPort ------------------------------------------------------------------------------
 
@@ -575,6 +579,7 @@ class House:
             settings=self.settings,
             pipeline=self.pipeline,
             store=self.store,
+            queue=self.queue,
             on_skip=self.skipped.append,
         )
 

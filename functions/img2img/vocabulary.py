@@ -21,7 +21,7 @@ INPUT_PREFIXES = (INBOX, SOURCES, API_SOURCES, UPLOADS)
 # Output bucket.
 API_RESULTS = "jobs/"  # API-door jobs: jobs/<job id>/result.<ext> and metadata.json
 RESULTS = "results/"  # S3-door jobs: results/<path>/<name>.<ext>.<fmt> and .json
-MANIFEST_RESULTS = "manifest-results/"  # images a manifest names: manifest-results/<manifest>/<key>...
+MANIFEST_RESULTS = "manifest-results/"  # images a manifest names: manifest-results/<hash of its key>/<key>...
 
 
 # --- routes --------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ A case is one of five kinds:
               init_image_s3_key. S3: dropped under inbox/corpus/ with that name.
 
 Every case on the S3 door ends in exactly one metadata JSON: an image dropped as
-inbox/corpus/<name> at results/corpus/<name>.json; a manifest inbox/corpus/<case>.json at
-results/corpus/<case>.json.json when the manifest itself is refused, else at
-manifest-results/corpus/<case>.json/<named key>.json (the README's key scheme).
+inbox/corpus/<name> at results/corpus/<name>.json (results/key-too-long/<sha256 of its key>.json
+when that would not fit in S3's 1,024 bytes); a manifest inbox/corpus/<case>.json at
+results/corpus/<case>.json.json when the manifest itself is refused, else (its jobs listed
+there) at manifest-results/<h>/<named key>.json, <h> the first 16 hex digits of the sha256 of
+the manifest's key (the README's key scheme).
 A rejection makes no model call; an accepted case makes exactly one (the emulator counts them).
 
     from tests.corpus import CASES, cases_for
@@ -27,6 +29,7 @@ A rejection makes no model call; an accepted case makes exactly one (the emulato
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Iterator
@@ -54,7 +57,9 @@ OTHER_CALLERS_PREFIX = f"{Caller('iam', 'AIDAOTHERCALLEREXAMPLE').upload_prefix}
 UPLOADED_PREFIXES = (SOURCE_PREFIX, OTHER_CALLERS_PREFIX)  # the corpus puts a valid image there first
 INBOX_PREFIX = "inbox/corpus/"
 RESULTS_PREFIX = "results/corpus/"
-MANIFEST_RESULTS_PREFIX = "manifest-results/corpus/"
+MANIFEST_RESULTS_PREFIX = "manifest-results/"
+MAX_KEY_BYTES = 1024  # S3's limit on an object key
+MAX_MANIFEST_IMAGES = 1000  # README: a manifest names at most 1,000 images
 MISSING = ...  # a body override that removes the key
 
 
@@ -127,9 +132,12 @@ class Case:
         """Where its S3-door results may go: <stem>.json and <stem>.<format>. A manifest has two
         places: its own (refused as a whole) and its named image's job."""
         own = f"{RESULTS_PREFIX}{self.dropped_name}"
+        if len(f"{own}.webp".encode()) > MAX_KEY_BYTES:
+            return (f"results/key-too-long/{_sha256(INBOX_PREFIX + self.dropped_name)}",)
         if self.kind in ("image", "metadata", "key"):
             return (own,)
-        return (own, f"{MANIFEST_RESULTS_PREFIX}{self.dropped_name}/{self.source_key}")
+        manifest = _sha256(INBOX_PREFIX + self.dropped_name)[:16]
+        return (own, f"{MANIFEST_RESULTS_PREFIX}{manifest}/{self.source_key}")
 
     @property
     def source_key(self) -> str:
@@ -142,6 +150,10 @@ class Case:
     @property
     def metadata_keys(self) -> tuple[str, ...]:
         return tuple(f"{stem}.json" for stem in self.result_stems)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @cache
@@ -668,6 +680,14 @@ KEY_CASES: tuple[Case, ...] = (
     Case("key_with_spaces", "key", "spaces ('+' in S3 events)", ACCEPTED, key="a photo of me.png"),
     Case("key_with_unicode", "key", "non-ASCII name", ACCEPTED, key="été-写真-😀.png"),
     Case("key_with_plus", "key", "a literal '+', not a space", ACCEPTED, key="1+1=2.png"),
+    Case(
+        "dropped_key_too_long",
+        "key",
+        "a dropped key S3 takes (1,023 bytes) whose result keys would pass its 1,024",
+        invalid("init_image_s3_key"),
+        key="k" * 1006 + ".png",
+        doors=S3_ONLY,
+    ),
 )
 
 
@@ -759,6 +779,19 @@ RAW_CASES: tuple[Case, ...] = (
         Expect(413, "payload_too_large", "manifest", 0),
         raw=lambda: json.dumps(
             {"text_prompts": [{"text": PROMPT}], "extras": {"x": "a" * 1_100_000}}
+        ).encode(),
+        doors=S3_ONLY,
+    ),
+    Case(
+        "manifest_over_count",
+        "raw",
+        "a manifest naming one image more than the 1,000 a manifest may",
+        invalid("init_image_s3_keys"),
+        raw=lambda: json.dumps(
+            {
+                "text_prompts": [{"text": PROMPT}],
+                "init_image_s3_keys": [f"{SOURCE_PREFIX}{n}.png" for n in range(MAX_MANIFEST_IMAGES + 1)],
+            }
         ).encode(),
         doors=S3_ONLY,
     ),

@@ -76,6 +76,14 @@ class WorkerSpy:
     def calls_for_key(self, key: str) -> list[WorkerCall]:
         return [c for c in self.snapshot() if key in c.s3_keys()]
 
+    def calls_for_manifest_image(self, manifest_key: str) -> list[WorkerCall]:
+        """The calls that ran an image the manifest at `manifest_key` fanned out."""
+        return [
+            c
+            for c in self.snapshot()
+            if any(b.get("kind") == "manifest_image" and b.get("key") == manifest_key for b in c.bodies)
+        ]
+
     def receives(self) -> dict[str, int]:
         """How many times each message id reached the handler."""
         counts: dict[str, int] = {}

@@ -9,14 +9,16 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from img2img.domain import errors
 from img2img.domain.caller import Caller
-from img2img.domain.records import Metadata, Summary
+from img2img.domain.records import ManifestJobs, Metadata, Summary
 from img2img.domain.request import parse_request
+from img2img.domain.s3_door import output_keys
 from tests.fakes import INPUT, OUTPUT, ULTRA, House, bedrock_error, png_bytes
 from tests.handlers.sqs_events import DROPPER_ID, DROPPER_UPLOADS, s3_notification
 
@@ -81,7 +83,7 @@ def test_an_image_without_a_prompt_gets_failed_metadata_and_no_call(house: House
     found = meta(house, "results/bare.png.json")
     assert summary.status == found.status == "FAILED"
     assert found.error is not None and found.error.code == "missing_parameters"
-    assert "--metadata '{\"prompt\"" in found.error.message  # the JSON form README shows
+    assert '--metadata \'{"prompt"' in found.error.message  # the JSON form README shows
     assert found.model is None and found.preparation is None  # refused before anything ran
     assert house.jobs.get(found.job_id).status == "FAILED" and house.model.calls == []
 
@@ -148,42 +150,108 @@ def test_a_retryable_read_of_the_dropped_object_comes_back_then_is_recorded(hous
 # --- manifests -----------------------------------------------------------------------------------
 
 
-def test_a_manifest_runs_each_named_image_and_reports_missing_ones(house: House) -> None:
+def drain(house: House) -> list[Summary]:
+    """Deliver every queued message once, as the queue would (the fan-out's messages)."""
+    summaries: list[Summary] = []
+    while house.queue.messages:
+        summaries += handle(house, house.queue.messages.pop(0))
+    return summaries
+
+
+def job_meta(house: House, manifest_key: str, image: str) -> Metadata:
+    return meta(house, output_keys(OUTPUT, image, manifest_key).metadata_key)
+
+
+def test_a_manifest_fans_out_one_job_per_image_and_lists_them(house: House) -> None:
     house.store.add(INPUT, f"{DROPPER_UPLOADS}a.png", IMAGE)
-    body = manifest(init_image_s3_keys=[f"{DROPPER_UPLOADS}a.png", f"{DROPPER_UPLOADS}missing.png"])
-    summaries = handle(house, drop(house, "inbox/batch.json", body))
-    assert [s.status for s in summaries] == ["SUCCEEDED", "FAILED"]
-    done = meta(house, f"manifest-results/batch.json/{DROPPER_UPLOADS}a.png.json")
-    assert done.status == "SUCCEEDED" and done.result is not None
-    assert done.result.key == f"manifest-results/batch.json/{DROPPER_UPLOADS}a.png.png"
-    missing = meta(house, f"manifest-results/batch.json/{DROPPER_UPLOADS}missing.png.json")
+    images = [f"{DROPPER_UPLOADS}a.png", f"{DROPPER_UPLOADS}missing.png", f"{DROPPER_UPLOADS}a.png"]
+    assert handle(house, drop(house, "inbox/batch.json", manifest(init_image_s3_keys=images))) == []
+    assert [m["kind"] for m in house.queue.messages] == ["manifest_image"] * 2  # a.png named twice: one job
+    assert house.model.calls == []  # nothing ran in the manifest's receive
+    listed = ManifestJobs.model_validate(house.meta("results/batch.json.json"))
+    assert [j.image for j in listed.jobs] == images[:2] and listed.manifest.key == "inbox/batch.json"
+
+    assert [s.status for s in drain(house)] == ["SUCCEEDED", "FAILED"]
+    done, missing = (meta(house, j.metadata_key) for j in listed.jobs)
+    assert [done.job_id, missing.job_id] == [j.job_id for j in listed.jobs]
+    assert done.result is not None and done.result.key == listed.jobs[0].result_key
+    assert done.result.key.startswith("manifest-results/") and done.result.key.endswith("a.png.png")
     assert missing.error is not None and missing.error.code == "source_not_found"
     assert len(house.model.calls) == 1
+
+
+def test_a_redelivered_manifest_or_image_message_costs_nothing(house: House) -> None:
+    house.store.add(INPUT, f"{DROPPER_UPLOADS}m.png", IMAGE)
+    event = drop(house, "inbox/m.json", manifest(init_image_s3_key=f"{DROPPER_UPLOADS}m.png"))
+    handle(house, event)
+    [message] = house.queue.messages
+    handle(house, event)  # S3 delivered the event twice: listed already, nothing sent
+    assert house.queue.messages == [message]
+    [first] = drain(house)
+    [again] = handle(house, message)  # the image's message delivered twice
+    assert first.job_id == again.job_id and len(house.model.calls) == 1
+
+
+def test_a_send_that_fails_part_way_is_sent_again_and_costs_nothing_twice(house: House) -> None:
+    for name in "ab":
+        house.store.add(INPUT, f"{DROPPER_UPLOADS}{name}.png", IMAGE)
+    keys = [f"{DROPPER_UPLOADS}{n}.png" for n in "ab"]
+    event = drop(house, "inbox/ab.json", manifest(init_image_s3_keys=keys))
+    house.queue.send = _failing_after(house.queue.send, 1)  # type: ignore[method-assign]
+    with pytest.raises(errors.StorageError):
+        handle(house, event)
+    assert house.store.find(OUTPUT, "results/ab.json.json") is None  # listed only once all are sent
+    handle(house, event)
+    assert len(drain(house)) == 3 and len(house.model.calls) == 2  # a's message went twice
+
+
+def _failing_after(send: Callable[[dict[str, Any]], None], n: int) -> Callable[[dict[str, Any]], None]:
+    sent = [0]
+
+    def once(message: dict[str, Any]) -> None:
+        sent[0] += 1
+        if sent[0] == n + 1:
+            raise errors.StorageError("could not queue the jobs", internal="injected")
+        send(message)
+
+    return once
 
 
 def test_a_manifest_dropped_again_runs_again(house: House) -> None:
     house.store.add(INPUT, f"{DROPPER_UPLOADS}m.png", IMAGE)
     body = manifest(init_image_s3_key=f"{DROPPER_UPLOADS}m.png")
-    [first] = handle(house, drop(house, "inbox/m.json", body))
-    [second] = handle(house, drop(house, "inbox/m.json", body))  # a new version: the user asked again
+    handle(house, drop(house, "inbox/m.json", body))
+    [first] = drain(house)
+    handle(house, drop(house, "inbox/m.json", body))  # a new version: the user asked again
+    [second] = drain(house)
     assert first.job_id != second.job_id and len(house.model.calls) == 2
 
 
-def test_one_retryable_failure_does_not_stop_the_rest_of_a_manifest(house: House) -> None:
-    for name in "abc":
-        house.store.add(INPUT, f"{DROPPER_UPLOADS}{name}.png", IMAGE)
-    house.model.errors = [bedrock_error("ThrottlingException")]  # the first image only
-    event = drop(
-        house, "inbox/abc.json", manifest(init_image_s3_keys=[f"{DROPPER_UPLOADS}{n}.png" for n in "abc"])
-    )
-    with pytest.raises(errors.ModelThrottled):  # comes back for a
-        handle(house, event)
-    for name in "bc":
-        assert (
-            meta(house, f"manifest-results/abc.json/{DROPPER_UPLOADS}{name}.png.json").status == "SUCCEEDED"
-        )
-    summaries = handle(house, event)
-    assert [s.status for s in summaries] == ["SUCCEEDED"] * 3 and len(house.model.calls) == 4
+def test_a_refused_manifest_fixed_and_dropped_again_runs(house: House) -> None:
+    house.store.add(INPUT, f"{DROPPER_UPLOADS}m.png", IMAGE)
+    [refused] = handle(house, drop(house, "inbox/m.json", manifest(init_image_s3_key="elsewhere/m.png")))
+    assert refused.status == "FAILED"  # its metadata at results/m.json.json
+    handle(house, drop(house, "inbox/m.json", manifest(init_image_s3_key=f"{DROPPER_UPLOADS}m.png")))
+    assert [s.status for s in drain(house)] == ["SUCCEEDED"]
+    assert house.meta("results/m.json.json")["status"] == "QUEUED"
+
+
+def test_a_manifest_over_its_count_is_refused_before_anything_is_sent(house: House) -> None:
+    house.settings = replace(house.settings, max_manifest_images=2)
+    body = manifest(init_image_s3_keys=[f"sources/{n}.png" for n in "abc"])
+    [summary] = handle(house, drop(house, "inbox/many.json", body))
+    found = meta(house, "results/many.json.json")
+    assert summary.status == found.status == "FAILED" and found.error is not None
+    assert [d.field for d in found.error.details] == ["init_image_s3_keys"]
+    assert "at most 2 images" in found.error.message
+    assert house.queue.messages == [] and house.model.calls == []
+
+
+def test_an_image_message_for_no_manifest_is_refused(house: House) -> None:
+    message = {"kind": "manifest_image", "bucket": INPUT, "key": "inbox/a.png", "etag": "e", "index": 0}
+    with pytest.raises(errors.InvalidRequest):
+        handle(house, {**message, "request": {"text_prompts": [{"text": "x"}], "init_image_s3_key": "x"}})
+    assert house.store.keys(OUTPUT) == [] and house.model.calls == []
 
 
 @pytest.mark.parametrize(
@@ -206,7 +274,7 @@ def test_a_bad_manifest_gets_failed_metadata_naming_the_field(house: House, body
 
 
 def test_a_manifest_over_its_cap_is_refused_without_being_read(house: House) -> None:
-    house.settings = house.settings.__class__(**{**house.settings.__dict__, "max_manifest_bytes": 64})
+    house.settings = replace(house.settings, max_manifest_bytes=64)
     body = manifest(init_image_s3_key="sources/a.png", extras={"pad": "x" * 100})
     handle(house, drop(house, "inbox/big.json", body))
     found = meta(house, "results/big.json.json")

@@ -71,7 +71,10 @@ class SqsRig:
     def received(self) -> list[dict[str, Any]]:
         import json
 
-        return [json.loads(m["Body"]) for m in self.aws.queued()]
+        found: list[dict[str, Any]] = []
+        while batch := self.aws.queued():  # received messages stay invisible: each comes once
+            found += [json.loads(m["Body"]) for m in batch]
+        return found
 
 
 class TestJobQueue(JobQueueContract):

@@ -110,6 +110,7 @@ def expected_grants(s: Synth, kind: str, bedrock: set[Grant]) -> set[Grant]:
         | allow(
             ["s3:GetObject", "s3:PutObject"], f"{out}/jobs/*", f"{out}/results/*", f"{out}/manifest-results/*"
         )
+        | allow(["sqs:SendMessage"], queue)  # a manifest's images, one message each
         | allow(
             [
                 "sqs:ReceiveMessage",

@@ -182,7 +182,7 @@ def test_queues_are_encrypted_tls_only_with_redrive(env_synth: Synth) -> None:
         deny = [
             st
             for st in queue_policy(s, logical_id)
-            if st["Effect"] == "Deny" and st.get("Sid") != "DenySendExceptApiFunctionAndInputBucket"
+            if st["Effect"] == "Deny" and st.get("Sid") != "DenySendExceptFunctionsAndInputBucket"
         ]
         assert deny == [
             {
@@ -204,22 +204,25 @@ def test_queues_are_encrypted_tls_only_with_redrive(env_synth: Synth) -> None:
     assert queues[dlq_id]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-def test_only_the_api_function_and_the_input_bucket_may_send_to_the_jobs_queue(env_synth: Synth) -> None:
+def test_only_the_two_functions_and_the_input_bucket_may_send_to_the_jobs_queue(env_synth: Synth) -> None:
     s = env_synth
     queue_id = s.logical_id(s.stack.jobs.queue)
     api_role = function_role_id(s.template, s.logical_id(s.stack.functions.api))
+    worker_role = function_role_id(s.template, s.logical_id(s.stack.functions.worker))
     input_bucket = buckets(s)["input"][1]
     statements = queue_policy(s, queue_id)
-    (deny,) = (st for st in statements if st.get("Sid") == "DenySendExceptApiFunctionAndInputBucket")
+    (deny,) = (st for st in statements if st.get("Sid") == "DenySendExceptFunctionsAndInputBucket")
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, "sqs:SendMessage")
     assert deny["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    # Both keys under one negated operator: denied only when the caller is not the api role AND
-    # the request is not S3 delivering the input bucket's notifications (an absent key matches).
+    # Both keys under one negated operator: denied only when the caller is neither function's
+    # role AND the request is not S3 delivering the input bucket's notifications (an absent key
+    # matches).
     assert set(deny["Condition"]) == {"ArnNotEquals"}
-    assert {k: render(v) for k, v in deny["Condition"]["ArnNotEquals"].items()} == {
-        "aws:PrincipalArn": f"<{api_role}.Arn>",
-        "aws:SourceArn": "arn:aws:s3:::" + render(input_bucket["Properties"]["BucketName"]),
-    }
+    condition = deny["Condition"]["ArnNotEquals"]
+    assert [render(v) for v in condition["aws:PrincipalArn"]] == [f"<{api_role}.Arn>", f"<{worker_role}.Arn>"]
+    assert render(condition["aws:SourceArn"]) == "arn:aws:s3:::" + render(
+        input_bucket["Properties"]["BucketName"]
+    )
     # Only sending is denied: the owner can still manage the queue and its policy.
     assert all(st["Action"] in ("sqs:SendMessage", "sqs:*") for st in statements)
     assert all(
@@ -227,8 +230,8 @@ def test_only_the_api_function_and_the_input_bucket_may_send_to_the_jobs_queue(e
         for st in statements
         if st["Action"] == "sqs:*"
     )
-    # The two senders it lets through: S3 (still only from the input bucket, in this account)
-    # and the api role, through its own IAM policy.
+    # The senders it lets through: S3 (still only from the input bucket, in this account) and
+    # the two functions' roles, through their own IAM policies.
     (allow,) = (st for st in statements if st["Effect"] == "Allow")
     assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
     assert set(allow["Condition"]) == {"ArnEquals", "StringEquals"}
@@ -237,7 +240,7 @@ def test_only_the_api_function_and_the_input_bucket_may_send_to_the_jobs_queue(e
         for role_id in by_type(s.template, "AWS::IAM::Role")
         if any(g.action == "sqs:SendMessage" for g in role_grants(s.template, role_id))
     }
-    assert senders == {api_role}
+    assert senders == {api_role, worker_role}
 
 
 def test_jobs_table_shape_ttl_and_recovery(env_synth: Synth) -> None:
@@ -336,10 +339,12 @@ def test_configured_redrive_roles_may_also_send(synth: Callable[..., Synth]) -> 
     s = synth("dev", queue_redrive_principal_arns=[operator])
     queue_id = s.logical_id(s.stack.jobs.queue)
     api_role = function_role_id(s.template, s.logical_id(s.stack.functions.api))
+    worker_role = function_role_id(s.template, s.logical_id(s.stack.functions.worker))
     (deny,) = (
-        st for st in queue_policy(s, queue_id) if st.get("Sid") == "DenySendExceptApiFunctionAndInputBucket"
+        st for st in queue_policy(s, queue_id) if st.get("Sid") == "DenySendExceptFunctionsAndInputBucket"
     )
     assert [render(v) for v in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]] == [
         f"<{api_role}.Arn>",
+        f"<{worker_role}.Arn>",
         operator,
     ]

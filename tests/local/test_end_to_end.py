@@ -174,6 +174,39 @@ def test_s3_drop_with_metadata(stack: LocalStack) -> None:
     assert job["status"] == "SUCCEEDED" and job["door"] == "s3"
 
 
+def test_a_manifest_fans_out_one_job_per_image(stack: LocalStack) -> None:
+    """Three images (this stack's worker has 2 s for a batch of up to 10): each its own job,
+    queued by the worker's SendMessageBatch; the manifest's event delivered again sends nothing
+    more and costs no call."""
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    keys = [f"sources/fan/{n:02}.png" for n in range(3)]
+    for key in keys:
+        s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=imagegen.png(64, 64))
+    manifest = {"text_prompts": [{"text": "watercolour"}], "init_image_s3_keys": keys}
+    put = s3.put_object(Bucket=r.INPUT_BUCKET, Key="inbox/fan.json", Body=json.dumps(manifest).encode())
+    listing = wait_until(lambda: _read(stack, "results/fan.json.json"), timeout=30)
+    assert listing["status"] == "QUEUED" and [j["image"] for j in listing["jobs"]] == keys
+    for job in listing["jobs"]:
+        meta = result_json(stack, job["metadata_key"])
+        assert meta["status"] == "SUCCEEDED" and meta["job_id"] == job["job_id"]
+        assert meta["result"]["key"] == job["result_key"]
+    event = s3_notification(
+        r.INPUT_BUCKET, "inbox/fan.json", version_id=put.get("VersionId"), etag=put["ETag"]
+    )
+    sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps(event))
+    wait_until(lambda: _queue_empty(stack), timeout=20)
+    assert stats(stack)["invocations"] == len(keys)
+
+
+def _read(stack: LocalStack, key: str) -> dict[str, Any] | None:
+    s3 = stack.client("s3")
+    try:
+        found: dict[str, Any] = json.loads(s3.get_object(Bucket=r.OUTPUT_BUCKET, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    return found
+
+
 def test_bad_requests_cost_no_model_call(stack: LocalStack) -> None:
     image = base64.b64encode(imagegen.png(64, 64)).decode()
     cases = [

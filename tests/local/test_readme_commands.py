@@ -121,7 +121,11 @@ def test_a_deploy_readme_block_runs_against_local_mode(stack: LocalStack, tmp_pa
         return
     new = wait_until(
         lambda: (
-            {k: m for k, m in _metadata(stack).items() if k not in before and m["status"] != "RUNNING"}
+            {
+                k: m
+                for k, m in _metadata(stack).items()
+                if k not in before and m["status"] not in ("RUNNING", "QUEUED")  # QUEUED: a manifest's list
+            }
             or None
         ),
         timeout=60,

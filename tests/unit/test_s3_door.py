@@ -30,13 +30,15 @@ def test_result_keys_mirror_the_source_path_and_name() -> None:
     assert keys.image_key(".png") == "results/trips/2026/cat photo.jpeg.png"
     assert keys.metadata_key == "results/trips/2026/cat photo.jpeg.json"
     named = output_keys("out", "uploads/u1.webp", manifest_key="inbox/batch/one.json")
-    assert named.metadata_key == "manifest-results/batch/one.json/uploads/u1.webp.json"
+    # Below a hash of the manifest's key (sha256("inbox/batch/one.json")[:16]), by the image's key.
+    assert named.metadata_key == "manifest-results/feed850a4707df74/uploads/u1.webp.json"
     assert output_keys("out", "inbox/batch/one.json").metadata_key == "results/batch/one.json.json"
 
 
 def test_no_two_sources_share_a_result_key() -> None:
-    """The collisions of the old scheme: same name with another extension, another prefix, a
-    manifest's own metadata, and one image named by two manifests."""
+    """The collisions of older schemes: same name with another extension, another prefix, a
+    manifest's own metadata, one image named by two manifests, and two manifests whose paths
+    joined with their images' keys are one string."""
     outputs = [
         output_keys("out", "inbox/a.png"),
         output_keys("out", "inbox/a.jpg"),
@@ -45,6 +47,9 @@ def test_no_two_sources_share_a_result_key() -> None:
         output_keys("out", "inbox/a.png", manifest_key="inbox/a.json"),
         output_keys("out", "uploads/a.png", manifest_key="inbox/b.json"),
         output_keys("out", "inbox/a.json/uploads/a.png"),  # an image in a folder named like a manifest
+        # Two manifests whose joined paths would be the same string.
+        output_keys("out", "sources/b.json/sources/c.png", manifest_key="inbox/a.json"),
+        output_keys("out", "sources/c.png", manifest_key="inbox/a.json/sources/b.json"),
     ]
     keys = [k for o in outputs for k in (o.metadata_key, o.image_key(".png"), o.image_key(".webp"))]
     assert len(keys) == len(set(keys)), sorted(keys)
@@ -120,19 +125,20 @@ def test_rfc2047_encoded_prompt_is_decoded() -> None:
 
 def test_manifests() -> None:
     one = manifest_requests(
-        json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}).encode()
+        json.dumps({"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}).encode(), 2
     )
     assert one == [{"text_prompts": [{"text": "x"}], "init_image_s3_key": "uploads/a.png"}]
     many = manifest_requests(
-        json.dumps({"text_prompts": [], "init_image_s3_keys": ["a.png", "b.png"]}).encode()
+        json.dumps({"text_prompts": [], "init_image_s3_keys": ["a.png", "b.png", "a.png"]}).encode(), 2
     )
-    assert [m["init_image_s3_key"] for m in many] == ["a.png", "b.png"]
+    assert [m["init_image_s3_key"] for m in many] == ["a.png", "b.png"]  # named twice: once
     for bad, field in [
         (b"{nope", "manifest"),
         (b"[1]", "manifest"),
         (json.dumps({"init_image_s3_keys": []}).encode(), "init_image_s3_keys"),
         (json.dumps({"init_image_s3_keys": ["a"], "init_image_s3_key": "b"}).encode(), "init_image_s3_keys"),
+        (json.dumps({"init_image_s3_keys": ["a", "b", "c"]}).encode(), "init_image_s3_keys"),  # over 2
     ]:
         with pytest.raises(InvalidRequest) as caught:
-            manifest_requests(bad)
+            manifest_requests(bad, 2)
         assert caught.value.details[0].field == field

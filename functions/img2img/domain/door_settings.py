@@ -19,6 +19,10 @@ class DoorSettings:
     presign_expiry_seconds: int
     max_manifest_bytes: int = 1024 * 1024
     max_image_pixels: int = ImageLimits.max_pixels
+    # A manifest fans out into one queued message per image, sent 10 to a SendMessageBatch (its
+    # limit): 1,000 images are 100 batches, a few seconds of the worker's 120 s timeout, with
+    # room for botocore's retries. Each image then runs as its own job, with its own receives.
+    max_manifest_images: int = 1000
 
     @property
     def image_limits(self) -> ImageLimits:

@@ -91,6 +91,9 @@ class JobStorePort(Protocol):
 
 class JobQueuePort(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
+    def send_batch(self, messages: list[dict[str, Any]]) -> None:
+        """Every message, or a retryable StorageError (some may have been sent)."""
+        ...
 
 
 # --- model engines (img2img/engines/ implements these; the domain is handed `engine_for`) ---

@@ -1,7 +1,8 @@
-"""What the worker does with one queue message: an async API job, or an S3 notification of
-objects dropped under inbox/ (images or manifests). Each job runs at most once per object
-version and parameters; a retryable failure raises, so the message comes back (and, once it
-has used its receives, goes to the dead-letter queue)."""
+"""What the worker does with one queue message: an async API job, an S3 notification of
+objects dropped under inbox/ (an image runs; a manifest fans out into one message per image it
+names), or one such image. Each job runs at most once per object version and parameters; a
+retryable failure raises, so the message comes back (and, once it has used its receives, goes
+to the dead-letter queue)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from typing import Any
 from img2img.domain.caller import Caller, not_yours, owns_source
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
+from img2img.domain.imaging import FILE_EXTENSIONS
 from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Attempt, Pipeline, Refused, utc_now
-from img2img.domain.ports import ObjectStorePort, StoredObject
-from img2img.domain.records import QueuedJob, Summary
+from img2img.domain.ports import JobQueuePort, ObjectStorePort, StoredObject
+from img2img.domain.records import ManifestImage, ManifestJob, ManifestJobs, QueuedJob, SourceInfo, Summary
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
     Dropped,
     SourceObject,
     is_manifest,
     job_id_for,
+    manifest_job_id,
     manifest_requests,
     metadata_request,
     output_keys,
@@ -39,18 +42,23 @@ class QueueWorker:
         settings: DoorSettings,
         pipeline: Pipeline,
         store: ObjectStorePort,
+        queue: JobQueuePort,
         on_skip: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self._s = settings
         self._pipeline = pipeline
         self._store = store
+        self._queue = queue
         self._on_skip = on_skip
 
-    def handle(self, message: QueuedJob | Dropped, attempt: Attempt) -> list[Summary]:
-        """Run every job a message carries; answers their summaries. A job an earlier delivery
-        already took to the model finishes from the result it stored."""
+    def handle(self, message: QueuedJob | ManifestImage | Dropped, attempt: Attempt) -> list[Summary]:
+        """Run every job a message carries; answers their summaries (none for a manifest: its
+        jobs are queued). A job an earlier delivery already took to the model finishes from the
+        result it stored."""
         if isinstance(message, QueuedJob):
             return [self._run_api_job(message, attempt)]
+        if isinstance(message, ManifestImage):
+            return [self._run_manifest_image(message, attempt)]
         summaries: list[Summary] = []
         for obj in message.objects:
             if obj.bucket != self._s.input_bucket or not starts_jobs(obj.key):
@@ -105,9 +113,9 @@ class QueueWorker:
         try:
             stored = self._read(obj, manifest)
             if manifest:
-                jobs = [self._job(body, obj, None) for body in manifest_requests(stored.data)]
-            else:
-                jobs = [self._job(request_from_metadata(stored.metadata), obj, stored.data)]
+                self._fan_out(obj, manifest_requests(stored.data, self._s.max_manifest_images))
+                return []
+            job = self._job(request_from_metadata(stored.metadata), obj, stored.data)
         except ServiceError as error:
             if error.retryable and not attempt.final:
                 raise
@@ -124,23 +132,86 @@ class QueueWorker:
             if error.retryable:
                 raise  # recorded; on to the dead-letter queue, where a redrive can retry it
             return [summary]
-        return self._run_all(jobs, attempt)
+        return [self._run_once(job, attempt)]
 
-    def _run_all(self, jobs: list[Job], attempt: Attempt) -> list[Summary]:
-        """Every job of a message runs, even when one fails: the first retryable failure is
-        raised after the others had their turn (done ones cost nothing on redelivery)."""
-        summaries: list[Summary] = []
-        failure: ServiceError | None = None
-        for job in jobs:
-            try:
-                summaries.append(self._run_once(job, attempt))
-            except ServiceError as error:
-                if not error.retryable:
-                    raise
-                failure = failure or error
-        if failure is not None:
-            raise failure
-        return summaries
+    def _fan_out(self, obj: SourceObject, bodies: list[dict[str, Any]]) -> None:
+        """One queued message per image, each its own job with its own receives and time; then
+        the manifest's own JSON lists them. Every job is built first, so a manifest with one bad
+        image is refused as a whole before anything is sent. Once listed, a redelivered
+        manifest sends nothing; before that, its messages may go twice, and a message sent
+        twice finds its job's record (deterministic ids) and costs nothing."""
+        jobs = [self._job(body, obj, None, index) for index, body in enumerate(bodies)]
+        listing = refusal_keys(self._s.output_bucket, obj.key)
+        source = SourceInfo(bucket=obj.bucket, key=obj.key, etag=obj.etag, version_id=obj.version_id)
+        found = self._store.find(listing.bucket, listing.metadata_key)
+        if found is not None and _lists(found.data, source):
+            return
+        self._queue.send_batch(
+            [
+                ManifestImage(
+                    bucket=obj.bucket,
+                    key=obj.key,
+                    version_id=obj.version_id,
+                    etag=obj.etag,
+                    principal=obj.principal,
+                    event_time=obj.event_time,
+                    index=index,
+                    request=body,
+                ).to_json_dict()
+                for index, body in enumerate(bodies)
+            ]
+        )
+        listed = ManifestJobs(
+            manifest=source,
+            jobs=[
+                ManifestJob(
+                    job_id=job.job_id,
+                    image=job.source.key,
+                    result_key=job.output.image_key(FILE_EXTENSIONS[job.request.output_format]),
+                    metadata_key=job.output.metadata_key,
+                )
+                for job in jobs
+            ],
+        )
+        self._store.put(
+            listing.bucket,
+            listing.metadata_key,
+            listed.model_dump_json(indent=2).encode(),
+            "application/json",
+        )
+
+    def _run_manifest_image(self, message: ManifestImage, attempt: Attempt) -> Summary:
+        """One image of a manifest, as _fan_out queued it. Checked again as the fan-out checked
+        it (whoever may send to the queue could have written it); a job this environment no
+        longer runs (its model disabled since) ends FAILED, saying why, where its caller looks."""
+        obj = SourceObject(
+            message.bucket,
+            message.key,
+            message.version_id,
+            message.etag,
+            message.principal,
+            message.event_time,
+        )
+        if obj.bucket != self._s.input_bucket or not (starts_jobs(obj.key) and is_manifest(obj.key)):
+            raise InvalidRequest(
+                "not an image of a manifest under inbox/", [FieldError("key", "not a manifest")]
+            )
+        try:
+            job = self._job(message.request, obj, None, message.index)
+        except ServiceError as error:
+            if error.retryable:
+                raise
+            image = str(message.request.get("init_image_s3_key"))
+            refused = Refused(
+                manifest_job_id(obj, message.index),
+                "s3",
+                obj.event_time or utc_now(),
+                Caller.from_s3_principal(obj.principal),
+                SourceRef(self._s.input_bucket, image),
+                output_keys(self._s.output_bucket, image, obj.key),
+            )
+            return self._pipeline.reject(refused, error)
+        return self._run_once(job, attempt)
 
     def _read(self, obj: SourceObject, manifest: bool) -> StoredObject:
         if not manifest:
@@ -156,9 +227,10 @@ class QueueWorker:
                 [FieldError("manifest", f"larger than {cap} bytes")],
             ) from exc
 
-    def _job(self, body: dict[str, Any], obj: SourceObject, data: bytes | None) -> Job:
-        """A job for one body: the dropped image itself (data given), or an image a manifest names:
-        one under inbox/ or one of the dropper's own uploads, never another caller's."""
+    def _job(self, body: dict[str, Any], obj: SourceObject, data: bytes | None, index: int = 0) -> Job:
+        """A job for one body: the dropped image itself (data given), or the `index`th image a
+        manifest names: one under inbox/ or sources/ or one of the dropper's own uploads, never
+        another caller's."""
         caller = Caller.from_s3_principal(obj.principal)
         if data is not None:
             body = {**body, "init_image_s3_key": obj.key}
@@ -176,13 +248,18 @@ class QueueWorker:
                     "that dropped it",
                     [FieldError("init_image_s3_key", "not under sources/ or inbox/, not an upload of yours")],
                 )
-            # The manifest's own version is part of the job's identity: dropping it again after
-            # replacing the images runs them again instead of answering the old results.
-            source = SourceObject(self._s.input_bucket, key, None, f"{obj.key}@{obj.version_id or obj.etag}")
+            source = SourceObject(self._s.input_bucket, key, None, "")
         request = parse_request(body) if data is None else metadata_request(body)
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
+        # The manifest's own version is part of its jobs' identity: dropping it again after
+        # replacing the images runs them again instead of answering the old results.
+        job_id = (
+            job_id_for(source, request.model_dump(exclude_none=True))
+            if data is not None
+            else manifest_job_id(obj, index)
+        )
         return Job(
-            job_id=job_id_for(source, request.model_dump(exclude_none=True)),
+            job_id=job_id,
             door="s3",
             request=request,
             model_id=model_id,
@@ -202,3 +279,12 @@ class QueueWorker:
             # where a redrive may take the job up again (its record allows it).
             raise outcome.error
         return outcome.summary
+
+
+def _lists(document: bytes, manifest: SourceInfo) -> bool:
+    """Whether the JSON at a manifest's key lists this version's jobs (not an earlier version's,
+    nor the FAILED metadata of a version that was refused)."""
+    try:
+        return ManifestJobs.model_validate_json(document).manifest == manifest
+    except ValueError:  # pydantic's ValidationError is one
+        return False

@@ -195,6 +195,39 @@ class QueuedJob(_Record):
     caller: Caller
 
 
+class ManifestImage(_Record):
+    """The queue message of one image a manifest names (the worker fans a manifest out into
+    these): the manifest as S3 named it, the image's place in it and its request. The worker
+    derives the job id and keys again from the manifest and the index."""
+
+    kind: Literal["manifest_image"] = "manifest_image"
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str
+    principal: str | None = None
+    event_time: str | None = None
+    index: int = Field(ge=0)
+    request: dict[str, Any]
+
+
+class ManifestJob(_Record):
+    job_id: str
+    image: str  # the key the manifest named
+    result_key: str
+    metadata_key: str
+
+
+class ManifestJobs(_Record):
+    """A manifest's own JSON once its images are queued (results/<path>/<m>.json.json): its jobs,
+    each with its result and metadata keys. A manifest refused as a whole gets a metadata JSON
+    (status FAILED) at the same key instead."""
+
+    status: Literal["QUEUED"] = "QUEUED"
+    manifest: SourceInfo
+    jobs: list[ManifestJob]
+
+
 def metadata_schema() -> dict[str, Any]:
     """The metadata JSON's JSON Schema, as published in docs/metadata.schema.json."""
     schema = Metadata.model_json_schema(mode="serialization", by_alias=True)

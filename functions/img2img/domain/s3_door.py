@@ -5,14 +5,18 @@ Result keys are deterministic (a redelivered event writes the same keys) and no 
 share one: the source's whole name, extension included, is kept.
 
     inbox/<path>/<name>.<ext>        -> results/<path>/<name>.<ext>.<fmt> and .<ext>.json
-    inbox/<path>/<m>.json (manifest)  -> each image it names, <key>:
-                                        manifest-results/<path>/<m>.json/<key>.<fmt> and .json
-                                        a rejected manifest: results/<path>/<m>.json.json
+    inbox/<path>/<m>.json (manifest)  -> its jobs listed (or why it was refused): results/<path>/<m>.json.json
+                                        each image it names, <key>:
+                                        manifest-results/<h>/<key>.<fmt> and .json
+                                        (<h>: the first 16 hex of the manifest key's sha256)
     a key whose result keys would pass S3's 1,024 bytes -> results/key-too-long/<sha256>.json
 
 Images dropped under inbox/ never end in .json (that is a manifest), and manifest-named jobs
 live under their own prefix, so no image, manifest or manifest-named job can reach another's
-keys. The output bucket is versioned: a job run again keeps the earlier result as a version."""
+keys. A manifest's jobs live under a hash of its key, not its path: joining two keys with "/"
+is ambiguous (inbox/a.json naming sources/b.json/sources/c.png and inbox/a.json/sources/b.json
+naming sources/c.png would share keys). The output bucket is versioned: a job run again keeps
+the earlier result as a version."""
 
 from __future__ import annotations
 
@@ -76,13 +80,13 @@ def starts_jobs(key: str) -> bool:
 
 def output_keys(output_bucket: str, source_key: str, manifest_key: str | None = None) -> OutputKeys:
     """Where a job's result image and metadata JSON go (see the module's docstring). An object
-    under inbox/ (image or rejected manifest) keeps its path below results/; an image a manifest
-    names lives below the manifest's own path in manifest-results/, by its full key. Keys S3
+    under inbox/ (image or manifest) keeps its path below results/; an image a manifest names
+    lives below a hash of the manifest's key in manifest-results/, by its full key. Keys S3
     would refuse (over 1,024 bytes) are refused first, before any call."""
     if manifest_key is None:
         stem = f"{RESULTS}{source_key.removeprefix(INBOX)}"
     else:
-        stem = f"{MANIFEST_RESULTS}{manifest_key.removeprefix(INBOX)}/{source_key}"
+        stem = f"{MANIFEST_RESULTS}{hashlib.sha256(manifest_key.encode()).hexdigest()[:16]}/{source_key}"
     if len(stem.encode()) + len(".webp") > MAX_KEY_BYTES:  # the longest extension a result takes
         raise InvalidRequest(
             f"the result keys would be longer than S3's {MAX_KEY_BYTES} bytes: use a shorter key",
@@ -104,6 +108,12 @@ def refusal_keys(output_bucket: str, source_key: str) -> OutputKeys:
 def job_id_for(source: SourceObject, body: dict[str, Any]) -> str:
     """The same object version with the same parameters is the same job."""
     return stable_id(source.bucket, source.key, source.version_id or source.etag, body)
+
+
+def manifest_job_id(manifest: SourceObject, index: int) -> str:
+    """The manifest's `index`th image: the same manifest version names the same job, so a
+    redelivered manifest (or its message sent twice) finds the job's record and costs nothing."""
+    return stable_id(manifest.bucket, manifest.key, manifest.version_id or manifest.etag, index)
 
 
 def request_from_metadata(metadata: dict[str, str]) -> dict[str, Any]:
@@ -161,9 +171,10 @@ def metadata_request(body: dict[str, Any]) -> ImageToImageRequest:
         raise
 
 
-def manifest_requests(raw: bytes) -> list[dict[str, Any]]:
+def manifest_requests(raw: bytes, max_images: int) -> list[dict[str, Any]]:
     """A manifest is an SDXL body with `init_image_s3_key`, or with `init_image_s3_keys` (a list)
-    to run the same parameters over several images. Answers one body per image."""
+    to run the same parameters over several images, at most `max_images`. Answers one body per
+    image; an image named twice is one job."""
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -182,6 +193,12 @@ def manifest_requests(raw: bytes) -> list[dict[str, Any]]:
         raise InvalidRequest(
             "give init_image_s3_keys alone, without init_image_s3_key or init_image",
             [FieldError("init_image_s3_keys", "conflicts with init_image_s3_key / init_image")],
+        )
+    keys = list(dict.fromkeys(keys))
+    if len(keys) > max_images:
+        raise InvalidRequest(
+            f"a manifest names at most {max_images} images: split it into several manifests",
+            [FieldError("init_image_s3_keys", f"names {len(keys)} images, more than {max_images}")],
         )
     return [{**document, "init_image_s3_key": key} for key in keys]
 

@@ -1,6 +1,6 @@
 """What one SQS message asks of the worker, read from the shapes AWS documents: S3's event
-notification (Powertools' S3Event data class), S3's test event, or a queued API job
-(domain/records.py QueuedJob). The domain gets typed messages, never raw dicts.
+notification (Powertools' S3Event data class), S3's test event, a queued API job or one image
+of a manifest (domain/records.py QueuedJob, ManifestImage). The domain gets typed messages, never raw dicts.
 
 Powertools' data classes, not its pydantic parser models: they read the same documented fields
 lazily, and importing the parser models costs the worker's cold start about 27 ms."""
@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3Event, S3EventRecord
 from pydantic import ValidationError
 
 from img2img.domain.errors import FieldError, InvalidRequest
-from img2img.domain.records import QueuedJob
+from img2img.domain.records import ManifestImage, QueuedJob
 from img2img.domain.s3_door import Dropped, SourceObject
+
+Queued = TypeVar("Queued", QueuedJob, ManifestImage)
 
 
 class UnreadableMessage(ValueError):
@@ -32,7 +34,7 @@ class Skipped:
     reason: str
 
 
-def read_message(body: str) -> QueuedJob | Dropped | Skipped:
+def read_message(body: str) -> QueuedJob | ManifestImage | Dropped | Skipped:
     try:
         message = json.loads(body)
     except ValueError as exc:
@@ -42,17 +44,19 @@ def read_message(body: str) -> QueuedJob | Dropped | Skipped:
     if message.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
         return Skipped("s3:TestEvent")
     if message.get("kind") == "api_job":
-        return queued_job(message)
+        return queued_job(message, QueuedJob)
+    if message.get("kind") == "manifest_image":
+        return queued_job(message, ManifestImage)
     if isinstance(message.get("Records"), list):
         return dropped(S3Event(message))
     raise UnreadableMessage("neither an S3 event notification nor a queued job")
 
 
-def queued_job(message: dict[str, Any]) -> QueuedJob:
-    """A queued API job, checked field by field: whoever may send to the queue could have
-    written it, so a malformed one is refused (and, after its receives, dead-lettered)."""
+def queued_job(message: dict[str, Any], kind: type[Queued]) -> Queued:
+    """A message the service queued, checked field by field: whoever may send to the queue could
+    have written it, so a malformed one is refused (and, after its receives, dead-lettered)."""
     try:
-        return QueuedJob.model_validate(message)
+        return kind.model_validate(message)
     except ValidationError as exc:
         details = [FieldError(".".join(map(str, e["loc"])) or "message", e["msg"]) for e in exc.errors()]
         raise InvalidRequest("not a valid queued job", details) from exc

@@ -119,18 +119,20 @@ def build_service(
         reserve_seconds=settings.model_reserve_seconds,
     )
     doors = door_settings(settings)
+    queue = JobQueue(sqs, settings.queue_url)
     api = ApiDoor(
         settings=doors,
         pipeline=pipeline,
         store=store,
         jobs=jobs,
-        queue=JobQueue(sqs, settings.queue_url),
+        queue=queue,
         engines=engine_for,
     )
     worker = QueueWorker(
         settings=doors,
         pipeline=pipeline,
         store=store,
+        queue=queue,
         on_skip=lambda reason: logger.info("skipped an event that starts no job", extra={"reason": reason}),
     )
     return Service(settings, api, worker, Clients(s3, dynamodb, sqs, bedrock, events))
