@@ -386,3 +386,64 @@ def test_an_upload_of_another_type_is_refused_naming_the_field(house: House) -> 
     with pytest.raises(errors.InvalidRequest) as caught:
         house.api.upload("image/gif", ALICE)
     assert [d.field for d in caught.value.details] == ["content_type"]
+
+
+# --- a keyed request finds its record before admission (REVIEW finding 6) -----------------------
+
+
+def count_reads(house: House, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys the API door and the pipeline read with ObjectStorePort.get, in order."""
+    reads: list[str] = []
+    get = house.store.get
+
+    def counted(bucket: str, key: str, **kw: Any) -> Any:
+        reads.append(key)
+        return get(bucket, key, **kw)
+
+    monkeypatch.setattr(house.store, "get", counted)
+    return reads
+
+
+@pytest.mark.parametrize("key", [None, "once"])
+def test_a_source_by_key_is_read_once_per_request(
+    house: House, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    """Admission's read is the pipeline's: its bytes go to the job, not fetched a second time."""
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    reads = count_reads(house, monkeypatch)
+    answer = run_now(house, by_key(upload), key=key)
+    assert answer.status == "SUCCEEDED" and reads == [upload] and len(house.model.calls) == 1
+    meta = metadata(house, answer.job_id)
+    assert meta.source.version_id and meta.source.etag  # what S3 said of the object, still recorded
+
+
+@pytest.mark.parametrize("route", ["run_now", "submit"])
+def test_a_keyed_replay_after_the_upload_expired_answers_its_job(
+    house: House, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    """README promises keyed replays for job_ttl_days; uploads expire sooner. The record is
+    looked up first (one GetItem), so a recorded job is never admitted again: no read at all."""
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    submit = route == "submit"
+
+    def send() -> Any:
+        req = by_key(upload)
+        return house.api.submit(req, ALICE, "k") if submit else run_now(house, req, key="k")
+
+    first = send()
+    house.store.fail("get", where=upload, error=lambda: errors.SourceNotFound("expired"))  # S3's lifecycle
+    reads = count_reads(house, monkeypatch)
+    again = send()
+    assert again.job_id == first.job_id and again.status == first.status and reads == []
+    assert len(house.model.calls) == (0 if submit else 1) and len(house.queue.messages) == int(submit)
+
+
+def test_a_keyed_replay_is_not_failed_by_a_storage_fault_on_the_source(house: House) -> None:
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    first = run_now(house, by_key(upload), key="k")
+    house.store.fail("get", where=upload)
+    again = run_now(house, by_key(upload), key="k")
+    assert again.job_id == first.job_id and again.status == "SUCCEEDED" and len(house.model.calls) == 1
