@@ -447,3 +447,26 @@ def test_a_keyed_replay_is_not_failed_by_a_storage_fault_on_the_source(house: Ho
     house.store.fail("get", where=upload)
     again = run_now(house, by_key(upload), key="k")
     assert again.job_id == first.job_id and again.status == "SUCCEEDED" and len(house.model.calls) == 1
+
+
+def test_a_repeat_while_the_first_runs_is_a_409_on_the_sync_route_and_its_status_on_jobs(
+    house: House,
+) -> None:
+    """README's 409 row, per route: the sync route cannot answer a job another request runs;
+    POST /v1/jobs answers it as it stands (202, RUNNING)."""
+    import time
+
+    from img2img.domain.job import stable_id
+
+    queued = house.api.submit(request(), ALICE, "k")
+    record = house.jobs.get(queued.job_id)
+    state = house.jobs.state(queued.job_id)
+    assert state is not None
+    now = time.time()
+    for job_id in (queued.job_id, stable_id("api-sync", ALICE.tag, "k")):
+        running = record.model_copy(update={"job_id": job_id, "status": "RUNNING"})
+        house.jobs.write(running, now=now, lease=now + 60, request_hash=state.request_hash)
+    with pytest.raises(errors.InProgress) as caught:
+        run_now(house, key="k")
+    assert caught.value.status == 409
+    assert house.api.submit(request(), ALICE, "k").status == "RUNNING" and house.model.calls == []
