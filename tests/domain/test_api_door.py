@@ -470,3 +470,42 @@ def test_a_repeat_while_the_first_runs_is_a_409_on_the_sync_route_and_its_status
         run_now(house, key="k")
     assert caught.value.status == 409
     assert house.api.submit(request(), ALICE, "k").status == "RUNNING" and house.model.calls == []
+
+
+# --- a job the queue could not take, and 5xx answers that name their job (findings 8, 14) -------
+
+
+def test_a_job_that_could_not_be_queued_has_its_record_only(house: House) -> None:
+    """As README says: FAILED storage_error in its record (a keyed retry queues it again), no
+    metadata JSON and no event."""
+    house.queue.fail(times=1)
+    with pytest.raises(errors.StorageError) as caught:
+        house.api.submit(request(), ALICE, "q")
+    job_id = caught.value.job_id
+    assert job_id is not None and house.jobs.get(job_id).status == "FAILED"
+    assert f"jobs/{job_id}/metadata.json" not in house.store.keys(OUTPUT) and house.events.entries == []
+    assert house.api.submit(request(), ALICE, "q").status == "QUEUED" and house.model.calls == []
+
+
+def test_a_job_that_could_not_be_queued_nor_recorded_so_names_its_job(house: House) -> None:
+    house.queue.fail(times=1)
+    house.jobs.fail("write", when=lambda record: record.status == "FAILED")
+    with pytest.raises(errors.StorageError) as caught:
+        house.api.submit(request(), ALICE, None)
+    assert caught.value.job_id is not None and house.model.calls == []
+
+
+@pytest.mark.parametrize("fault", ["gone", "unreadable"])
+def test_a_keyed_replay_whose_image_cannot_be_read_back_names_its_job(
+    house: House, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    first = run_now(house, key="img")
+    image_key = f"jobs/{first.job_id}/result.png"
+    if fault == "gone":  # deleted from the output bucket by hand
+        find = house.store.find
+        monkeypatch.setattr(house.store, "find", lambda b, k: None if k == image_key else find(b, k))
+    else:
+        house.store.fail("find", where=image_key)
+    with pytest.raises(errors.StorageError) as caught:
+        run_now(house, key="img")
+    assert caught.value.job_id == first.job_id and len(house.model.calls) == 1

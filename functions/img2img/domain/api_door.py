@@ -6,6 +6,7 @@ metadata can point to it."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 import uuid
@@ -104,9 +105,13 @@ class ApiDoor:
         artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
         if not want_url:
             if image is None and result.key and result.bucket:  # a keyed retry's: read it back
-                found = self._store.find(result.bucket, result.key)
-                if found is None:
-                    raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                try:
+                    found = self._store.find(result.bucket, result.key)
+                    if found is None:
+                        raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                except StorageError as unread:
+                    unread.job_id = job.job_id
+                    raise
                 image = found.data
             artifact.base64 = base64.b64encode(image).decode() if image else ""
         return SyncAnswer(
@@ -143,11 +148,15 @@ class ApiDoor:
                     )
                 self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
-                # Not queued: say so in the record instead of leaving it QUEUED for ever.
-                record.status, record.error = "FAILED", ErrorInfo.of(error)
-                self._jobs.write(record, now=self._clock(), retry=True)
+                # Not queued: say so in the record instead of leaving it QUEUED for ever (retry
+                # set: a keyed retry queues it again). No metadata JSON: a job GET would answer
+                # from it over the record once the job is queued again.
                 error.job_id = job.job_id
-                raise
+                record.status, record.error = "FAILED", ErrorInfo.of(error)
+                # If that write fails too, the record stays QUEUED; the error names the job.
+                with contextlib.suppress(StorageError):
+                    self._jobs.write(record, now=self._clock(), retry=True)
+                raise error
         return JobAccepted(
             job_id=job.job_id, status=status, links=JobLinks.model_validate({"self": job_path(job.job_id)})
         )
