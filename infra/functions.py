@@ -88,8 +88,8 @@ LOG_RETENTION = {
 }
 
 # What the functions do with the table (job records, each a state machine): item
-# reads and writes, conditional ones included. No scans, queries or streams.
-TABLE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# reads and conditional updates (adapters/jobs.py makes no other call). No scans, queries or streams.
+TABLE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 # Reading a source by the version id its S3 event names needs GetObjectVersion (the input
 # bucket is versioned); reading the latest needs GetObject.
 SOURCE_READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion"]

@@ -386,3 +386,126 @@ def test_an_upload_of_another_type_is_refused_naming_the_field(house: House) -> 
     with pytest.raises(errors.InvalidRequest) as caught:
         house.api.upload("image/gif", ALICE)
     assert [d.field for d in caught.value.details] == ["content_type"]
+
+
+# --- a keyed request finds its record before admission (REVIEW finding 6) -----------------------
+
+
+def count_reads(house: House, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys the API door and the pipeline read with ObjectStorePort.get, in order."""
+    reads: list[str] = []
+    get = house.store.get
+
+    def counted(bucket: str, key: str, **kw: Any) -> Any:
+        reads.append(key)
+        return get(bucket, key, **kw)
+
+    monkeypatch.setattr(house.store, "get", counted)
+    return reads
+
+
+@pytest.mark.parametrize("key", [None, "once"])
+def test_a_source_by_key_is_read_once_per_request(
+    house: House, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    """Admission's read is the pipeline's: its bytes go to the job, not fetched a second time."""
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    reads = count_reads(house, monkeypatch)
+    answer = run_now(house, by_key(upload), key=key)
+    assert answer.status == "SUCCEEDED" and reads == [upload] and len(house.model.calls) == 1
+    meta = metadata(house, answer.job_id)
+    assert meta.source.version_id and meta.source.etag  # what S3 said of the object, still recorded
+
+
+@pytest.mark.parametrize("route", ["run_now", "submit"])
+def test_a_keyed_replay_after_the_upload_expired_answers_its_job(
+    house: House, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    """README promises keyed replays for job_ttl_days; uploads expire sooner. The record is
+    looked up first (one GetItem), so a recorded job is never admitted again: no read at all."""
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    submit = route == "submit"
+
+    def send() -> Any:
+        req = by_key(upload)
+        return house.api.submit(req, ALICE, "k") if submit else run_now(house, req, key="k")
+
+    first = send()
+    house.store.fail("get", where=upload, error=lambda: errors.SourceNotFound("expired"))  # S3's lifecycle
+    reads = count_reads(house, monkeypatch)
+    again = send()
+    assert again.job_id == first.job_id and again.status == first.status and reads == []
+    assert len(house.model.calls) == (0 if submit else 1) and len(house.queue.messages) == int(submit)
+
+
+def test_a_keyed_replay_is_not_failed_by_a_storage_fault_on_the_source(house: House) -> None:
+    upload = f"{ALICE.upload_prefix}cat.png"
+    house.store.add(INPUT, upload, SOURCE)
+    first = run_now(house, by_key(upload), key="k")
+    house.store.fail("get", where=upload)
+    again = run_now(house, by_key(upload), key="k")
+    assert again.job_id == first.job_id and again.status == "SUCCEEDED" and len(house.model.calls) == 1
+
+
+def test_a_repeat_while_the_first_runs_is_a_409_on_the_sync_route_and_its_status_on_jobs(
+    house: House,
+) -> None:
+    """README's 409 row, per route: the sync route cannot answer a job another request runs;
+    POST /v1/jobs answers it as it stands (202, RUNNING)."""
+    import time
+
+    from img2img.domain.job import stable_id
+
+    queued = house.api.submit(request(), ALICE, "k")
+    record = house.jobs.get(queued.job_id)
+    state = house.jobs.state(queued.job_id)
+    assert state is not None
+    now = time.time()
+    for job_id in (queued.job_id, stable_id("api-sync", ALICE.tag, "k")):
+        running = record.model_copy(update={"job_id": job_id, "status": "RUNNING"})
+        house.jobs.write(running, now=now, lease=now + 60, request_hash=state.request_hash)
+    with pytest.raises(errors.InProgress) as caught:
+        run_now(house, key="k")
+    assert caught.value.status == 409
+    assert house.api.submit(request(), ALICE, "k").status == "RUNNING" and house.model.calls == []
+
+
+# --- a job the queue could not take, and 5xx answers that name their job (findings 8, 14) -------
+
+
+def test_a_job_that_could_not_be_queued_has_its_record_only(house: House) -> None:
+    """As README says: FAILED storage_error in its record (a keyed retry queues it again), no
+    metadata JSON and no event."""
+    house.queue.fail(times=1)
+    with pytest.raises(errors.StorageError) as caught:
+        house.api.submit(request(), ALICE, "q")
+    job_id = caught.value.job_id
+    assert job_id is not None and house.jobs.get(job_id).status == "FAILED"
+    assert f"jobs/{job_id}/metadata.json" not in house.store.keys(OUTPUT) and house.events.entries == []
+    assert house.api.submit(request(), ALICE, "q").status == "QUEUED" and house.model.calls == []
+
+
+def test_a_job_that_could_not_be_queued_nor_recorded_so_names_its_job(house: House) -> None:
+    house.queue.fail(times=1)
+    house.jobs.fail("write", when=lambda record: record.status == "FAILED")
+    with pytest.raises(errors.StorageError) as caught:
+        house.api.submit(request(), ALICE, None)
+    assert caught.value.job_id is not None and house.model.calls == []
+
+
+@pytest.mark.parametrize("fault", ["gone", "unreadable"])
+def test_a_keyed_replay_whose_image_cannot_be_read_back_names_its_job(
+    house: House, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    first = run_now(house, key="img")
+    image_key = f"jobs/{first.job_id}/result.png"
+    if fault == "gone":  # deleted from the output bucket by hand
+        find = house.store.find
+        monkeypatch.setattr(house.store, "find", lambda b, k: None if k == image_key else find(b, k))
+    else:
+        house.store.fail("find", where=image_key)
+    with pytest.raises(errors.StorageError) as caught:
+        run_now(house, key="img")
+    assert caught.value.job_id == first.job_id and len(house.model.calls) == 1

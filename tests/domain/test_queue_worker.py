@@ -401,3 +401,39 @@ def test_a_key_whose_result_keys_would_pass_s3s_limit_fails_under_a_key_that_fit
     assert found.error is not None and found.error.code == "invalid_request"
     assert [d.field for d in found.error.details] == ["init_image_s3_key"]
     assert all(len(k.encode()) <= 1024 for k in house.store.keys(OUTPUT))
+
+
+# --- a refusal never overwrites what the same object version already has (REVIEW finding 5) --
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_a_duplicate_event_after_the_source_is_gone_leaves_its_outcome(house: House, final: bool) -> None:
+    """Inputs expire long before a message can (7 days against 18): a duplicate event that
+    finds the source gone, or unreadable, leaves the job's SUCCEEDED metadata as it is, sends
+    no event and costs no call."""
+    event = drop(house, "inbox/kept.png", prompt="x")
+    [first] = handle(house, event)
+    written, events = list(house.store.writes), list(house.events.entries)
+    house.store.fail("get", where="inbox/kept.png", error=lambda: errors.SourceNotFound("expired"), times=1)
+    assert handle(house, event, final=final) == []
+    house.store.fail("get", where="inbox/kept.png", times=1)  # a storage fault, on any receive
+    assert handle(house, event, final=final) == []
+    assert meta(house, "results/kept.png.json").status == first.status == "SUCCEEDED"
+    assert house.store.writes == written and house.events.entries == events and len(house.model.calls) == 1
+
+
+def test_a_redelivered_manifest_after_it_is_gone_leaves_its_listing_alone(house: House) -> None:
+    event = drop(house, "inbox/batch.json", manifest(init_image_s3_key="inbox/a.png"))
+    handle(house, event)
+    listing = house.store.read(OUTPUT, "results/batch.json.json")
+    house.store.fail("get", where="inbox/batch.json", error=lambda: errors.SourceNotFound("expired"))
+    assert handle(house, event, final=True) == []
+    assert house.store.read(OUTPUT, "results/batch.json.json") == listing and house.model.calls == []
+
+
+def test_a_new_version_refused_still_says_why_over_the_last_versions_result(house: House) -> None:
+    handle(house, drop(house, "inbox/again.png", prompt="x"))
+    [refused] = handle(house, drop(house, "inbox/again.png"))  # no prompt this time
+    found = meta(house, "results/again.png.json")
+    assert refused.status == found.status == "FAILED" and found.error is not None
+    assert found.error.code == "missing_parameters" and len(house.model.calls) == 1

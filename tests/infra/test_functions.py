@@ -15,7 +15,7 @@ from tests.infra.templates import Grant, by_type, function_role_id, render, role
 
 pytestmark = pytest.mark.infra
 
-ITEM_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
 STRUCTURE = "us.stability.stable-image-control-structure-v1:0"
 PROFILE_MODELS = {
     "allowed_model_ids": ["us.stability.sd3-5-large-v1:0", "stability.stable-image-ultra-v1:1"],

@@ -6,6 +6,7 @@ metadata can point to it."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 import uuid
@@ -104,9 +105,13 @@ class ApiDoor:
         artifact = SdxlArtifact(seed=result.seed, finishReason=result.finish_reason)
         if not want_url:
             if image is None and result.key and result.bucket:  # a keyed retry's: read it back
-                found = self._store.find(result.bucket, result.key)
-                if found is None:
-                    raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                try:
+                    found = self._store.find(result.bucket, result.key)
+                    if found is None:
+                        raise StorageError(f"could not read {result.key}", internal="the result is gone")
+                except StorageError as unread:
+                    unread.job_id = job.job_id
+                    raise
                 image = found.data
             artifact.base64 = base64.b64encode(image).decode() if image else ""
         return SyncAnswer(
@@ -137,17 +142,21 @@ class ApiDoor:
             status = written.before.status
         else:
             try:
-                if job.source_data is not None:  # stored once the job is this request's own
+                if job.store_source and job.source_data is not None:  # once the job is this request's own
                     self._store.put(
                         job.source.bucket, job.source.key, job.source_data, "application/octet-stream"
                     )
                 self._queue.send(queued_job_message(job).to_json_dict())
             except ServiceError as error:
-                # Not queued: say so in the record instead of leaving it QUEUED for ever.
-                record.status, record.error = "FAILED", ErrorInfo.of(error)
-                self._jobs.write(record, now=self._clock(), retry=True)
+                # Not queued: say so in the record instead of leaving it QUEUED for ever (retry
+                # set: a keyed retry queues it again). No metadata JSON: a job GET would answer
+                # from it over the record once the job is queued again.
                 error.job_id = job.job_id
-                raise
+                record.status, record.error = "FAILED", ErrorInfo.of(error)
+                # If that write fails too, the record stays QUEUED; the error names the job.
+                with contextlib.suppress(StorageError):
+                    self._jobs.write(record, now=self._clock(), retry=True)
+                raise error
         return JobAccepted(
             job_id=job.job_id, status=status, links=JobLinks.model_validate({"self": job_path(job.job_id)})
         )
@@ -208,16 +217,15 @@ class ApiDoor:
         return Location(s3_uri=f"s3://{bucket}/{key}", url=url)
 
     def _check(self, request: ImageToImageRequest, caller: Caller) -> str:
-        """Everything refusable without the image, before anything is stored or queued: the
-        model (enabled here, live), its rules on the request (its prompt limits), and the
-        source's owner: a caller runs only their own uploads, so a key of someone else's (or a
-        probe for one) is a 400 whether or not it exists. Answers the model id to run."""
+        """Everything refusable before the job is looked up or its source read: the model
+        (enabled here, live), its rules on the request (its prompt limits), and the source's
+        owner: a caller runs only their own uploads, so a key of someone else's (or a probe for
+        one) is a 400 whether or not it exists. Answers the model id to run."""
         model_id = resolve_model_id(request, self._s.allowed_model_ids, self._s.default_model_id)
         self._engines(model_id).check_request(request)
         key = request.init_image_s3_key
         if key is not None and not key.startswith(caller.upload_prefix):
             raise not_yours("init_image_s3_key")
-        admit(request, self._store, self._s)
         return model_id
 
     def _new_job(
@@ -228,11 +236,16 @@ class ApiDoor:
         idempotency_key: str | None,
         route: str,
     ) -> Job:
+        """The job a request names, its source admitted (domain/admission.py) before anything is
+        stored: read or decoded once, its bytes handed to the pipeline. A keyed request whose
+        job is recorded is not admitted again: its record answers (a replay, even after the
+        upload expired), or a retry reads its source as any run does."""
         # A keyed job's id derives from its route, caller and key (the record keeps the body's
         # hash: another body is a conflict): the same key sent to the sync route and then to
         # POST /v1/jobs (as a 504 advises) names two jobs, not one.
         keyed = idempotency_key is not None
         job_id = stable_id(route, caller.tag, idempotency_key) if keyed else self._new_id()
+        recorded = keyed and self._recorded(job_id)
         data: bytes | None = None
         if request.init_image is not None:
             data = decode_inline_image(request.init_image, self._s.max_image_bytes)
@@ -242,6 +255,13 @@ class ApiDoor:
         else:
             assert request.init_image_s3_key is not None  # the request schema guarantees one of them
             source = SourceRef(self._s.input_bucket, request.init_image_s3_key)
+            if not recorded:  # the caller's own upload: a missing one is source_not_found
+                stored = self._store.get(source.bucket, source.key, max_bytes=self._s.max_image_bytes)
+                data = stored.data
+                source = SourceRef(source.bucket, source.key, stored.version_id, stored.etag)
+        if not recorded:
+            assert data is not None
+            admit(data, self._s.image_limits)
         return Job(
             job_id=job_id,
             door="api",
@@ -253,8 +273,15 @@ class ApiDoor:
             source_data=data,
             caller=caller,
             request_hash=fingerprint(request) if keyed else None,
-            store_source=data is not None,
+            store_source=request.init_image is not None,
         )
+
+    def _recorded(self, job_id: str) -> bool:
+        try:
+            self._jobs.get(job_id)
+        except JobNotFound:
+            return False
+        return True
 
 
 def recorded_error(summary: Summary) -> ServiceError | None:

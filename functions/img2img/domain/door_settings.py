@@ -4,6 +4,7 @@ domain does not depend on how settings are read)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from img2img.domain.imaging.guards import ImageLimits
 
@@ -24,6 +25,7 @@ class DoorSettings:
     # room for botocore's retries. Each image then runs as its own job, with its own receives.
     max_manifest_images: int = 1000
 
-    @property
+    @cached_property
     def image_limits(self) -> ImageLimits:
+        """The one ImageLimits of a deployment: admission's and the pipeline's (wiring.py)."""
         return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)

@@ -13,11 +13,19 @@ from img2img.domain.caller import Caller, not_yours, owns_source
 from img2img.domain.door_settings import DoorSettings
 from img2img.domain.errors import FieldError, ImageTooLarge, InvalidRequest, PayloadTooLarge, ServiceError
 from img2img.domain.imaging import FILE_EXTENSIONS
-from img2img.domain.job import Job, SourceRef, api_output_keys, stable_id
+from img2img.domain.job import Job, OutputKeys, SourceRef, api_output_keys, stable_id
 from img2img.domain.models import resolve_model_id
 from img2img.domain.pipeline import Attempt, Pipeline, Refused, utc_now
 from img2img.domain.ports import JobQueuePort, ObjectStorePort, StoredObject
-from img2img.domain.records import ManifestImage, ManifestJob, ManifestJobs, QueuedJob, SourceInfo, Summary
+from img2img.domain.records import (
+    ManifestImage,
+    ManifestJob,
+    ManifestJobs,
+    Metadata,
+    QueuedJob,
+    SourceInfo,
+    Summary,
+)
 from img2img.domain.request import parse_request
 from img2img.domain.s3_door import (
     Dropped,
@@ -117,6 +125,12 @@ class QueueWorker:
                 return []
             job = self._job(request_from_metadata(stored.metadata), obj, stored.data)
         except ServiceError as error:
+            keys = refusal_keys(self._s.output_bucket, obj.key)
+            if self._ended(keys, obj):
+                # A duplicate event for a version that already has its outcome (the source
+                # since expired or unreadable): its metadata, or its listing, stands.
+                self._on_skip(f"s3://{obj.bucket}/{obj.key} has its outcome already ({error.code})")
+                return []
             if error.retryable and not attempt.final:
                 raise
             # Nothing runnable came out of this object: say why where its result would be.
@@ -126,13 +140,29 @@ class QueueWorker:
                 obj.event_time or utc_now(),
                 Caller.from_s3_principal(obj.principal),
                 SourceRef(obj.bucket, obj.key, obj.version_id),
-                refusal_keys(self._s.output_bucket, obj.key),
+                keys,
             )
             summary = self._pipeline.reject(refused, error)
             if error.retryable:
                 raise  # recorded; on to the dead-letter queue, where a redrive can retry it
             return [summary]
         return [self._run_once(job, attempt)]
+
+    def _ended(self, keys: OutputKeys, obj: SourceObject) -> bool:
+        """Whether the JSON at an object's result keys is this very version's outcome: its job's
+        metadata, whatever it ended with, or a manifest's listing. An earlier version's is not:
+        a new version refused says why over it."""
+        found = self._store.find(keys.bucket, keys.metadata_key)
+        if found is None:
+            return False
+        for model, field in ((Metadata, "source"), (ManifestJobs, "manifest")):
+            try:
+                source: SourceInfo = getattr(model.model_validate_json(found.data), field)
+            except ValueError:  # pydantic's ValidationError is one
+                continue
+            version = (source.version_id, obj.version_id) if obj.version_id else (source.etag, obj.etag)
+            return (source.bucket, source.key) == (obj.bucket, obj.key) and version[0] == version[1]
+        return False
 
     def _fan_out(self, obj: SourceObject, bodies: list[dict[str, Any]]) -> None:
         """One queued message per image, each its own job with its own receives and time; then

@@ -78,7 +78,8 @@ _WHY = {
     "model is not enabled here",
     403: "no authenticated caller reached the function (a stack whose methods lost their authorizer)",
     404: "no such job of yours",
-    409: "an Idempotency-Key of yours reused with another body, or its first request still running",
+    409: "an Idempotency-Key of yours reused with another body, or (POST /v1/image-to-image only) "
+    "its first request still running",
     413: "over the request or image byte cap, or over the pixel cap",
     415: "not a still PNG, JPEG or WebP, or a body not sent as application/json",
     429: "Bedrock throttled (Retry-After: 5)",

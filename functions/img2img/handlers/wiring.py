@@ -20,7 +20,6 @@ from img2img.adapters.s3 import ObjectStore
 from img2img.config import Settings, get_settings
 from img2img.domain.api_door import ApiDoor
 from img2img.domain.door_settings import DoorSettings
-from img2img.domain.imaging import ImageLimits
 from img2img.domain.pipeline import Pipeline
 from img2img.domain.queue_worker import QueueWorker
 from img2img.engines import engine_for
@@ -95,6 +94,7 @@ def build_service(
     bedrock = model_client(settings.model_read_timeout_seconds)
     store = ObjectStore(s3)
     jobs = JobStore(dynamodb, settings.jobs_table, settings.job_ttl_days)
+    doors = door_settings(settings)
     pipeline = Pipeline(
         store=store,
         invoker=BedrockInvoker(
@@ -111,14 +111,13 @@ def build_service(
         events=EventBridgeJobEvents(
             events, settings.event_bus_name, on_undelivered=count_undelivered_event, sleep=sleep
         ),
-        limits=ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
+        limits=doors.image_limits,
         environment=settings.env,
         fallback_model_ids=settings.fallback_model_ids,
         on_start=lambda job: logger.set_correlation_id(job.job_id),
         on_finish=count_outcome,
         reserve_seconds=settings.model_reserve_seconds,
     )
-    doors = door_settings(settings)
     queue = JobQueue(sqs, settings.queue_url)
     api = ApiDoor(
         settings=doors,
