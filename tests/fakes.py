@@ -401,7 +401,7 @@ class MemoryJobStore(_Faulty):
         found = self._items.get(record.job_id)
         before, doc = found if found else (None, None)
         old = JobRecord.model_validate_json(doc) if doc else None
-        if not allowed(before, record.status, now=now, calls=calls, request_hash=request_hash):
+        if not allowed(before, record.status, now=now, calls=calls, lease=lease, request_hash=request_hash):
             return Written(False, before, old)
         count = before.calls if before else 0
         if record.status == "RUNNING":

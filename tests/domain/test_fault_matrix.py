@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from img2img.domain.caller import Caller
-from img2img.domain.errors import ServiceError
+from img2img.domain.errors import ModelThrottled, ModelTimeout, ServiceError
 from img2img.domain.pipeline import Attempt
 from img2img.domain.request import parse_request
 from img2img.handlers.queue_messages import read_message
@@ -297,3 +297,45 @@ def test_a_duplicate_delivery_while_the_job_runs_is_refused_not_run() -> None:
     assert "results/faults/x.png.json" in case.house.store.keys(OUTPUT)
     assert case.house.meta("results/faults/x.png.json")["status"] == "SUCCEEDED"  # left alone
     assert case.deliver(2) and len(case.house.model.calls) == 1
+
+
+def _model_error(kind: str) -> ServiceError:
+    if kind == "throttle":
+        return ModelThrottled("Bedrock throttled")
+    unheard = ModelTimeout("the model did not answer within the client's read timeout")
+    unheard.may_have_billed = True
+    return unheard
+
+
+@pytest.mark.parametrize(
+    ("model_error", "steps", "door"),
+    [
+        pytest.param(error, steps, door, id=f"{error}-{'+'.join(steps)}-{door}")
+        for error in ("throttle", "timeout")
+        for steps in (("metadata write",), ("final record",), ("metadata write", "final record"))
+        for door in DOORS
+    ],
+)
+def test_a_model_error_and_a_storage_fault_on_the_last_receive_still_end_failed(
+    model_error: str, steps: tuple[str, ...], door: str
+) -> None:
+    """Two faults at once: the model fails, then so does a write of the failure. The job still
+    ends FAILED where its caller looks (the record alone if the metadata cannot be written),
+    saying the model's error, after one model call; every 5xx names the job."""
+    case = start(door)
+    case.house.model.errors = [_model_error(model_error)]
+    for step in steps:
+        assert inject(case.house, step, door, 1, None)
+    run_door(case, "last")
+    house = case.house
+    assert len(house.model.calls) == 1
+    assert case.job_id is not None and all(
+        getattr(error, "job_id", None) == case.job_id for error in case.errors
+    ), case.errors
+    record = house.jobs.get(case.job_id)
+    assert record.status == "FAILED" and record.error is not None
+    assert record.error.code == _model_error(model_error).code
+    if door != "s3" or steps == ("final record",):
+        assert where_the_caller_looks(case) == "FAILED"
+    state = house.jobs.state(case.job_id)
+    assert state is not None and state.retry  # a redrive or a keyed retry may take it up again

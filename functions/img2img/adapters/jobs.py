@@ -24,7 +24,7 @@ def _pk(job_id: str) -> dict[str, str]:
 # The rules of job_states.allowed, as DynamoDB conditions on the stored item.
 _NEW = "attribute_not_exists(pk)"
 _TAKEN_UP = "(#s = :queued OR (#s = :failed AND #r = :yes))"
-_MINE = "(#s = :running AND #c = :calls)"
+_MINE = "(#s = :running AND #c = :calls AND #l = :lease)"
 _LAPSED = "(#s = :running AND (attribute_not_exists(#l) OR #l < :now))"
 
 

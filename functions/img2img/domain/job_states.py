@@ -40,18 +40,26 @@ class State:
 
 
 def allowed(
-    old: State | None, new: Status, *, now: float, calls: int = 0, request_hash: str | None = None
+    old: State | None,
+    new: Status,
+    *,
+    now: float,
+    calls: int = 0,
+    lease: float = 0.0,
+    request_hash: str | None = None,
 ) -> bool:
-    """May a record holding `old` become `new`? `calls` is the writer's own attempt (the count
-    its RUNNING write left): only that attempt may end or release the job it claimed."""
+    """May a record holding `old` become `new`? `calls` and `lease` are the writer's own attempt
+    (the count and lease its RUNNING write left): only that attempt may end or release the job
+    it claimed. The count alone is not enough: a release gives it back, and the next claim
+    takes the same count again."""
     if old is None:
-        return True
+        return not (new == "QUEUED" and calls)  # a release needs the claim it gives back
     if request_hash is not None and old.request_hash not in (None, request_hash):
         return False
     if old.settled:
         return False
     taken_up = old.status == "QUEUED" or old.status == "FAILED"  # FAILED here: retry is set
-    mine = old.status == "RUNNING" and old.calls == calls
+    mine = old.status == "RUNNING" and old.calls == calls and old.lease == lease
     if new == "RUNNING":
         return taken_up or (old.status == "RUNNING" and old.lease < now)
     if new == "QUEUED":  # an attempt giving its count back, or a keyed retry queuing again
