@@ -225,6 +225,12 @@ class JobStoreContract:
         assert not late.applied and late.before == State("RUNNING", 1, NOW + 61)
         assert rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW + 3, calls=1, lease=NOW + 61).applied
 
+    def test_a_release_after_a_call_that_may_have_billed_keeps_its_count(self, rig: JobsRig) -> None:
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert rig.jobs.write(a_record("j", "QUEUED"), now=NOW, calls=1, lease=NOW + 60, billed=True).applied
+        again = rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 1, lease=NOW + 61)
+        assert again.applied and again.before is not None and again.before.calls == 1
+
     def test_a_release_without_a_record_creates_none(self, rig: JobsRig) -> None:
         written = rig.jobs.write(a_record("gone", "QUEUED"), now=NOW, calls=1, lease=NOW + 60)
         assert written == Written(False, None, None)

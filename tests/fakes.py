@@ -396,6 +396,7 @@ class MemoryJobStore(_Faulty):
         lease: float = 0.0,
         retry: bool = False,
         request_hash: str | None = None,
+        billed: bool = False,
     ) -> Written:
         self._strike("write", record)
         found = self._items.get(record.job_id)
@@ -407,7 +408,7 @@ class MemoryJobStore(_Faulty):
         if record.status == "RUNNING":
             count += 1
         elif record.status == "QUEUED" and calls:
-            count = calls - 1
+            count = calls if billed else calls - 1
         state = State(
             record.status, count, lease, retry, request_hash or (before.request_hash if before else None)
         )

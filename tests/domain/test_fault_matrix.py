@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from img2img.domain.caller import Caller
-from img2img.domain.errors import ModelThrottled, ModelTimeout, ServiceError
+from img2img.domain.errors import ModelBusy, ModelThrottled, ModelTimeout, ServiceError
 from img2img.domain.pipeline import Attempt
 from img2img.domain.request import parse_request
 from img2img.handlers.queue_messages import read_message
@@ -339,3 +339,31 @@ def test_a_model_error_and_a_storage_fault_on_the_last_receive_still_end_failed(
         assert where_the_caller_looks(case) == "FAILED"
     state = house.jobs.state(case.job_id)
     assert state is not None and state.retry  # a redrive or a keyed retry may take it up again
+
+
+@pytest.mark.parametrize("door", ["s3", "api-job"])
+@pytest.mark.parametrize("model_error", ["timeout", "cut off"])
+def test_a_model_that_may_have_billed_twice_is_not_called_again_and_says_why(
+    door: str, model_error: str
+) -> None:
+    """Read timeouts (or calls cut off) on two receives: the third calls nothing, ends FAILED
+    with that model error, and is raised so the message goes on to the dead letters."""
+    case = start(door)
+    errors = [_model_error("timeout"), _model_error("timeout")]
+    if model_error == "cut off":
+        errors = [ModelBusy("the call was cut off"), ModelBusy("the call was cut off")]
+        for error in errors:
+            error.may_have_billed = True
+    code = errors[0].code
+    case.house.model.errors = errors
+    if door == "api-job":
+        assert case.submit()
+    assert not case.deliver(1) and not case.deliver(2)
+    assert not case.deliver(MAX_RECEIVES)  # raised: on to the dead-letter queue
+    assert [error.code for error in case.errors if isinstance(error, ServiceError)] == [code] * 3
+    assert len(case.house.model.calls) == 2
+    assert case.job_id is not None
+    record = case.house.jobs.get(case.job_id)
+    assert record.status == "FAILED" and record.error is not None and record.error.code == code
+    assert where_the_caller_looks(case) == "FAILED"
+    assert not case.deliver(1) and len(case.house.model.calls) == 2  # a redrive: still no call

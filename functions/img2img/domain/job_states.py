@@ -8,7 +8,9 @@ these same rules as a DynamoDB ConditionExpression; the in-memory fake calls `al
 
 - RUNNING counts the attempt (`calls`): every attempt claims the job before the model can be
   called, so `calls` bounds what a job can be billed. An attempt that ends before its model
-  call could bill (a source fault, a throttle) gives its count back: RUNNING -> QUEUED.
+  call could bill (a source fault, a throttle) gives its count back: RUNNING -> QUEUED. One
+  whose call may have billed (a read timeout, a call cut off) keeps it, and its error, which
+  the attempt that reaches the cap ends with.
 - A RUNNING record is its attempt's until `lease` (the invocation's deadline): a duplicate
   delivery meanwhile is refused, not run a second time.
 - A FAILED job whose failure a retry may cure (`retry`: a storage fault on its last receive)

@@ -5,8 +5,10 @@ events or HTTP; both doors call it.
 One job, one record: the job record's conditional writes (domain/job_states.py) say whether
 this attempt may run at all and how many attempts before it reached the model (`calls`). The
 result image is the stored answer: written once, with what the model said in its object
-metadata, so an attempt that finds it finishes from it without a call. Only a lost answer
-costs a call again, and only once: a job whose answer was lost twice ends FAILED."""
+metadata, so an attempt that finds it finishes from it without a call. Only an attempt whose
+call may have billed without leaving an answer (a read timeout, a call cut off, a lost
+result, the function stopped) costs a call again, and only once: after two, the job ends
+FAILED with the last model error it recorded."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from img2img.domain.errors import (
     AnswerLost,
     IdempotencyConflict,
     InProgress,
+    ModelBusy,
     ModelTimeout,
     ModelUnavailable,
     ServiceError,
@@ -135,6 +138,21 @@ def _preparation(prepared: PreparedImage) -> Preparation:
         to=[prepared.width, prepared.height],
         passthrough=prepared.passthrough,
         operations=list(prepared.operations),
+    )
+
+
+def _capped(before: JobRecord | None) -> ServiceError:
+    """The error a job ends with once two attempts may have reached its model without leaving
+    an answer: the last one's model error if it recorded one (a read timeout, a call cut
+    off), else the answer was lost (or the attempt stopped) before it was stored."""
+    last = before.error.code if before and before.error else None
+    if last == ModelTimeout.code:
+        return ModelTimeout("the model did not answer this job in time twice: it is not called again")
+    if last == ModelBusy.code:
+        return ModelBusy("the call to this job's model was cut off twice: it is not called again")
+    return AnswerLost(
+        "two attempts at this job may have reached the model and neither stored an answer "
+        "(stopped, cut off, or the result lost): it is not called again"
     )
 
 
@@ -282,7 +300,7 @@ class Pipeline:
                         )
                     found = None
                 if found is None and calls > 2:
-                    raise AnswerLost("the model's answer to this job was lost twice: it is not called again")
+                    raise _capped(claim.record)
                 answer = (
                     self._stored_answer(job, found, prepared) if found else self._call(job, prepared, attempt)
                 )
@@ -306,8 +324,10 @@ class Pipeline:
             raise  # another attempt holds the job, or another body its key: theirs to end
         except ServiceError as error:
             error.job_id = job.job_id  # recorded: whoever reports it can name the job
-            if error.retryable and not billed:  # the model did not run: a retry costs nothing more
-                self._release(job, calls, lease)
+            if error.retryable and not (billed and attempt.final):
+                # Another attempt follows: the model did not run (a retry costs nothing more),
+                # or it may have (the count stays, and the error, for the cap to end with).
+                self._release(job, calls, lease, error if billed else None)
             if error.retryable and not attempt.final:
                 raise
             preparation = _preparation(prepared) if prepared else None
@@ -601,12 +621,15 @@ class Pipeline:
         )
         return result, image
 
-    def _release(self, job: Job, calls: int, lease: float) -> None:
-        """An attempt that ended before its model could bill gives its count back."""
+    def _release(self, job: Job, calls: int, lease: float, billed: ServiceError | None) -> None:
+        """An attempt that ended before its model could bill gives its count back; one whose
+        call may have billed keeps it and records why it failed."""
         if not calls:
             return
         try:
             now = self._clock()
-            self._jobs.write(job.record("QUEUED", iso(now)), now=now, calls=calls, lease=lease)
+            record = job.record("QUEUED", iso(now))
+            record.error = ErrorInfo.of(billed) if billed else None
+            self._jobs.write(record, now=now, calls=calls, lease=lease, billed=billed is not None)
         except StorageError:
             log.warning("job %s: could not give its attempt back", job.job_id, extra={"job_id": job.job_id})
