@@ -1,9 +1,11 @@
 """The fault matrix, at the domain level over the in-memory fakes (milliseconds a case): a
 storage fault (or the function killed) at each step of each door, on the first, every or last
-receive, then a dead-letter redrive and a duplicate after the job record expired. Each case
-checks the two promises: the model is called once per job (twice only when the answer itself
-was lost before it was stored, never more), and the job ends where its caller looks (the
-metadata JSON for the S3 door, GET /v1/jobs/{id} for the API) with every 5xx naming the job.
+receive, then a dead-letter redrive and a duplicate after the job record expired; then two
+faults at once (a model error and a failed write of the failure on the last receive), and a
+model that may have billed (timed out, cut off) on two receives. Each case checks the two
+promises: the model is called once per job (twice only when a call that may have billed left
+no stored answer, never more), and the job ends where its caller looks (the metadata JSON for
+the S3 door, GET /v1/jobs/{id} for the API) with every 5xx naming the job.
 
 Receives follow SQS: a message comes back after its visibility timeout (the simulated clock
 moves past the last attempt's lease) until its last receive, then goes to the dead letters.
