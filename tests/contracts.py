@@ -210,15 +210,37 @@ class JobStoreContract:
         taken = rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 61, lease=NOW + 120)  # lease passed
         assert taken.applied and taken.before is not None and taken.before.calls == 1
         assert not rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW, calls=1).applied  # not its attempt
-        assert rig.jobs.write(a_record("j", "QUEUED"), now=NOW, calls=2).applied  # gives its count back
+        assert rig.jobs.write(
+            a_record("j", "QUEUED"), now=NOW, calls=2, lease=NOW + 120
+        ).applied  # gives back
         again = rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
         assert again.before is not None and again.before.calls == 1
-        assert rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW, calls=2).applied
+        assert rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW, calls=2, lease=NOW + 60).applied
+
+    def test_an_attempt_that_gave_its_count_back_cannot_end_the_next_claim(self, rig: JobsRig) -> None:
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert rig.jobs.write(a_record("j", "QUEUED"), now=NOW, calls=1, lease=NOW + 60).applied
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 1, lease=NOW + 61)  # a duplicate: count 1 again
+        late = rig.jobs.write(a_record("j", "FAILED"), now=NOW + 2, calls=1, lease=NOW + 60, retry=True)
+        assert not late.applied and late.before == State("RUNNING", 1, NOW + 61)
+        assert rig.jobs.write(a_record("j", "SUCCEEDED"), now=NOW + 3, calls=1, lease=NOW + 61).applied
+
+    def test_a_release_after_a_call_that_may_have_billed_keeps_its_count(self, rig: JobsRig) -> None:
+        rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
+        assert rig.jobs.write(a_record("j", "QUEUED"), now=NOW, calls=1, lease=NOW + 60, billed=True).applied
+        again = rig.jobs.write(a_record("j", "RUNNING"), now=NOW + 1, lease=NOW + 61)
+        assert again.applied and again.before is not None and again.before.calls == 1
+
+    def test_a_release_without_a_record_creates_none(self, rig: JobsRig) -> None:
+        written = rig.jobs.write(a_record("gone", "QUEUED"), now=NOW, calls=1, lease=NOW + 60)
+        assert written == Written(False, None, None)
+        with pytest.raises(errors.JobNotFound):
+            rig.jobs.get("gone")
 
     @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
     def test_a_settled_job_never_moves_and_answers_what_it_holds(self, rig: JobsRig, final: Status) -> None:
         rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
-        rig.jobs.write(a_record("j", final), now=NOW, calls=1)
+        rig.jobs.write(a_record("j", final), now=NOW, calls=1, lease=NOW + 60)
         for late in ("QUEUED", "RUNNING", "FAILED", "SUCCEEDED"):
             written = rig.jobs.write(a_record("j", late), now=NOW + 999, lease=NOW + 9999)
             assert not written.applied and written.record == rig.jobs.get("j")
@@ -226,7 +248,7 @@ class JobStoreContract:
 
     def test_a_failure_a_retry_may_cure_is_taken_up_again_with_its_count(self, rig: JobsRig) -> None:
         rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
-        rig.jobs.write(a_record("j", "FAILED"), now=NOW, calls=1, retry=True)
+        rig.jobs.write(a_record("j", "FAILED"), now=NOW, calls=1, lease=NOW + 60, retry=True)
         redrive = rig.jobs.write(a_record("j", "RUNNING"), now=NOW, lease=NOW + 60)
         assert redrive.applied and redrive.before is not None and redrive.before.calls == 1
         assert redrive.before.retry and not redrive.before.settled

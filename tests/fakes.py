@@ -396,18 +396,19 @@ class MemoryJobStore(_Faulty):
         lease: float = 0.0,
         retry: bool = False,
         request_hash: str | None = None,
+        billed: bool = False,
     ) -> Written:
         self._strike("write", record)
         found = self._items.get(record.job_id)
         before, doc = found if found else (None, None)
         old = JobRecord.model_validate_json(doc) if doc else None
-        if not allowed(before, record.status, now=now, calls=calls, request_hash=request_hash):
+        if not allowed(before, record.status, now=now, calls=calls, lease=lease, request_hash=request_hash):
             return Written(False, before, old)
         count = before.calls if before else 0
         if record.status == "RUNNING":
             count += 1
         elif record.status == "QUEUED" and calls:
-            count = calls - 1
+            count = calls if billed else calls - 1
         state = State(
             record.status, count, lease, retry, request_hash or (before.request_hash if before else None)
         )

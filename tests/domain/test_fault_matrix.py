@@ -1,9 +1,11 @@
 """The fault matrix, at the domain level over the in-memory fakes (milliseconds a case): a
 storage fault (or the function killed) at each step of each door, on the first, every or last
-receive, then a dead-letter redrive and a duplicate after the job record expired. Each case
-checks the two promises: the model is called once per job (twice only when the answer itself
-was lost before it was stored, never more), and the job ends where its caller looks (the
-metadata JSON for the S3 door, GET /v1/jobs/{id} for the API) with every 5xx naming the job.
+receive, then a dead-letter redrive and a duplicate after the job record expired; then two
+faults at once (a model error and a failed write of the failure on the last receive), and a
+model that may have billed (timed out, cut off) on two receives. Each case checks the two
+promises: the model is called once per job (twice only when a call that may have billed left
+no stored answer, never more), and the job ends where its caller looks (the metadata JSON for
+the S3 door, GET /v1/jobs/{id} for the API) with every 5xx naming the job.
 
 Receives follow SQS: a message comes back after its visibility timeout (the simulated clock
 moves past the last attempt's lease) until its last receive, then goes to the dead letters.
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from img2img.domain.caller import Caller
-from img2img.domain.errors import ServiceError
+from img2img.domain.errors import ModelBusy, ModelThrottled, ModelTimeout, ServiceError
 from img2img.domain.pipeline import Attempt
 from img2img.domain.request import parse_request
 from img2img.handlers.queue_messages import read_message
@@ -297,3 +299,73 @@ def test_a_duplicate_delivery_while_the_job_runs_is_refused_not_run() -> None:
     assert "results/faults/x.png.json" in case.house.store.keys(OUTPUT)
     assert case.house.meta("results/faults/x.png.json")["status"] == "SUCCEEDED"  # left alone
     assert case.deliver(2) and len(case.house.model.calls) == 1
+
+
+def _model_error(kind: str) -> ServiceError:
+    if kind == "throttle":
+        return ModelThrottled("Bedrock throttled")
+    unheard = ModelTimeout("the model did not answer within the client's read timeout")
+    unheard.may_have_billed = True
+    return unheard
+
+
+@pytest.mark.parametrize(
+    ("model_error", "steps", "door"),
+    [
+        pytest.param(error, steps, door, id=f"{error}-{'+'.join(steps)}-{door}")
+        for error in ("throttle", "timeout")
+        for steps in (("metadata write",), ("final record",), ("metadata write", "final record"))
+        for door in DOORS
+    ],
+)
+def test_a_model_error_and_a_storage_fault_on_the_last_receive_still_end_failed(
+    model_error: str, steps: tuple[str, ...], door: str
+) -> None:
+    """Two faults at once: the model fails, then so does a write of the failure. The job still
+    ends FAILED where its caller looks (the record alone if the metadata cannot be written),
+    saying the model's error, after one model call; every 5xx names the job."""
+    case = start(door)
+    case.house.model.errors = [_model_error(model_error)]
+    for step in steps:
+        assert inject(case.house, step, door, 1, None)
+    run_door(case, "last")
+    house = case.house
+    assert len(house.model.calls) == 1
+    assert case.job_id is not None and all(
+        getattr(error, "job_id", None) == case.job_id for error in case.errors
+    ), case.errors
+    record = house.jobs.get(case.job_id)
+    assert record.status == "FAILED" and record.error is not None
+    assert record.error.code == _model_error(model_error).code
+    if door != "s3" or steps == ("final record",):
+        assert where_the_caller_looks(case) == "FAILED"
+    state = house.jobs.state(case.job_id)
+    assert state is not None and state.retry  # a redrive or a keyed retry may take it up again
+
+
+@pytest.mark.parametrize("door", ["s3", "api-job"])
+@pytest.mark.parametrize("model_error", ["timeout", "cut off"])
+def test_a_model_that_may_have_billed_twice_is_not_called_again_and_says_why(
+    door: str, model_error: str
+) -> None:
+    """Read timeouts (or calls cut off) on two receives: the third calls nothing, ends FAILED
+    with that model error, and is raised so the message goes on to the dead letters."""
+    case = start(door)
+    errors = [_model_error("timeout"), _model_error("timeout")]
+    if model_error == "cut off":
+        errors = [ModelBusy("the call was cut off"), ModelBusy("the call was cut off")]
+        for error in errors:
+            error.may_have_billed = True
+    code = errors[0].code
+    case.house.model.errors = errors
+    if door == "api-job":
+        assert case.submit()
+    assert not case.deliver(1) and not case.deliver(2)
+    assert not case.deliver(MAX_RECEIVES)  # raised: on to the dead-letter queue
+    assert [error.code for error in case.errors if isinstance(error, ServiceError)] == [code] * 3
+    assert len(case.house.model.calls) == 2
+    assert case.job_id is not None
+    record = case.house.jobs.get(case.job_id)
+    assert record.status == "FAILED" and record.error is not None and record.error.code == code
+    assert where_the_caller_looks(case) == "FAILED"
+    assert not case.deliver(1) and len(case.house.model.calls) == 2  # a redrive: still no call

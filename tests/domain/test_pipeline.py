@@ -5,6 +5,7 @@ and the sync route's deadline."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 from typing import Any
@@ -12,13 +13,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from img2img.domain.errors import ModelThrottled
+from img2img.domain.errors import ModelBusy, ModelThrottled
 from img2img.domain.job import Job, OutputKeys, SourceRef
 from img2img.domain.pipeline import Attempt
 from img2img.domain.records import Metadata
 from img2img.domain.request import parse_request
+from img2img.handlers.queue_messages import read_message
 from tests import imagegen
 from tests.fakes import INPUT, OUTPUT, SD3, STRUCTURE, ULTRA, House, bedrock_error
+from tests.handlers.sqs_events import s3_notification
 
 pytestmark = pytest.mark.unit
 
@@ -234,3 +237,63 @@ def test_no_time_left_is_a_model_timeout_recorded_on_the_job_without_a_call(hous
     assert house.model.calls == []
     view = house.jobs.get("job1")
     assert view.status == "FAILED" and view.error is not None and view.error.code == "model_timeout"
+
+
+# --- what the record decides: billing, retries, duplicates --------------------------------------
+
+
+def test_a_call_cut_off_on_every_receive_costs_two_model_calls_at_most() -> None:
+    now = [1795600801.0]
+    house = House(clock=lambda: now[0])
+    for receive in range(1, 6):
+        cut = ModelBusy("the call was cut off")
+        cut.may_have_billed = True  # adapters/bedrock.py: a connection fault mid-call
+        house.model.errors = [cut]
+        now[0] += 720
+        with contextlib.suppress(ModelBusy):  # raised: the message comes back
+            house.pipeline.run(make_job(), Attempt(final=receive == 5, time_left=lambda: 120.0))
+    assert len(house.model.calls) == 2
+    assert house.jobs.get("job1").status == "FAILED"
+
+
+def test_a_retry_of_a_job_that_failed_after_its_model_answered_runs_again(house: House) -> None:
+    """The result write failed: the job is FAILED (retry set), its metadata says so. A keyed
+    retry or a redrive calls the model once more (the answer was lost) and succeeds."""
+    house.store.fail("put", bucket=OUTPUT, where="/result.", times=1)
+    first = house.pipeline.run(make_job(), Attempt())
+    assert first.status == "FAILED" and metadata(house).error.code == "storage_error"
+    again = house.pipeline.run(make_job(), Attempt())
+    assert again.status == metadata(house).status == house.jobs.get("job1").status == "SUCCEEDED"
+    assert len(house.model.calls) == 2
+
+
+def test_duplicate_deliveries_of_a_refused_drop_record_and_send_it_once(house: House) -> None:
+    put = house.store.add(INPUT, "inbox/x.png", imagegen.png(64, 64))  # no prompt: refused
+    read = read_message(json.dumps(s3_notification(INPUT, "inbox/x.png", version_id=put.version_id)))
+    for _ in range(3):
+        [summary] = house.worker.handle(read, Attempt())  # type: ignore[arg-type]
+        assert summary.status == "FAILED" and summary.error and summary.error.code == "missing_parameters"
+    assert len(house.events.entries) == 1 and len(house.finished) == 1
+    assert [key for _, key in house.store.writes].count("results/x.png.json") == 1
+    assert house.model.calls == []
+
+
+def test_an_attempt_whose_lease_lapsed_sends_no_second_event() -> None:
+    """A is slow; its lease passes and B takes the job up, finds A's stored result and ends it.
+    A's own final write is then refused: it answers B's outcome and sends nothing."""
+    now = [1795600801.0]
+    house = House(clock=lambda: now[0])
+    taken_over: list[str] = []
+
+    def b_takes_over(record: Any) -> bool:
+        if record.status == "SUCCEEDED" and not taken_over:
+            taken_over.append(record.job_id)
+            now[0] += 100  # past A's 10 s lease
+            assert house.pipeline.run(make_job(), Attempt()).status == "SUCCEEDED"
+        return False  # no fault: A's write goes on, and the record refuses it
+
+    house.jobs.fail("write", when=b_takes_over)
+    outcome = house.pipeline.run(make_job(), Attempt(time_left=lambda: 10.0))
+    assert outcome.status == "SUCCEEDED" and taken_over == ["job1"]
+    assert len(house.events.entries) == 1 and len(house.finished) == 1
+    assert len(house.model.calls) == 1  # B finished from A's stored result

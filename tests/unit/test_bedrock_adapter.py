@@ -157,6 +157,26 @@ def test_a_read_timeout_is_a_model_timeout_and_never_called_again() -> None:
     assert slow.calls == 1
 
 
+class _CutOffClient:
+    """A connection that drops after the request went out (botocore's ConnectionClosedError)."""
+
+    meta = type("Meta", (), {"region_name": "us-east-1"})()
+    calls = 0
+
+    def invoke_model(self, **_: object) -> None:
+        from botocore.exceptions import ConnectionClosedError
+
+        self.calls += 1
+        raise ConnectionClosedError(endpoint_url="https://bedrock-runtime.us-east-1.amazonaws.com")
+
+
+def test_a_call_cut_off_mid_way_may_have_billed_and_is_never_called_again() -> None:
+    cut = _CutOffClient()
+    with pytest.raises(errors.ModelBusy) as caught:
+        BedrockInvoker(cut, attempts=3, sleep=lambda s: None).invoke(MODEL, {})
+    assert caught.value.may_have_billed and caught.value.retryable and cut.calls == 1
+
+
 def test_sync_and_worker_clients_differ(aws_env: None) -> None:
     from img2img.config import Settings
     from img2img.handlers.wiring import model_client_config

@@ -106,7 +106,9 @@ class BedrockInvoker:
                     continue
                 raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
             except BotoCoreError as exc:  # a connection fault mid-call: the model may have run
-                raise ModelBusy(f"could not reach Bedrock for model {model_id}", internal=str(exc)) from exc
+                cut = ModelBusy(f"the call to model {model_id} was cut off", internal=str(exc))
+                cut.may_have_billed = True  # it may have run (and billed): never called again for free
+                raise cut from exc
 
     def _client_until(self, ends_at: float | None) -> Any:
         """botocore fixes a read timeout per client: a call with a deadline uses a client made

@@ -24,7 +24,7 @@ def _pk(job_id: str) -> dict[str, str]:
 # The rules of job_states.allowed, as DynamoDB conditions on the stored item.
 _NEW = "attribute_not_exists(pk)"
 _TAKEN_UP = "(#s = :queued OR (#s = :failed AND #r = :yes))"
-_MINE = "(#s = :running AND #c = :calls)"
+_MINE = "(#s = :running AND #c = :calls AND #l = :lease)"
 _LAPSED = "(#s = :running AND (attribute_not_exists(#l) OR #l < :now))"
 
 
@@ -43,6 +43,7 @@ class JobStore:
         lease: float = 0.0,
         retry: bool = False,
         request_hash: str | None = None,
+        billed: bool = False,
     ) -> Written:
         status = record.status
         values: dict[str, Any] = {
@@ -66,7 +67,7 @@ class JobStore:
             condition = f"{_NEW} OR {_TAKEN_UP} OR {_LAPSED}"
         elif status == "QUEUED" and calls:
             sets += ", #c = :released"
-            values[":released"] = {"N": str(calls - 1)}
+            values[":released"] = {"N": str(calls if billed else calls - 1)}
             condition = _MINE
         elif status == "QUEUED":
             sets += ", #c = if_not_exists(#c, :zero)"

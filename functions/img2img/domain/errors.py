@@ -126,8 +126,8 @@ class StorageError(ServiceError):
 
 
 class AnswerLost(StorageError):
-    """The model answered this job twice and both answers were lost before they were stored:
-    it is not called a third time."""
+    """Two attempts at this job may have reached the model (stopped mid-way, or their answer
+    lost before it was stored) and neither left an answer: it is not called a third time."""
 
     retryable = False
 

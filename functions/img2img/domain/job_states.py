@@ -8,7 +8,9 @@ these same rules as a DynamoDB ConditionExpression; the in-memory fake calls `al
 
 - RUNNING counts the attempt (`calls`): every attempt claims the job before the model can be
   called, so `calls` bounds what a job can be billed. An attempt that ends before its model
-  call could bill (a source fault, a throttle) gives its count back: RUNNING -> QUEUED.
+  call could bill (a source fault, a throttle) gives its count back: RUNNING -> QUEUED. One
+  whose call may have billed (a read timeout, a call cut off) keeps it, and its error, which
+  the attempt that reaches the cap ends with.
 - A RUNNING record is its attempt's until `lease` (the invocation's deadline): a duplicate
   delivery meanwhile is refused, not run a second time.
 - A FAILED job whose failure a retry may cure (`retry`: a storage fault on its last receive)
@@ -40,18 +42,26 @@ class State:
 
 
 def allowed(
-    old: State | None, new: Status, *, now: float, calls: int = 0, request_hash: str | None = None
+    old: State | None,
+    new: Status,
+    *,
+    now: float,
+    calls: int = 0,
+    lease: float = 0.0,
+    request_hash: str | None = None,
 ) -> bool:
-    """May a record holding `old` become `new`? `calls` is the writer's own attempt (the count
-    its RUNNING write left): only that attempt may end or release the job it claimed."""
+    """May a record holding `old` become `new`? `calls` and `lease` are the writer's own attempt
+    (the count and lease its RUNNING write left): only that attempt may end or release the job
+    it claimed. The count alone is not enough: a release gives it back, and the next claim
+    takes the same count again."""
     if old is None:
-        return True
+        return not (new == "QUEUED" and calls)  # a release needs the claim it gives back
     if request_hash is not None and old.request_hash not in (None, request_hash):
         return False
     if old.settled:
         return False
     taken_up = old.status == "QUEUED" or old.status == "FAILED"  # FAILED here: retry is set
-    mine = old.status == "RUNNING" and old.calls == calls
+    mine = old.status == "RUNNING" and old.calls == calls and old.lease == lease
     if new == "RUNNING":
         return taken_up or (old.status == "RUNNING" and old.lease < now)
     if new == "QUEUED":  # an attempt giving its count back, or a keyed retry queuing again

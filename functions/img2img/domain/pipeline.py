@@ -5,8 +5,10 @@ events or HTTP; both doors call it.
 One job, one record: the job record's conditional writes (domain/job_states.py) say whether
 this attempt may run at all and how many attempts before it reached the model (`calls`). The
 result image is the stored answer: written once, with what the model said in its object
-metadata, so an attempt that finds it finishes from it without a call. Only a lost answer
-costs a call again, and only once: a job whose answer was lost twice ends FAILED."""
+metadata, so an attempt that finds it finishes from it without a call. Only an attempt whose
+call may have billed without leaving an answer (a read timeout, a call cut off, a lost
+result, the function stopped) costs a call again, and only once: after two, the job ends
+FAILED with the last model error it recorded."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from img2img.domain.errors import (
     AnswerLost,
     IdempotencyConflict,
     InProgress,
+    ModelBusy,
     ModelTimeout,
     ModelUnavailable,
     ServiceError,
@@ -138,6 +141,21 @@ def _preparation(prepared: PreparedImage) -> Preparation:
     )
 
 
+def _capped(before: JobRecord | None) -> ServiceError:
+    """The error a job ends with once two attempts may have reached its model without leaving
+    an answer: the last one's model error if it recorded one (a read timeout, a call cut
+    off), else the answer was lost (or the attempt stopped) before it was stored."""
+    last = before.error.code if before and before.error else None
+    if last == ModelTimeout.code:
+        return ModelTimeout("the model did not answer this job in time twice: it is not called again")
+    if last == ModelBusy.code:
+        return ModelBusy("the call to this job's model was cut off twice: it is not called again")
+    return AnswerLost(
+        "two attempts at this job may have reached the model and neither stored an answer "
+        "(stopped, cut off, or the result lost): it is not called again"
+    )
+
+
 def _owner(found: StoredObject, metadata_json: bool) -> str | None:
     """The job a stored result (or a final metadata JSON) belongs to: a key is reused when the
     same source is dropped again, so only the job's own counts."""
@@ -247,12 +265,14 @@ class Pipeline:
         self._on_start(job)
         timer = _Timer()
         source = SourceInfo(bucket=job.source.bucket, key=job.source.key, version_id=job.source.version_id)
-        calls = 0
+        calls, lease = 0, 0.0  # this attempt's claim: its count and lease identify its writes
         billed = False  # the model may have run (and billed) in this attempt
         model: ModelInfo | None = None
         prepared: PreparedImage | None = None
         try:
-            claim = self._claim(job, attempt)
+            now = self._clock()
+            lease = attempt.lease(now)
+            claim = self._claim(job, now, lease)
             if not claim.applied:
                 assert claim.record is not None
                 log.info("job %s was settled before: nothing to do", job.job_id, extra={"job_id": job.job_id})
@@ -271,11 +291,16 @@ class Pipeline:
                 found = self._found(job, claim)
                 if found is not None and found.content_type == "application/json":
                     ended = Metadata.model_validate_json(found.data)
-                    return self.finish(
-                        job, Ending(ended.status, ended.source, metadata_written=ended), calls=calls
-                    )
+                    if ended.status != "FAILED":  # a failure is no answer: a redrive runs the job again
+                        return self.finish(
+                            job,
+                            Ending(ended.status, ended.source, metadata_written=ended),
+                            calls=calls,
+                            lease=lease,
+                        )
+                    found = None
                 if found is None and calls > 2:
-                    raise AnswerLost("the model's answer to this job was lost twice: it is not called again")
+                    raise _capped(claim.record)
                 answer = (
                     self._stored_answer(job, found, prepared) if found else self._call(job, prepared, attempt)
                 )
@@ -299,30 +324,43 @@ class Pipeline:
             raise  # another attempt holds the job, or another body its key: theirs to end
         except ServiceError as error:
             error.job_id = job.job_id  # recorded: whoever reports it can name the job
-            if error.retryable and not billed:  # the model did not run: a retry costs nothing more
-                self._release(job, calls)
+            if error.retryable and not (billed and attempt.final):
+                # Another attempt follows: the model did not run (a retry costs nothing more),
+                # or it may have (the count stays, and the error, for the cap to end with).
+                self._release(job, calls, lease, error if billed else None)
             if error.retryable and not attempt.final:
                 raise
             preparation = _preparation(prepared) if prepared else None
             ending = Ending("FAILED", source, preparation, model, error=error, timings_ms=timer.total())
         try:
-            return self.finish(job, ending, calls=calls)
+            return self.finish(job, ending, calls=calls, lease=lease)
         except StorageError as error:
             error.job_id = job.job_id
-            if not attempt.final or ending.error is not None:
+            if not attempt.final:
                 raise
-            return self._give_up(job, source, error, calls)
+            return self._give_up(job, source, ending.error or error, calls, lease)
 
-    def _give_up(self, job: Job, source: SourceInfo, error: StorageError, calls: int) -> Outcome:
+    def _give_up(
+        self, job: Job, source: SourceInfo, error: ServiceError, calls: int, lease: float
+    ) -> Outcome:
         """The last attempt could not write its outcome: the job still ends FAILED where its
-        caller looks, as far as storage lets (a redrive may take it up again: retry is set)."""
+        caller looks, as far as storage lets, saying why it failed (the model's error if it
+        had one, else the storage fault). The record alone if the metadata cannot be written;
+        a redrive may take the job up again (retry is set)."""
         try:
-            return self.finish(job, Ending(status="FAILED", source=source, error=error), calls=calls)
-        except StorageError:
+            return self.finish(
+                job, Ending(status="FAILED", source=source, error=error), calls=calls, lease=lease
+            )
+        except StorageError as fault:
+            fault.job_id = job.job_id
             now = self._clock()
             record = job.record("FAILED", iso(now))
             record.error = ErrorInfo.of(error)
-            self._jobs.write(record, now=now, calls=calls, retry=True)
+            try:
+                self._jobs.write(record, now=now, calls=calls, lease=lease, retry=True)
+            except StorageError as last:
+                last.job_id = job.job_id  # the job was recorded: whoever reports this names it
+                raise
             return Outcome(_summary(record), error=error)
 
     def reject(self, refused: Refused, error: ServiceError) -> Summary:
@@ -333,12 +371,15 @@ class Pipeline:
         )
         return self.finish(refused, Ending(status="FAILED", source=source, error=error)).summary
 
-    def finish(self, job: Job | Refused, ending: Ending, *, calls: int = 0) -> Outcome:
+    def finish(self, job: Job | Refused, ending: Ending, *, calls: int = 0, lease: float = 0.0) -> Outcome:
         """The one place a job ends: its metadata JSON, built once, is written (unless an
         earlier attempt wrote it), then the final record, then the on_finish hook. Metadata
         first: whoever reads a final record can rely on the metadata and image being there.
         A write that fails here is raised (the job's result is stored: a redelivery finishes
-        it without a call); on the last attempt the metadata still says FAILED if it can."""
+        it without a call); on the last attempt the metadata still says FAILED if it can.
+        A final write the record refuses (the job was settled, or another attempt holds it)
+        sends no event and counts nothing: the outcome is the record's. A refused job has no
+        image: its record goes first, so a duplicate never rewrites its metadata."""
         now = self._clock()
         error = ending.error
         if ending.status == "FAILED" and error is None and ending.result is not None:
@@ -380,12 +421,20 @@ class Pipeline:
             fallback_from=metadata.model.fallback_from if metadata.model else None,
             caller=job.caller,
         )
-        if ending.metadata_written is None:
+        retry = error is not None and error.retryable
+        refused = isinstance(job, Refused)
+        if refused:
+            written = self._jobs.write(record, now=now, retry=retry, request_hash=job.request_hash)
+        if ending.metadata_written is None and (not refused or written.applied):
             self._store.put(
                 job.output.bucket, job.output.metadata_key, metadata.to_json_bytes(), "application/json"
             )
-        retry = error is not None and error.retryable
-        self._jobs.write(record, now=now, calls=calls, retry=retry, request_hash=job.request_hash)
+        if not refused:
+            written = self._jobs.write(
+                record, now=now, calls=calls, lease=lease, retry=retry, request_hash=job.request_hash
+            )
+        if not written.applied:
+            return self._not_mine(job, written)
         summary = _summary(record)
         self._events.job_finished(JobFinished.of(metadata))
         self._on_finish(summary)
@@ -402,15 +451,24 @@ class Pipeline:
         )
         return Outcome(summary, ending.image, error)
 
+    def _not_mine(self, job: Job | Refused, written: Written) -> Outcome:
+        """The record refused this attempt's final write: a duplicate of a job that ended, or
+        an attempt whose lease lapsed and another took the job up. Nothing more is sent."""
+        log.info("job %s was ended by another attempt", job.job_id, extra={"job_id": job.job_id})
+        if written.record is not None and written.before is not None and written.before.settled:
+            return Outcome(_summary(written.record))
+        busy = InProgress("this job is being run by another request: ask again shortly")
+        busy.job_id = job.job_id
+        raise busy
+
     # --- the steps ----------------------------------------------------------------------------
 
-    def _claim(self, job: Job, attempt: Attempt) -> Written:
+    def _claim(self, job: Job, now: float, lease: float) -> Written:
         """RUNNING, counting the attempt; not applied when the job is settled (answered from
         its record). Another attempt's live lease is InProgress, another body under the same
         Idempotency-Key a conflict."""
-        now = self._clock()
         claim = self._jobs.write(
-            job.record("RUNNING", iso(now)), now=now, lease=attempt.lease(now), request_hash=job.request_hash
+            job.record("RUNNING", iso(now)), now=now, lease=lease, request_hash=job.request_hash
         )
         before = claim.before
         if not claim.applied and before is not None:
@@ -563,11 +621,15 @@ class Pipeline:
         )
         return result, image
 
-    def _release(self, job: Job, calls: int) -> None:
-        """An attempt that ended before its model could bill gives its count back."""
+    def _release(self, job: Job, calls: int, lease: float, billed: ServiceError | None) -> None:
+        """An attempt that ended before its model could bill gives its count back; one whose
+        call may have billed keeps it and records why it failed."""
         if not calls:
             return
         try:
-            self._jobs.write(job.record("QUEUED", iso(self._clock())), now=self._clock(), calls=calls)
+            now = self._clock()
+            record = job.record("QUEUED", iso(now))
+            record.error = ErrorInfo.of(billed) if billed else None
+            self._jobs.write(record, now=now, calls=calls, lease=lease, billed=billed is not None)
         except StorageError:
             log.warning("job %s: could not give its attempt back", job.job_id, extra={"job_id": job.job_id})

@@ -81,9 +81,12 @@ class JobStorePort(Protocol):
         lease: float = 0.0,
         retry: bool = False,
         request_hash: str | None = None,
+        billed: bool = False,
     ) -> Written:
         """Move the job to `record.status` if job_states.allowed says it may (a RUNNING write
-        counts the attempt; `calls` is the writer's own attempt). Never raises for a refusal."""
+        counts the attempt; `calls` is the writer's own attempt; a release, QUEUED with
+        `calls`, gives the count back unless its call may have `billed`). Never raises for a
+        refusal."""
         ...
 
     def get(self, job_id: str) -> JobRecord: ...
