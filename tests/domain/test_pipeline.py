@@ -270,9 +270,11 @@ def test_a_retry_of_a_job_that_failed_after_its_model_answered_runs_again(house:
 def test_duplicate_deliveries_of_a_refused_drop_record_and_send_it_once(house: House) -> None:
     put = house.store.add(INPUT, "inbox/x.png", imagegen.png(64, 64))  # no prompt: refused
     read = read_message(json.dumps(s3_notification(INPUT, "inbox/x.png", version_id=put.version_id)))
-    for _ in range(3):
-        [summary] = house.worker.handle(read, Attempt())  # type: ignore[arg-type]
-        assert summary.status == "FAILED" and summary.error and summary.error.code == "missing_parameters"
+    [summary] = house.worker.handle(read, Attempt())  # type: ignore[arg-type]
+    assert summary.status == "FAILED" and summary.error and summary.error.code == "missing_parameters"
+    for _ in range(2):  # its outcome is there: skipped, nothing written or sent again
+        assert house.worker.handle(read, Attempt()) == []  # type: ignore[arg-type]
+    assert len(house.skipped) == 2
     assert len(house.events.entries) == 1 and len(house.finished) == 1
     assert [key for _, key in house.store.writes].count("results/x.png.json") == 1
     assert house.model.calls == []
