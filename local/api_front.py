@@ -451,8 +451,8 @@ class ApiFront:
                 self._function_name, timeout_seconds=self._function_timeout, memory_mb=self._memory_mb
             )
             try:
-                # One call at a time, like one Lambda instance: the Powertools resolver, logger
-                # and idempotency layer keep per-request state at module level, which is safe
+                # One call at a time, like one Lambda instance: the Powertools resolver and
+                # logger keep per-request state at module level, which is safe
                 # on Lambda (one request per process) and not across threads.
                 with self._one_at_a_time:
                     outcome["result"] = self._handler(event, context)

@@ -212,7 +212,3 @@ def split_profile(model_id: str) -> tuple[str | None, str]:
         if model_id.startswith(prefix):
             return prefix, model_id[len(prefix) :]
     return None, model_id
-
-
-def base_id(model_id: str) -> str:
-    return split_profile(model_id)[1]

@@ -31,7 +31,7 @@ class Caller:  # a pydantic dataclass: positional to build, and a field of the t
 
     @property
     def tag(self) -> str:
-        """An opaque, stable name for the caller: safe in object keys, idempotency scopes and
+        """An opaque, stable name for the caller: safe in object keys, keyed job ids and
         logs (it reveals no ARN or key id)."""
         return hashlib.sha256(f"{self.kind}:{self.id}".encode()).hexdigest()[:20]
 
