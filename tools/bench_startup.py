@@ -10,7 +10,8 @@ measured on what ships.
    /v1/health and the worker taking an s3:TestEvent batch, with the environment the stack gives
    the function and tracing enabled as deployed (Lambda's variables set,
    POWERTOOLS_TRACE_DISABLED unset; segments go to a UDP address nobody listens on); and the
-   same primed, as a SnapStart snapshot holds them. No network: the health route and a test
+   same primed, as a SnapStart snapshot holds them; and each function's floor: the modules it
+   loaded that are not ours, and the clients it built, without our code. No network: the health route and a test
    event make no AWS calls, clients only get created. This machine's CPU, not Lambda's arm64:
    compare the rows, not the numbers with AWS.
 2. With --profile, `-X importtime` of each function's first answer: the imports that cost most.
@@ -49,6 +50,9 @@ FIRST_ANSWERS = (
 # wiring.prime built; a restored environment pays Lambda's restore (its REPORT line's Restore
 # Duration, not measurable here) plus what these rows time.
 PRIMED = " (SnapStart, primed)"
+# The same function's packages and boto3 clients without our code (_FLOOR): what the target
+# leaves for img2img's own modules is the row above less this one.
+FLOOR = ": its packages and clients alone"
 # The clock starts after the event is read and the context built (the runtime's work, not the
 # function's) and stops when the handler returns its answer.
 # Each probe prints wall and CPU seconds: on a loaded machine the CPU time is the steadier figure.
@@ -75,6 +79,32 @@ answer = handler(event, context)
 elapsed, cpu = time.perf_counter() - t, time.process_time() - c
 assert answer.get("statusCode", 200) == 200 and not answer.get("batchItemFailures"), answer
 print(elapsed, cpu)
+if {inventory!r}:  # what the floor row loads: every module but ours, and the clients built
+    from img2img.handlers.wiring import get_service
+    clients = vars(get_service(sync={module!r}.endswith("api")).clients).values()
+    with open({inventory!r}, "w") as out:
+        json.dump({{
+            "modules": [name for name in sys.modules if name.split(".")[0] != "img2img"],
+            "clients": [client.meta.service_model.service_name for client in clients],
+        }}, out)
+"""
+# The floor: the same function's packages (every module it loaded but ours, in the order it
+# loaded them: Powertools, pydantic, botocore, Pillow, the standard library) and the same boto3
+# clients, without a line of img2img. What the chosen packages cost before our code starts.
+_FLOOR = """
+import importlib, json, sys, time
+inventory = json.load(open({inventory!r}))
+t, c = time.perf_counter(), time.process_time()
+for name in inventory["modules"]:
+    try:
+        importlib.import_module(name)
+    except Exception:  # a module that only its package may import first (genericpath before os)
+        pass
+import boto3
+session = boto3.session.Session()
+for service in inventory["clients"]:
+    session.client(service)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 
@@ -112,17 +142,26 @@ def _run(
     module: str | None,
     event: str | None,
     *,
-    primed: bool = False,
+    kind: str = "answer",
+    inventory: str = "",
     flags: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """One fresh interpreter, as Lambda's runtime starts: the read-only asset is its only path."""
+    """One fresh interpreter, as Lambda's runtime starts: the read-only asset is its only path.
+    `kind`: "answer" (writing the `inventory` of what it loaded, if one is named), "primed", or
+    "floor" (loading that inventory's packages and clients only)."""
     function = "worker" if module and module.endswith("worker") else "api"
     env = deployed_environment(function, task_root)
     if module is None:
         code = _BASELINE
+    elif kind == "floor":
+        code = _FLOOR.format(inventory=inventory)
     else:
         code = _FIRST_ANSWER.format(
-            event=str(EVENTS / str(event)), name=env["AWS_LAMBDA_FUNCTION_NAME"], module=module, primed=primed
+            event=str(EVENTS / str(event)),
+            name=env["AWS_LAMBDA_FUNCTION_NAME"],
+            module=module,
+            primed=kind == "primed",
+            inventory=inventory,
         )
     out = subprocess.run(  # noqa: S603 - the runtime's Python (.venv's 3.13), our own code
         [sys.executable, *builder.ISOLATED_FLAGS, *flags, "-c", code],
@@ -142,20 +181,26 @@ def first_answer_report(task_root: Path, runs: int) -> list[str]:
     falls on every row alike; medians, min-max and the ratio to the boto3 yardstick. The primed
     rows are what a SnapStart restore resumes: the import and wiring.prime done before the clock.
     CPU time next to wall time: other processes on a shared machine stretch the wall clock only."""
-    rows = [(label, module, event, False) for label, module, event in FIRST_ANSWERS]
-    rows += [(label + PRIMED, module, event, True) for label, module, event in FIRST_ANSWERS[1:]]
+    rows = [(label, module, event, "answer") for label, module, event in FIRST_ANSWERS]
+    rows += [(label + PRIMED, module, event, "primed") for label, module, event in FIRST_ANSWERS[1:]]
+    rows += [
+        (label.split(":")[0] + FLOOR, module, event, "floor") for label, module, event in FIRST_ANSWERS[1:]
+    ]
     samples: dict[str, list[tuple[float, float]]] = {row[0]: [] for row in rows}
-    for _label, module, event, primed in rows:  # warm-up: the disk cache (no bytecode is written)
-        _run(task_root, module, event, primed=primed)
-    for _ in range(runs):
-        for label, module, event, primed in rows:
-            out = _run(task_root, module, event, primed=primed)
-            wall_s, cpu_s = out.stdout.strip().splitlines()[-1].split()
-            samples[label].append((float(wall_s), float(cpu_s)))
+    with tempfile.TemporaryDirectory(prefix="img2img-inventory-") as inventories:
+        for _label, module, event, kind in rows:  # warm-up: the disk cache (no bytecode is written)
+            inventory = str(Path(inventories) / f"{module}.json") if module else ""
+            _run(task_root, module, event, kind=kind, inventory=inventory)
+        for _ in range(runs):
+            for label, module, event, kind in rows:
+                inventory = str(Path(inventories) / f"{module}.json") if kind == "floor" else ""
+                out = _run(task_root, module, event, kind=kind, inventory=inventory)
+                wall_s, cpu_s = out.stdout.strip().splitlines()[-1].split()
+                samples[label].append((float(wall_s), float(cpu_s)))
     lines = [
         f"time to first answer, {runs} fresh interpreters each, Python {sys.version.split()[0]}, "
         "the read-only twin of the asset, tracing on as deployed",
-        f"{'':40} {'median ms':>10} {'min-max ms':>14} {'vs boto3':>10} {'CPU ms':>8} {'vs boto3':>10}",
+        f"{'':44} {'median ms':>10} {'min-max ms':>14} {'vs boto3':>10} {'CPU ms':>8} {'vs boto3':>10}",
     ]
     yardstick = samples[FIRST_ANSWERS[0][0]]
     wall_base = statistics.median(w for w, _ in yardstick)
@@ -165,7 +210,7 @@ def first_answer_report(task_root: Path, runs: int) -> list[str]:
         cpu = statistics.median(c for _, c in times)
         spread = f"{min(wall) * 1000:.0f}-{max(wall) * 1000:.0f}"
         lines.append(
-            f"{label:40} {statistics.median(wall) * 1000:10.0f} {spread:>14} "
+            f"{label:44} {statistics.median(wall) * 1000:10.0f} {spread:>14} "
             f"{statistics.median(wall) / wall_base:9.3f}x {cpu * 1000:8.0f} {cpu / cpu_base:9.3f}x"
         )
     return lines

@@ -16,7 +16,9 @@ logger = Logger(service="img2img")
 for _name in ("botocore", "boto3", "urllib3"):
     _library = logging.getLogger(_name)
     _library.setLevel(max(logging.INFO, _library.level))  # never lower what a host (local mode) set
-tracer = Tracer(service="img2img")
+# Only botocore makes calls worth a subsegment here; Tracer's default patches every library the
+# X-Ray SDK knows (importing sqlite3 among them) on each cold start.
+tracer = Tracer(service="img2img", patch_modules=("botocore",))
 metrics = Metrics(namespace="Img2Img", service="img2img")
 
 
