@@ -131,7 +131,7 @@ def test_the_worker_reads_its_model_read_timeout(aws_env: None, monkeypatch: pyt
         return real_client(self, service, *args, **kwargs)
 
     monkeypatch.setattr(boto3.session.Session, "client", client)
-    wiring.build_service(Settings(), sync=False)  # type: ignore[call-arg]
+    wiring.build_service(Settings.from_environment(), sync=False)
     assert made["bedrock-runtime"].read_timeout == 117
 
 

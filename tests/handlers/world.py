@@ -90,7 +90,7 @@ def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 def world(aws: Aws) -> Iterator[World]:
     """Both services (sync and worker) as handlers/wiring.py builds them, installed for the handlers."""
     wiring.reset()
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings.from_environment()
     bedrock = FakeBedrock()
     for sync in (True, False):
         service = wiring.build_service(settings, sync=sync, bedrock_client=bedrock, sleep=lambda s: None)

@@ -217,7 +217,7 @@ def test_the_environment_is_read_by_the_function_settings(
     variables = s.template["Resources"][i["api"]]["Properties"]["Environment"]["Variables"]
     for key, value in variables.items():
         monkeypatch.setenv(key, render(value))
-    settings = Settings()
+    settings = Settings.from_environment()
     assert settings.allowed_model_ids == s.config.allowed_model_ids
     assert settings.default_model_id == s.config.default_model_id
     assert settings.model_read_timeout_seconds == s.config.sync_budget_seconds

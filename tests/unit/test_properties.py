@@ -327,7 +327,7 @@ def api_over_memory(aws_env: None) -> Iterator[House]:
     from img2img.handlers import wiring
 
     wiring.reset()
-    service, house = memory_service(Settings())  # type: ignore[call-arg]
+    service, house = memory_service(Settings.from_environment())
     wiring.install(service, sync=True)
     yield house
     wiring.reset()
