@@ -11,15 +11,16 @@ measured on what ships.
    the function and tracing enabled as deployed (Lambda's variables set,
    POWERTOOLS_TRACE_DISABLED unset; segments go to a UDP address nobody listens on); and the
    same primed, as a SnapStart snapshot holds them; and each function's floor: the modules it
-   loaded that are not ours, and the clients it built, without our code. No network: the health route and a test
-   event make no AWS calls, clients only get created. This machine's CPU, not Lambda's arm64:
-   compare the rows, not the numbers with AWS.
+   loaded that are not ours, and the clients it built, without our code. With --instructions,
+   each row's instructions too (callgrind: steady on a busy machine). No network: the health
+   route and a test event make no AWS calls, clients only get created. This machine's CPU, not
+   Lambda's arm64: compare the rows, not the numbers with AWS.
 2. With --profile, `-X importtime` of each function's first answer: the imports that cost most.
 3. The size of the function asset that `make asset` builds into .build/lambda/ (all functions
    share it): unzipped against the 40 MiB target and Lambda's 250 MiB limit, zipped as CDK
    uploads it, and the biggest packages in it.
 
-    python -m tools.bench_startup [--runs 7] [--profile]
+    python -m tools.bench_startup [--runs 7] [--profile] [--instructions]
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def _run(
     kind: str = "answer",
     inventory: str = "",
     flags: tuple[str, ...] = (),
+    wrapper: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """One fresh interpreter, as Lambda's runtime starts: the read-only asset is its only path.
     `kind`: "answer" (writing the `inventory` of what it loaded, if one is named), "primed", or
@@ -164,7 +166,7 @@ def _run(
             inventory=inventory,
         )
     out = subprocess.run(  # noqa: S603 - the runtime's Python (.venv's 3.13), our own code
-        [sys.executable, *builder.ISOLATED_FLAGS, *flags, "-c", code],
+        [*wrapper, sys.executable, *builder.ISOLATED_FLAGS, *flags, "-c", code],
         check=False,
         capture_output=True,
         text=True,
@@ -176,11 +178,19 @@ def _run(
     return out
 
 
-def first_answer_report(task_root: Path, runs: int) -> list[str]:
+# Instructions executed, counted by valgrind's callgrind: the same count whatever else the machine
+# runs, so the steadiest ratio here; it covers the whole process (the interpreter's own start,
+# reading the event), and a primed row's process imports before its clock starts, so it has none.
+_CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def first_answer_report(task_root: Path, runs: int, *, instructions: bool = False) -> list[str]:
     """Interleaved rounds (one run of each row per round) so that load from other processes
     falls on every row alike; medians, min-max and the ratio to the boto3 yardstick. The primed
     rows are what a SnapStart restore resumes: the import and wiring.prime done before the clock.
-    CPU time next to wall time: other processes on a shared machine stretch the wall clock only."""
+    CPU time next to wall time: other processes on a shared machine stretch the wall clock only.
+    `instructions`: each row but the primed ones once more under callgrind (about 30 s a row)."""
     rows = [(label, module, event, "answer") for label, module, event in FIRST_ANSWERS]
     rows += [(label + PRIMED, module, event, "primed") for label, module, event in FIRST_ANSWERS[1:]]
     rows += [
@@ -197,14 +207,25 @@ def first_answer_report(task_root: Path, runs: int) -> list[str]:
                 out = _run(task_root, module, event, kind=kind, inventory=inventory)
                 wall_s, cpu_s = out.stdout.strip().splitlines()[-1].split()
                 samples[label].append((float(wall_s), float(cpu_s)))
+        counted: dict[str, int] = {}
+        for label, module, event, kind in rows if instructions else ():
+            if kind != "primed":
+                inventory = str(Path(inventories) / f"{module}.json") if kind == "floor" else ""
+                out = _run(task_root, module, event, kind=kind, inventory=inventory, wrapper=_CALLGRIND)
+                found = _COLLECTED.search(out.stderr)
+                if found is None:
+                    raise RuntimeError(f"callgrind counted nothing:\n{out.stderr[-2000:]}")
+                counted[label] = int(found.group(1))
     lines = [
         f"time to first answer, {runs} fresh interpreters each, Python {sys.version.split()[0]}, "
         "the read-only twin of the asset, tracing on as deployed",
-        f"{'':44} {'median ms':>10} {'min-max ms':>14} {'vs boto3':>10} {'CPU ms':>8} {'vs boto3':>10}",
+        f"{'':44} {'median ms':>10} {'min-max ms':>14} {'vs boto3':>10} {'CPU ms':>8} {'vs boto3':>10}"
+        + (f" {'M instr.':>9} {'vs boto3':>10}" if counted else ""),
     ]
     yardstick = samples[FIRST_ANSWERS[0][0]]
     wall_base = statistics.median(w for w, _ in yardstick)
     cpu_base = statistics.median(c for _, c in yardstick)
+    instr_base = counted.get(FIRST_ANSWERS[0][0], 0)
     for label, times in samples.items():
         wall = [w for w, _ in times]
         cpu = statistics.median(c for _, c in times)
@@ -212,6 +233,11 @@ def first_answer_report(task_root: Path, runs: int) -> list[str]:
         lines.append(
             f"{label:44} {statistics.median(wall) * 1000:10.0f} {spread:>14} "
             f"{statistics.median(wall) / wall_base:9.3f}x {cpu * 1000:8.0f} {cpu / cpu_base:9.3f}x"
+            + (
+                f" {counted[label] / 1e6:9.0f} {counted[label] / instr_base:9.3f}x"
+                if label in counted
+                else ""
+            )
         )
     return lines
 
@@ -266,12 +292,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per row")
     parser.add_argument("--profile", action="store_true", help="also -X importtime of each function")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each row's instructions (valgrind's callgrind)",
+    )
     args = parser.parse_args(argv)
     twin = builder.build_twin()
     with tempfile.TemporaryDirectory(prefix="img2img-twin-") as scratch:
         task_root = builder.read_only_copy(twin.path, Path(scratch) / "task")
         try:
-            for line in first_answer_report(task_root, args.runs):
+            for line in first_answer_report(task_root, args.runs, instructions=args.instructions):
                 print(line, flush=True)
             if args.profile:
                 for line in import_profile(task_root):
