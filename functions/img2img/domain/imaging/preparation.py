@@ -97,6 +97,8 @@ def _convert(source: ImageFile.ImageFile, fmt: str, resize_mode: ResizeMode) -> 
         source.load()  # the full decode, here, so truncation surfaces as UnsupportedImage
     picture = resizable(source, ops)
     picture = resize(picture, plan, ops)
+    if picture is not source:
+        source.close()  # its decoded pixels (a 12 MP JPEG's half-scale draft: 12 MB) are done with
     picture = to_srgb(picture, icc, ops)
     if orientation in TRANSPOSE:
         picture = picture.transpose(TRANSPOSE[orientation])
