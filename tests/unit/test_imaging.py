@@ -29,6 +29,7 @@ from img2img.domain.imaging import (
     prepare_image,
 )
 from img2img.domain.imaging.encoding import transient_png
+from img2img.domain.imaging.geometry import Plan, _centre_box, resize, target_size
 from img2img.domain.imaging.guards import MIN_SIDE, jpeg_scans
 from img2img.domain.imaging.png_verifier import PngLayout
 from img2img.domain.request import OutputFormat
@@ -482,6 +483,23 @@ def test_fit_scales_to_cover_and_centre_crops():
     picture = decoded(prepare(imagegen.encode(imagegen.quadrants(1600, 200), "PNG")))
     assert (picture.size) == (1536, 640)
     assert_quadrants(picture)
+
+
+@pytest.mark.parametrize("mode", ["fit", "pad"])
+@pytest.mark.parametrize("size", [(2000, 1500), (1500, 2000), (1999, 1333)])
+def test_a_drafted_jpeg_is_resampled_in_two_passes_to_the_same_pixels_as_one(size, mode):
+    """resize closes the draft between Pillow's two passes, to lower the job's peak memory."""
+    draft = decoded(imagegen.jpeg(*size))
+    plan = Plan(1, size, target_size(size, mode), mode)
+    expected = decoded(imagegen.jpeg(*size))
+    picture = resize(draft, plan, [], drafted=True)
+    if mode == "pad":
+        one_call = expected.resize(plan.scaled_size(size), Image.Resampling.BICUBIC)
+    else:
+        one_call = expected.resize(plan.target, Image.Resampling.BICUBIC, box=_centre_box(size, plan.target))
+    assert picture.tobytes() == one_call.tobytes()
+    with pytest.raises(ValueError, match="closed"):
+        draft.load()
 
 
 def test_pad_scales_to_fit_inside_and_pads_with_neutral_grey():

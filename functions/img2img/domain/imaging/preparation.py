@@ -92,11 +92,12 @@ def _convert(source: ImageFile.ImageFile, fmt: str, resize_mode: ResizeMode) -> 
     plan = Plan(orientation, oriented, target_size(oriented, resize_mode), resize_mode)
 
     with decoding(fmt):
-        if fmt == "jpeg":
-            draft(source, plan, ops)
+        drafted = fmt == "jpeg" and draft(source, plan, ops)
         source.load()  # the full decode, here, so truncation surfaces as UnsupportedImage
     picture = resizable(source, ops)
-    picture = resize(picture, plan, ops)
+    picture = resize(picture, plan, ops, drafted=drafted)
+    if picture is not source:
+        source.close()  # its decoded pixels (a 12 MP JPEG's half-scale draft: 12 MB) are done with
     picture = to_srgb(picture, icc, ops)
     if orientation in TRANSPOSE:
         picture = picture.transpose(TRANSPOSE[orientation])
