@@ -451,23 +451,27 @@ class CallCounter:
         return calls
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and CPU ms (this process's CPU: the servers run in another)."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
 
 
 @dataclass
 class Timings:
-    """One path's timings (per round, its median) and AWS calls over the measured jobs."""
+    """One path's timings and CPU times (per round, their medians) and AWS calls over the
+    measured jobs."""
 
     times: list[float]
+    cpu: list[float]
     calls: Counter[str]
     jobs: int = 0
 
     def row(self) -> dict[str, Any]:
         return {
             "ms": statistics.median(self.times),
+            "cpu_ms": statistics.median(self.cpu),
             "rounds": [round(t, 1) for t in self.times],
             "calls": {k: v / self.jobs for k, v in sorted(self.calls.items())},
         }
@@ -492,35 +496,46 @@ def timing(runs: int, rounds: int, compare: str | None, profile: bool = False) -
             bare.s3.put_object(Bucket=r.INPUT_BUCKET, Key=key, Body=data)
             dropper = Dropper(data, case.extension)
             services = [(name, Service(function, dropper)) for name, function in functions.items()]
-            paths = {name: Timings([], Counter()) for name in ("bare", *functions, "pipeline")}
+            paths = {name: Timings([], [], Counter()) for name in ("bare", *functions, "pipeline")}
             pairs: dict[str, list[float]] = {"ms": [], "cpu_ms": []}
             cpu: dict[str, float] = {}
             for warm in (True,) * 2 + (False,) * rounds:  # warm-up: imports, connections, caches
                 per_round: dict[str, list[float]] = {name: [] for name in paths}
+                per_round_cpu: dict[str, list[float]] = {name: [] for name in paths}
                 bare_calls.take()
                 for _ in range(1 if warm else runs):
                     n += 1
-                    per_round["bare"].append(_timed(partial(bare, key, n)))
+                    for into, value in zip(
+                        (per_round, per_round_cpu), _timed(partial(bare, key, n)), strict=True
+                    ):
+                        into["bare"].append(value)
                     services.reverse()
                     for name, service in services:
                         n += 1
                         reply = service(n, f"{name}: {case.name}" if profile and not warm else None)
                         per_round[name].append(reply["ms"])
+                        per_round_cpu[name].append(reply["cpu_ms"])
                         paths[name].calls.update({} if warm else reply["calls"])
                         cpu[name] = reply["cpu_ms"]
                     if compare and not warm:
                         pairs["ms"].append(per_round["service"][-1] - per_round["compare"][-1])
                         pairs["cpu_ms"].append(cpu["service"] - cpu["compare"])
                     n += 1
-                    per_round["pipeline"].append(_timed(partial(pipeline, key, n)))
+                    for into, value in zip(
+                        (per_round, per_round_cpu), _timed(partial(pipeline, key, n)), strict=True
+                    ):
+                        into["pipeline"].append(value)
                 if not warm:
                     paths["bare"].calls.update(bare_calls.take())
                     for name, path in paths.items():
                         path.times.append(statistics.median(per_round[name]))
+                        path.cpu.append(statistics.median(per_round_cpu[name]))
                         path.jobs += runs
             figures = {name: path.row() for name, path in paths.items()}
             b, s = figures["bare"]["ms"], figures["service"]["ms"]
+            added_cpu = figures["service"]["cpu_ms"] - figures["bare"]["cpu_ms"]
             row = {"case": case.name, "bare_ms": b, "service_ms": s, "added_ms": s - b, "ratio": s / b}
+            row["added_cpu_ms"] = added_cpu
             if compare:
                 row["paired"] = {what: _spread(values) for what, values in pairs.items()}
             rows.append(row | {"paths": figures})
@@ -602,12 +617,12 @@ def main() -> None:
         "moto server and one\ninstant InvokeModel stand-in; each figure the median of "
         f"{args.rounds} interleaved rounds' medians of {args.runs} jobs"
     )
-    columns = ("bare ms", "service ms", "added ms", "ratio", "pipeline.run")
+    columns = ("bare ms", "service ms", "added ms", "ratio", "pipeline.run", "added CPU ms")
     print(f"{'case':28} " + " ".join(f"{c:>12}" for c in columns))
     for row in rows:
         print(
             f"{row['case']:28} {row['bare_ms']:12.1f} {row['service_ms']:12.1f} {row['added_ms']:12.1f} "
-            f"{row['ratio']:12.2f} {row['paths']['pipeline']['ms']:12.1f}"
+            f"{row['ratio']:12.2f} {row['paths']['pipeline']['ms']:12.1f} {row['added_cpu_ms']:12.1f}"
         )
         if "compare" in row["paths"]:
             c = row["paths"]["compare"]["ms"]
@@ -622,6 +637,10 @@ def main() -> None:
                     f"(quartiles {p['q1']:+.1f} .. {p['q3']:+.1f})"
                 )
     print("pipeline.run: the domain alone (an API-door job; the model an in-process double)")
+    print(
+        "added CPU ms: the function process's CPU less the bare path's (their own work, without the time "
+        "they wait on the servers)"
+    )
     print("AWS calls per job:")
     for row in rows:
         for name in ("service", "bare"):
