@@ -57,11 +57,11 @@ handlers-test: install
 local-test: install
 	$(PY) -m pytest tests/local
 
-## bench: in one run: per-job overhead over the seed's bare path and peak memory, cold imports
-## and the function asset's size, local-mode throughput for 100 dropped images
+## bench: in one run: per-job overhead over the seed's bare path and peak memory, cold starts
+## (times and, with valgrind, instructions) and the function asset's size, local-mode throughput for 100 dropped images
 bench: install
 	$(PY) -m tools.bench
-	$(PY) -m tools.bench_startup
+	$(PY) -m tools.bench_startup --instructions
 	$(PY) -m tools.bench_load --images 100
 
 ## demo: start local mode, run one image through both doors, copy results to local-output/

@@ -29,6 +29,7 @@ import argparse
 import io
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -208,6 +209,9 @@ def first_answer_report(task_root: Path, runs: int, *, instructions: bool = Fals
                 wall_s, cpu_s = out.stdout.strip().splitlines()[-1].split()
                 samples[label].append((float(wall_s), float(cpu_s)))
         counted: dict[str, int] = {}
+        if instructions and shutil.which(_CALLGRIND[0]) is None:
+            print("no valgrind on PATH: no instruction counts (Debian: apt-get install valgrind)", flush=True)
+            instructions = False
         for label, module, event, kind in rows if instructions else ():
             if kind != "primed":
                 inventory = str(Path(inventories) / f"{module}.json") if kind == "floor" else ""
