@@ -26,6 +26,7 @@ from img2img.domain.imaging import (
     detect_format,
     encode_result,
     nearest_allowed_size,
+    preparation,
     prepare_image,
 )
 from img2img.domain.imaging.encoding import transient_png
@@ -500,6 +501,20 @@ def test_a_drafted_jpeg_is_resampled_in_two_passes_to_the_same_pixels_as_one(siz
     assert picture.tobytes() == one_call.tobytes()
     with pytest.raises(ValueError, match="closed"):
         draft.load()
+
+
+def test_preparation_takes_the_two_pass_path_for_a_drafted_jpeg_only(monkeypatch):
+    seen: list[bool] = []
+    real = preparation.resize
+
+    def spy(picture, plan, ops, *, drafted=False):
+        seen.append(drafted)
+        return real(picture, plan, ops, drafted=drafted)
+
+    monkeypatch.setattr(preparation, "resize", spy)
+    prepare(imagegen.jpeg(4000, 3000))
+    prepare(imagegen.encode(imagegen.quadrants(1600, 200), "PNG"))
+    assert seen == [True, False]
 
 
 def test_pad_scales_to_fit_inside_and_pads_with_neutral_grey():

@@ -148,13 +148,13 @@ def draft(source: ImageFile.ImageFile, plan: Plan, ops: list[str]) -> bool:
 def resize(picture: Image.Image, plan: Plan, ops: list[str], *, drafted: bool = False) -> Image.Image:
     """Fit: scale to cover the target and centre-crop, in one resample whose box is the crop
     (no oversized intermediate). Pad: scale to sit inside; pad() adds the bars after rotation.
-    After a JPEG draft (`drafted`) the step left is under 2x and libjpeg's scaled IDCT has
-    already low-passed the pixels: there bicubic is as close to a Lanczos from the full-size
-    decode as Lanczos is (within 1 dB PSNR on the bench's noise and a synthetic scene; 43-54 dB
-    from each other) for two thirds of the work (~13 ms of ~45 for a 12 MP photo). The draft
-    is then closed between Pillow's two passes (the same pixels as one call): the peak of a
-    12 MP JPEG's job holds the 12 MB draft and the 7 MB row-resampled picture, not them and the
-    result too."""
+    After a JPEG draft (`drafted`) the step left is usually under 2x (up to about 3x for an
+    extreme strip drafted to 1/8) and libjpeg's scaled IDCT has already low-passed the pixels:
+    there bicubic is as close to a Lanczos from the full-size decode as Lanczos is (within 1 dB
+    PSNR on the bench's noise and a synthetic scene; 43-54 dB from each other) and saves ~13 ms
+    of ~45 for a 12 MP photo. The draft is then closed between Pillow's two passes (the same
+    pixels as one call): the peak of a 12 MP JPEG's job holds the 12 MB draft and the 7 MB
+    row-resampled picture, not them and the result too."""
     if label := plan.label():
         ops.append(label)
     if plan.resize_mode == "pad":
