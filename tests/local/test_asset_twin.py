@@ -37,20 +37,6 @@ pytestmark = pytest.mark.local
 
 LIFECYCLE_HANDLER = f"{lifecycle.__name__}.handler"  # infra/lifecycle.py's (no CDK import here)
 
-# A scheduled rule's event, as EventBridge sends it to Lambda:
-# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html
-SCHEDULED_EVENT = {
-    "version": "0",
-    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-12-01T06:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/my-scheduled-rule"],
-    "detail": {},
-}
-
 # The runtime's side: import the handler (Lambda's init), then one JSON event per line in, one
 # answer per line out on the original stdout (fd 1 becomes stderr, where the logs go). Before
 # anything of the asset is imported, the import system's compile-from-source step is wrapped, so
@@ -228,7 +214,7 @@ def test_the_twin_answers_health_and_one_job_per_door_from_its_shipped_bytecode(
     assert sum(calls["by_model"].values()) == 3  # one model call per job
 
     # The lifecycle watch's own client (bedrock, GetFoundationModel) against the emulator.
-    report = functions["lifecycle"](SCHEDULED_EVENT, stack_context("lifecycle"))
+    report = functions["lifecycle"](load_event("eventbridge_scheduled"), stack_context("lifecycle"))
     assert report and "error" not in functions["lifecycle"].facts, report
 
     for kind, function in functions.items():

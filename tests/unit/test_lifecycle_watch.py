@@ -33,17 +33,10 @@ SD35 = "stability.sd3-5-large-v1:0"
 ULTRA = "stability.stable-image-ultra-v1:1"
 STRUCTURE = "stability.stable-image-control-structure-v1:0"
 RETIRED = "stability.sd3-large-v1:0"  # retired in img2img.catalog
-SCHEDULED_EVENT = {
-    "version": "0",
-    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "account": "123456789012",
-    "time": "2026-12-01T06:00:00Z",
-    "region": "us-west-2",
-    "resources": ["arn:aws:events:us-west-2:123456789012:rule/Img2Img-unit-lifecycle-watch"],
-    "detail": {},
-}
+# A scheduled rule's event (tests/events/eventbridge_scheduled.md says where its shape comes from).
+SCHEDULED_EVENT = json.loads(
+    (Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json").read_text()
+)
 
 
 def body(kind: str, model_id: str) -> dict[str, Any]:
