@@ -6,7 +6,8 @@ SD3.5 Large's documented answer shape with a fixed 1024x1024 PNG at once). Those
 live in a child process of their own, so the figures hold the client side's work only.
 
 - service: the real worker handler (img2img.handlers.worker.handler) end to end, in a function
-  process of its own as on Lambda: an SQS event wrapping the S3 notification of an image
+  process of its own as on Lambda, imported from the asset's twin (what ships, with its pinned
+  and pruned packages): an SQS event wrapping the S3 notification of an image
   dropped under inbox/ (received from the queue and wrapped as local mode's poller does), in;
   the result image and its metadata JSON in the output bucket, out. Each job is a new object
   version, so each is a new job, never a replay. The metadata is checked against the result.
@@ -53,6 +54,7 @@ from typing import Any
 from PIL import Image
 
 from img2img_local import resources as r
+from infra.asset import build_twin
 
 MODEL = r.DEFAULT_MODEL_ID  # SD3.5 Large: what production runs
 REPO = Path(__file__).resolve().parents[1]  # where `python -m tools.bench` finds `tools`
@@ -253,13 +255,16 @@ class Dropper:
 class FunctionProcess:
     """The worker function in a process of its own, as on Lambda: it builds the service once,
     then runs the real handler on each SQS event sent to it and answers how long the handler
-    took, the AWS calls it made and its peak RSS before and after. `tree` puts another copy of
-    the img2img package first on its path (--compare: two versions, timed job by job)."""
+    took, the AWS calls it made and its peak RSS before and after. The function and its
+    packages come from the asset as it ships (its twin for this machine: the same pins, pruning
+    and bytecode; infra/asset.py), first on the path; `tree` puts another copy of the img2img
+    package before it (--compare: two versions, timed job by job)."""
 
     def __init__(self, tree: str | None = None) -> None:
         env = dict(os.environ)
-        if tree:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))
+        shipped = str(build_twin().path)  # a no-op when nothing changed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (tree, shipped, env.get("PYTHONPATH"))))
+        env["LAMBDA_TASK_ROOT"] = shipped  # as Lambda sets it (the X-Ray SDK then makes no sampling client)
         self._child = subprocess.Popen(
             [sys.executable, "-m", "tools.bench", "--function-process"],
             cwd=REPO,
@@ -298,6 +303,9 @@ def function_process() -> None:
     from img2img.handlers import worker
     from img2img.handlers.wiring import get_service
     from img2img_local.lambda_context import new_context
+
+    # What ships, not the source tree (--compare's copy aside): FunctionProcess's path says so.
+    assert not Path(worker.__file__).is_relative_to(REPO / "functions"), worker.__file__
 
     get_service(sync=False)
     calls = CallCounter.everywhere()
